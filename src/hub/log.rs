@@ -1,0 +1,200 @@
+//! One topic's bounded history and the signal that wakes its readers.
+//!
+//! Streams do not get messages pushed into per-stream queues: each stream keeps a cursor and
+//! reads what follows it from this shared log when woken. The history *is* the bounded queue of
+//! every stream, so a message costs one allocation however many streams read it, a publisher
+//! never waits for a reader, and a reader that falls further behind than the history reaches
+//! sees a gap (and is resynced) instead of making anyone else pay.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+/// Bounds of one log's history; whichever is reached first evicts the oldest message.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub messages: usize,
+    pub bytes: usize,
+}
+
+/// Where a log's sequence numbers come from.
+pub enum Sequence {
+    /// 1, 2, 3… (the broadcast log).
+    Own,
+    /// A counter shared by every private log, so a log created anew for a client never reuses a
+    /// number that client may already hold in a cursor.
+    Shared(Arc<AtomicU64>),
+}
+
+pub struct Log {
+    history: RwLock<History>,
+    head: watch::Sender<u64>,
+    sequence: Sequence,
+    limits: Limits,
+}
+
+struct History {
+    entries: VecDeque<(u64, Bytes)>,
+    bytes: usize,
+    /// Every message numbered above `floor` is still in `entries`.
+    floor: u64,
+    head: u64,
+}
+
+/// The answer to "what follows this cursor?".
+#[derive(Debug, PartialEq)]
+pub enum After {
+    Messages(Vec<(u64, Bytes)>),
+    /// Part of what follows was evicted, or the cursor never came from this log.
+    Gap,
+}
+
+impl Log {
+    pub fn new(sequence: Sequence, limits: Limits) -> Self {
+        let start = match &sequence {
+            Sequence::Own => 0,
+            Sequence::Shared(counter) => counter.load(Ordering::Relaxed),
+        };
+        Log {
+            history: RwLock::new(History {
+                entries: VecDeque::new(),
+                bytes: 0,
+                floor: start,
+                head: start,
+            }),
+            head: watch::Sender::new(start),
+            sequence,
+            limits,
+        }
+    }
+
+    /// Appends an already framed message and wakes the readers; returns its sequence number.
+    pub fn append(&self, data: Bytes) -> u64 {
+        let seq = {
+            let mut h = self.history.write().expect("log lock poisoned");
+            // Numbered under the lock, so numbers and history order always agree.
+            let seq = match &self.sequence {
+                Sequence::Own => h.head + 1,
+                Sequence::Shared(counter) => counter.fetch_add(1, Ordering::Relaxed) + 1,
+            };
+            h.bytes += data.len();
+            h.entries.push_back((seq, data));
+            h.head = seq;
+            while h.entries.len() > self.limits.messages.max(1)
+                || (h.bytes > self.limits.bytes && h.entries.len() > 1)
+            {
+                let (old, data) = h.entries.pop_front().expect("non-empty");
+                h.bytes -= data.len();
+                h.floor = old;
+            }
+            seq
+        };
+        self.head.send_replace(seq);
+        seq
+    }
+
+    pub fn head(&self) -> u64 {
+        self.history.read().expect("log lock poisoned").head
+    }
+
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.head.subscribe()
+    }
+
+    /// Everything after `cursor`, at most `max` messages; call again for the rest.
+    pub fn after(&self, cursor: u64, max: usize) -> After {
+        let h = self.history.read().expect("log lock poisoned");
+        if cursor < h.floor || cursor > h.head {
+            return After::Gap;
+        }
+        let start = h.entries.partition_point(|(seq, _)| *seq <= cursor);
+        After::Messages(h.entries.range(start..).take(max).cloned().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(messages: usize, bytes: usize) -> Log {
+        Log::new(Sequence::Own, Limits { messages, bytes })
+    }
+
+    fn seqs(after: After) -> Vec<u64> {
+        match after {
+            After::Messages(m) => m.into_iter().map(|(s, _)| s).collect(),
+            After::Gap => panic!("unexpected gap"),
+        }
+    }
+
+    #[test]
+    fn replays_exactly_what_follows_the_cursor() {
+        let log = log(10, 1 << 20);
+        for i in 0..5 {
+            log.append(Bytes::from(format!("m{i}")));
+        }
+        assert_eq!(seqs(log.after(2, 100)), vec![3, 4, 5]);
+        assert_eq!(seqs(log.after(5, 100)), Vec::<u64>::new());
+        assert_eq!(seqs(log.after(0, 2)), vec![1, 2]);
+    }
+
+    #[test]
+    fn evicted_history_is_a_gap() {
+        let log = log(3, 1 << 20);
+        for i in 0..5 {
+            log.append(Bytes::from(format!("m{i}")));
+        }
+        assert_eq!(log.after(1, 100), After::Gap);
+        assert_eq!(seqs(log.after(2, 100)), vec![3, 4, 5]);
+    }
+
+    #[test]
+    fn byte_limit_evicts_but_keeps_the_newest() {
+        let log = log(100, 10);
+        log.append(Bytes::from_static(b"123456"));
+        log.append(Bytes::from_static(b"abcdef"));
+        assert_eq!(log.after(0, 100), After::Gap);
+        assert_eq!(seqs(log.after(1, 100)), vec![2]);
+        log.append(Bytes::from(vec![b'x'; 50]));
+        assert_eq!(seqs(log.after(2, 100)), vec![3]);
+    }
+
+    #[test]
+    fn cursor_from_the_future_is_a_gap() {
+        let log = log(10, 1 << 20);
+        log.append(Bytes::from_static(b"a"));
+        assert_eq!(log.after(7, 100), After::Gap);
+    }
+
+    #[test]
+    fn shared_sequence_never_reuses_numbers_across_logs() {
+        let counter = Arc::new(AtomicU64::new(0));
+        let limits = Limits {
+            messages: 10,
+            bytes: 1 << 20,
+        };
+        let first = Log::new(Sequence::Shared(counter.clone()), limits);
+        first.append(Bytes::from_static(b"a"));
+        first.append(Bytes::from_static(b"b"));
+        let again = Log::new(Sequence::Shared(counter), limits);
+        assert_eq!(again.after(2, 10), After::Messages(vec![]));
+        assert_eq!(
+            again.after(1, 10),
+            After::Gap,
+            "an older cursor must not replay"
+        );
+        assert_eq!(again.append(Bytes::from_static(b"c")), 3);
+    }
+
+    #[test]
+    fn append_wakes_watchers() {
+        let log = log(10, 1 << 20);
+        let mut rx = log.watch();
+        log.append(Bytes::from_static(b"a"));
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(*rx.borrow_and_update(), 1);
+    }
+}

@@ -1,0 +1,311 @@
+//! The fan-out core: broadcast and per-client logs, cursors, replay, resync and SSE framing.
+//!
+//! It knows nothing of Herald's features. A feature changes state and publishes the rendered HTML
+//! inside one [`Change`]; the hub frames it once and every stream reads the same bytes. A page, or
+//! a stream whose cursor history no longer covers, gets a [`Snapshot`] of the regions the
+//! application describes through [`Regions`].
+//!
+//! Consistency rule: a state change and its publish happen under a shared lock, and a snapshot is
+//! taken under the exclusive one. So a snapshot at cursor C reflects exactly the messages up to C,
+//! and replay after C neither repeats nor misses anything.
+
+mod cursor;
+pub mod frame;
+mod log;
+mod partial;
+pub mod periodic;
+mod stream;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio::sync::{RwLock, RwLockReadGuard, watch};
+use uuid::Uuid;
+
+pub use cursor::Cursor;
+pub use log::Limits;
+use log::{Log, Sequence};
+pub use partial::{Swap, partial, push_partial};
+pub use stream::{LiveStream, sse_response};
+
+/// A browser tab's identity; each has a private log beside the broadcast one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientId(pub Uuid);
+
+impl FromStr for ClientId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(ClientId)
+    }
+}
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.as_hyphenated().fmt(f)
+    }
+}
+
+/// Who a message is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    Everyone,
+    Client(ClientId),
+}
+
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    pub history: Limits,
+    pub client_history: Limits,
+    pub heartbeat: Duration,
+    /// Sent as `retry:` so browsers reconnect after this delay.
+    pub retry: Duration,
+    /// How long a client's private log outlives its last stream.
+    pub client_idle: Duration,
+}
+
+/// One region of the page: an element id and its full inner HTML.
+#[derive(Debug, Clone)]
+pub struct Region {
+    pub id: &'static str,
+    pub html: String,
+}
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// The application's view of its regions, rendered from current state.
+pub trait Regions: Send + Sync + 'static {
+    /// Regions every tab shares.
+    fn broadcast(&self) -> BoxFuture<Vec<Region>>;
+    /// Regions only this tab sees.
+    fn private(&self, client: ClientId) -> BoxFuture<Vec<Region>>;
+}
+
+/// Which logs a snapshot covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Scope {
+    pub broadcast: bool,
+    pub private: bool,
+}
+
+impl Scope {
+    pub const ALL: Scope = Scope {
+        broadcast: true,
+        private: true,
+    };
+}
+
+/// Regions rendered at a cursor: everything published after `cursor` is not in them.
+pub struct Snapshot {
+    pub cursor: Cursor,
+    pub broadcast: Arc<Vec<Region>>,
+    pub private: Vec<Region>,
+}
+
+impl Snapshot {
+    pub fn region(&self, id: &str) -> &str {
+        self.broadcast
+            .iter()
+            .chain(&self.private)
+            .find(|r| r.id == id)
+            .map_or("", |r| r.html.as_str())
+    }
+}
+
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    epoch: u64,
+    config: HubConfig,
+    broadcast: Log,
+    clients: Mutex<HashMap<ClientId, ClientLog>>,
+    private_seq: Arc<AtomicU64>,
+    gate: RwLock<()>,
+    /// The broadcast regions at a broadcast head: state only changes with a publish, so while
+    /// the head stands still every snapshot can reuse one rendering.
+    broadcast_cache: Mutex<Option<(u64, Arc<Vec<Region>>)>>,
+    beat: Box<dyn Fn() -> String + Send + Sync>,
+    heartbeat: watch::Sender<Bytes>,
+    closing: watch::Sender<bool>,
+}
+
+struct ClientLog {
+    log: Arc<Log>,
+    last_used: Instant,
+}
+
+impl Hub {
+    /// `beat` renders the data of each heartbeat message (and of a stream's first message).
+    pub fn new(config: HubConfig, beat: impl Fn() -> String + Send + Sync + 'static) -> Hub {
+        let inner = Arc::new(Inner {
+            epoch: rand_epoch(),
+            broadcast: Log::new(Sequence::Own, config.history),
+            clients: Mutex::new(HashMap::new()),
+            private_seq: Arc::new(AtomicU64::new(0)),
+            gate: RwLock::new(()),
+            broadcast_cache: Mutex::new(None),
+            heartbeat: watch::Sender::new(Bytes::new()),
+            closing: watch::Sender::new(false),
+            beat: Box::new(beat),
+            config,
+        });
+        tokio::spawn(heartbeat(Arc::downgrade(&inner)));
+        Hub { inner }
+    }
+
+    /// Starts a state change; the change's messages are published through the returned guard.
+    pub async fn change(&self) -> Change<'_> {
+        Change {
+            hub: self,
+            _gate: self.inner.gate.read().await,
+        }
+    }
+
+    /// Renders the regions in `scope` and the cursor they correspond to.
+    pub async fn snapshot(
+        &self,
+        client: ClientId,
+        scope: Scope,
+        regions: &dyn Regions,
+    ) -> Snapshot {
+        let private_log = self.client_log(client);
+        let _exclusive = self.inner.gate.write().await;
+        let head = self.inner.broadcast.head();
+        let broadcast = if scope.broadcast {
+            self.broadcast_regions(head, regions).await
+        } else {
+            Arc::new(Vec::new())
+        };
+        let private = if scope.private {
+            regions.private(client).await
+        } else {
+            Vec::new()
+        };
+        Snapshot {
+            cursor: Cursor {
+                epoch: self.inner.epoch,
+                broadcast: head,
+                private: private_log.head(),
+            },
+            broadcast,
+            private,
+        }
+    }
+
+    async fn broadcast_regions(&self, head: u64, regions: &dyn Regions) -> Arc<Vec<Region>> {
+        if let Some((at, cached)) = &*self.inner.broadcast_cache.lock().expect("cache lock") {
+            if *at == head {
+                return cached.clone();
+            }
+        }
+        let fresh = Arc::new(regions.broadcast().await);
+        *self.inner.broadcast_cache.lock().expect("cache lock") = Some((head, fresh.clone()));
+        fresh
+    }
+
+    /// Ends every stream cleanly, so browsers reconnect rather than report a broken response.
+    pub fn close(&self) {
+        self.inner.closing.send_replace(true);
+    }
+
+    /// Resolves when [`Hub::close`] is called; for streams that live outside the hub.
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.inner.closing.subscribe()
+    }
+
+    pub fn config(&self) -> &HubConfig {
+        &self.inner.config
+    }
+
+    /// The private log of `client`, created on first use.
+    fn client_log(&self, client: ClientId) -> Arc<Log> {
+        let mut clients = self.inner.clients.lock().expect("clients lock");
+        let entry = clients.entry(client).or_insert_with(|| ClientLog {
+            log: Arc::new(Log::new(
+                Sequence::Shared(self.inner.private_seq.clone()),
+                self.inner.config.client_history,
+            )),
+            last_used: Instant::now(),
+        });
+        entry.last_used = Instant::now();
+        entry.log.clone()
+    }
+
+    fn touch(&self, client: ClientId) {
+        if let Some(entry) = self
+            .inner
+            .clients
+            .lock()
+            .expect("clients lock")
+            .get_mut(&client)
+        {
+            entry.last_used = Instant::now();
+        }
+    }
+
+    /// How many private logs are held (for tests and metrics).
+    pub fn client_logs(&self) -> usize {
+        self.inner.clients.lock().expect("clients lock").len()
+    }
+}
+
+/// A state change in progress: snapshots wait until it is dropped.
+pub struct Change<'a> {
+    hub: &'a Hub,
+    _gate: RwLockReadGuard<'a, ()>,
+}
+
+impl Change<'_> {
+    /// Frames `html` once and appends it to the audience's log; returns its sequence number.
+    pub fn publish(&self, audience: Audience, html: &str) -> u64 {
+        let data = frame::data_lines(html);
+        match audience {
+            Audience::Everyone => self.hub.inner.broadcast.append(data),
+            Audience::Client(client) => self.hub.client_log(client).append(data),
+        }
+    }
+}
+
+/// One task beats for every stream: a timer per stream would cost memory and wake-ups per tab.
+async fn heartbeat(hub: Weak<Inner>) {
+    let period = match hub.upgrade() {
+        Some(inner) => inner.config.heartbeat,
+        None => return,
+    };
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    loop {
+        ticks.tick().await;
+        let Some(inner) = hub.upgrade() else { return };
+        let data = frame::data_lines(&(inner.beat)());
+        let mut beat = BytesMut::with_capacity(data.len() + 12);
+        beat.put_slice(b": heartbeat\n");
+        beat.put_slice(&data);
+        inner.heartbeat.send_replace(beat.freeze());
+        sweep_idle_clients(&inner);
+    }
+}
+
+/// Drops private logs that no stream has used for `client_idle`, so memory follows the tabs
+/// that are open rather than every tab that ever was.
+fn sweep_idle_clients(inner: &Inner) {
+    let idle = inner.config.client_idle;
+    inner
+        .clients
+        .lock()
+        .expect("clients lock")
+        .retain(|_, c| Arc::strong_count(&c.log) > 1 || c.last_used.elapsed() < idle);
+}
+
+fn rand_epoch() -> u64 {
+    let (hi, lo) = Uuid::new_v4().as_u64_pair();
+    (hi ^ lo) & 0xffff_ffff_ffff
+}

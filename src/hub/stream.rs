@@ -1,0 +1,208 @@
+//! One tab's SSE stream: greet, resync or replay from the cursor, then follow both logs live.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::Stream;
+use tokio::sync::watch;
+
+use super::log::{After, Log};
+use super::{ClientId, Cursor, Hub, Regions, Scope, Snapshot, Swap, frame, push_partial};
+
+/// Messages written per wake-up at most, so one lagging stream never builds a huge chunk.
+const MAX_BATCH: usize = 256;
+
+pub struct LiveStream {
+    hub: Hub,
+    client: ClientId,
+    private: Arc<Log>,
+    regions: Arc<dyn Regions>,
+    cursor: Cursor,
+    /// Set until the first message is sent; `true` when that message must resync everything.
+    opening: Option<bool>,
+    broadcast_rx: watch::Receiver<u64>,
+    private_rx: watch::Receiver<u64>,
+    heartbeat_rx: watch::Receiver<Bytes>,
+    closing_rx: watch::Receiver<bool>,
+}
+
+impl Hub {
+    /// Opens `client`'s stream from `requested` (a `Last-Event-ID` or the page's cursor).
+    ///
+    /// No cursor means "from now on". A cursor that does not parse, or comes from another run of
+    /// the hub, cannot be trusted to replay anything, so the stream starts with a full resync.
+    pub fn stream(
+        &self,
+        client: ClientId,
+        requested: Option<&str>,
+        regions: Arc<dyn Regions>,
+    ) -> LiveStream {
+        let private = self.client_log(client);
+        let now = Cursor {
+            epoch: self.inner.epoch,
+            broadcast: self.inner.broadcast.head(),
+            private: private.head(),
+        };
+        let (cursor, resync_all) = match requested.map(str::parse::<Cursor>) {
+            None => (now, false),
+            Some(Ok(c)) if c.epoch == self.inner.epoch => (c, false),
+            Some(_) => (now, true),
+        };
+        let mut heartbeat_rx = self.inner.heartbeat.subscribe();
+        heartbeat_rx.mark_unchanged();
+        LiveStream {
+            broadcast_rx: self.inner.broadcast.watch(),
+            private_rx: private.watch(),
+            heartbeat_rx,
+            closing_rx: self.inner.closing.subscribe(),
+            hub: self.clone(),
+            client,
+            private,
+            regions,
+            cursor,
+            opening: Some(resync_all),
+        }
+    }
+}
+
+impl LiveStream {
+    /// The next bytes to write, or `None` when the hub closes.
+    pub async fn next_chunk(&mut self) -> Option<Bytes> {
+        if let Some(resync_all) = self.opening.take() {
+            return Some(self.open(resync_all).await);
+        }
+        loop {
+            if *self.closing_rx.borrow() {
+                return None;
+            }
+            let chunk = self.drain().await;
+            if !chunk.is_empty() {
+                return Some(chunk);
+            }
+            tokio::select! {
+                biased;
+                _ = self.closing_rx.changed() => return None,
+                r = self.broadcast_rx.changed() => r.ok()?,
+                r = self.private_rx.changed() => r.ok()?,
+                r = self.heartbeat_rx.changed() => {
+                    r.ok()?;
+                    let beat = self.heartbeat_rx.borrow_and_update().clone();
+                    let mut out = BytesMut::with_capacity(beat.len() + 48);
+                    put_id(&mut out, self.cursor);
+                    out.put_slice(&beat);
+                    return Some(out.freeze());
+                }
+            }
+        }
+    }
+
+    /// The first message: `retry:`, the connection status and, if needed, a full resync.
+    async fn open(&mut self, resync_all: bool) -> Bytes {
+        let mut html = (self.hub.inner.beat)();
+        if resync_all {
+            let snap = self
+                .hub
+                .snapshot(self.client, Scope::ALL, &*self.regions)
+                .await;
+            self.cursor = snap.cursor;
+            push_regions(&mut html, &snap);
+        }
+        let mut out = BytesMut::with_capacity(html.len() + 64);
+        let retry = self.hub.inner.config.retry.as_millis();
+        out.put_slice(format!("retry: {retry}\n").as_bytes());
+        put_id(&mut out, self.cursor);
+        out.put_slice(&frame::data_lines(&html));
+        out.freeze()
+    }
+
+    /// Everything both logs hold after the cursor; a resync for a log that no longer covers it.
+    async fn drain(&mut self) -> Bytes {
+        self.broadcast_rx.borrow_and_update();
+        self.private_rx.borrow_and_update();
+        let mut out = BytesMut::new();
+        let mut gap = Scope::default();
+        match self
+            .hub
+            .inner
+            .broadcast
+            .after(self.cursor.broadcast, MAX_BATCH)
+        {
+            After::Messages(messages) => {
+                for (seq, data) in messages {
+                    self.cursor.broadcast = seq;
+                    put_message(&mut out, self.cursor, &data);
+                }
+            }
+            After::Gap => gap.broadcast = true,
+        }
+        match self.private.after(self.cursor.private, MAX_BATCH) {
+            After::Messages(messages) => {
+                for (seq, data) in messages {
+                    self.cursor.private = seq;
+                    put_message(&mut out, self.cursor, &data);
+                }
+            }
+            After::Gap => gap.private = true,
+        }
+        if gap != Scope::default() {
+            let snap = self.hub.snapshot(self.client, gap, &*self.regions).await;
+            if gap.broadcast {
+                self.cursor.broadcast = snap.cursor.broadcast;
+            }
+            if gap.private {
+                self.cursor.private = snap.cursor.private;
+            }
+            let mut html = String::new();
+            push_regions(&mut html, &snap);
+            put_message(&mut out, self.cursor, &frame::data_lines(&html));
+        }
+        out.freeze()
+    }
+
+    pub fn into_stream(self) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
+        futures_util::stream::unfold(self, |mut s| async move {
+            s.next_chunk().await.map(|chunk| (Ok(chunk), s))
+        })
+    }
+}
+
+impl Drop for LiveStream {
+    fn drop(&mut self) {
+        self.hub.touch(self.client);
+    }
+}
+
+fn push_regions(html: &mut String, snap: &Snapshot) {
+    for region in snap.broadcast.iter().chain(&snap.private) {
+        push_partial(html, region.id, Swap::InnerHtml, &region.html);
+    }
+}
+
+fn put_id(out: &mut BytesMut, cursor: Cursor) {
+    out.put_slice(format!("id: {cursor}\n").as_bytes());
+}
+
+fn put_message(out: &mut BytesMut, cursor: Cursor, data: &[u8]) {
+    put_id(out, cursor);
+    out.put_slice(data);
+}
+
+/// Wraps an SSE body with the headers every stream needs: no caching, and no proxy buffering.
+pub fn sse_response<S>(stream: S) -> Response
+where
+    S: Stream<Item = Result<Bytes, Infallible>> + Send + 'static,
+{
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}

@@ -1,0 +1,110 @@
+//! Herald: live server-rendered HTML over Server-Sent Events.
+//!
+//! [`build`] wires configuration, storage and the hub into a router; [`serve`] runs it until a
+//! shutdown signal, then closes every stream cleanly. Tests use both to spawn the real app.
+
+pub mod board;
+pub mod clock;
+pub mod config;
+pub mod hub;
+pub mod notify;
+pub mod store;
+pub mod web;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+
+use config::Config;
+use hub::{Hub, Regions};
+use store::{SharedStore, SqliteStore, StoreError};
+use web::{assets, guard, page};
+
+/// Client bindings unused for this long are forgotten.
+const FORGET_CLIENTS_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: SharedStore,
+    pub hub: Hub,
+    pub regions: Arc<dyn Regions>,
+}
+
+pub struct App {
+    pub router: Router,
+    pub state: AppState,
+}
+
+/// Opens the store and assembles the app. Must run inside a tokio runtime.
+pub fn build(config: Config) -> Result<App, StoreError> {
+    let store: SharedStore = Arc::new(SqliteStore::open(&config.db)?);
+    let hub = Hub::new(
+        config.hub.clone(),
+        page::status_html(config.hub.heartbeat.as_secs()),
+    );
+    let state = AppState {
+        regions: page::PageRegions::shared(store.clone()),
+        config: Arc::new(config),
+        store,
+        hub,
+    };
+    tokio::spawn(forget_old_clients(state.store.clone()));
+    Ok(App {
+        router: router(state.clone()),
+        state,
+    })
+}
+
+fn router(state: AppState) -> Router {
+    let writes = Router::new()
+        .route("/send", get(board::send_get).post(board::send_post))
+        .route("/send-notification", post(notify::send))
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard::writes));
+    Router::new()
+        .route("/", get(page::dashboard))
+        .route("/sse/{client}", get(page::stream))
+        .route("/event", get(board::events))
+        .route("/send-notification", get(notify::form_page))
+        .route("/ping", get(notify::ping))
+        .route("/static/{tag}/{name}", get(assets::serve))
+        .merge(writes)
+        .fallback(page::not_found)
+        .layer(DefaultBodyLimit::max(state.config.limits.request_bytes))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then ends every stream so the server can drain.
+pub async fn serve(
+    listener: TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let hub = app.state.hub.clone();
+    axum::serve(listener, app.router)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            hub.close();
+        })
+        .await
+}
+
+async fn forget_old_clients(store: SharedStore) {
+    let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every_hour.tick().await;
+        let cutoff = clock::now_ms() / 1000 - FORGET_CLIENTS_AFTER.as_secs() as i64;
+        match store::call(&store, move |s| s.forget_clients_before(cutoff)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(forgotten = n, "forgot idle client ids"),
+            Err(e) => tracing::warn!(error = %e, "could not forget idle client ids"),
+        }
+    }
+}

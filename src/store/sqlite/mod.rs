@@ -1,0 +1,52 @@
+//! The embedded default: one SQLite file in WAL mode.
+//!
+//! `synchronous=NORMAL` makes each commit durable against a crash or restart of Herald (the
+//! case a reload after a deploy exercises) without an fsync per write; a power loss may lose the
+//! last commits. One connection behind a mutex: writes serialise in SQLite anyway.
+
+mod board;
+mod notify;
+mod session;
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::Connection;
+
+use super::{StoreError, StoreResult};
+
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError(e.to_string())
+    }
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> StoreResult<SqliteStore> {
+        let conn = Connection::open(path)
+            .map_err(|e| StoreError(format!("cannot open {}: {e}", path.display())))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             PRAGMA busy_timeout = 5000;",
+        )?;
+        for schema in [session::SCHEMA, board::SCHEMA, notify::SCHEMA] {
+            conn.execute_batch(schema)?;
+        }
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written (transactions roll
+        // back), so the connection stays usable.
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}

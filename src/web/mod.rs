@@ -1,0 +1,8 @@
+//! What every feature shares on the web side: the page, sessions, assets, errors and guards.
+
+pub mod assets;
+pub mod error;
+pub mod guard;
+pub mod input;
+pub mod page;
+pub mod session;

@@ -1,0 +1,177 @@
+//! The dashboard, the tab's stream, and the regions they are rendered from.
+
+use std::sync::Arc;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::assets;
+use super::error::ApiError;
+use super::session::Session;
+use crate::hub::{BoxFuture, ClientId, Region, Regions, Scope, Snapshot, sse_response};
+use crate::store::{SharedStore, StoreResult};
+use crate::{AppState, board, clock, notify};
+
+#[derive(Template, WebTemplate)]
+#[template(path = "dashboard.html")]
+struct Dashboard {
+    assets: String,
+    stream_url: String,
+    snapshot: Snapshot,
+    board_form: String,
+    notify_form: String,
+}
+
+/// `GET /`: the current state of every region, and a new tab id whose stream resumes from
+/// exactly that state (the cursor in the stream URL).
+pub async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let session = Session::from_headers(&headers);
+    let client = ClientId(Uuid::new_v4());
+    if let Err(e) = session.own(&state.store, &client.to_string()).await {
+        return e.into_response();
+    }
+    let snapshot = state
+        .hub
+        .snapshot(client, Scope::ALL, &*state.regions)
+        .await;
+    let page = Dashboard {
+        assets: assets::prefix(),
+        stream_url: format!("/sse/{client}?cursor={}", snapshot.cursor),
+        snapshot,
+        board_form: board::BoardForm::blank(state.config.limits.message_chars).html(),
+        notify_form: notify::NotifyForm::blank(&state.config.limits).html(),
+    };
+    let mut response = page.into_response();
+    let headers = response.headers_mut();
+    // The page names a tab: a cached copy would make two tabs share one id.
+    headers.insert(header::CACHE_CONTROL, "no-store".parse().expect("static"));
+    if let Some((name, value)) = session.set_cookie() {
+        headers.insert(name, value);
+    }
+    response
+}
+
+#[derive(Deserialize)]
+pub struct StreamQuery {
+    cursor: Option<String>,
+}
+
+/// `GET /sse/{client}`: the tab's one stream. `Last-Event-ID` (a reconnect) wins over the
+/// page's `?cursor=`, which htmx keeps in the URL it reconnects to.
+pub async fn stream(
+    State(state): State<AppState>,
+    Path(client): Path<String>,
+    Query(query): Query<StreamQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let session = Session::from_headers(&headers);
+    let client = session.own(&state.store, &client).await?;
+    let requested = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or(query.cursor);
+    let live = state
+        .hub
+        .stream(client, requested.as_deref(), state.regions.clone());
+    let mut response = sse_response(live.into_stream());
+    if let Some((name, value)) = session.set_cookie() {
+        response.headers_mut().insert(name, value);
+    }
+    Ok(response)
+}
+
+/// Every region of the dashboard, rendered from the store.
+pub struct PageRegions {
+    pub store: SharedStore,
+}
+
+impl PageRegions {
+    pub fn shared(store: SharedStore) -> Arc<dyn Regions> {
+        Arc::new(PageRegions { store })
+    }
+}
+
+impl Regions for PageRegions {
+    fn broadcast(&self) -> BoxFuture<Vec<Region>> {
+        let store = self.store.clone();
+        Box::pin(async move {
+            let mut regions = or_notice(board::regions(&store).await, &[board::REGION]);
+            regions.extend(or_notice(
+                notify::regions(&store).await,
+                &[notify::LIST_REGION],
+            ));
+            regions
+        })
+    }
+
+    fn private(&self, _client: ClientId) -> BoxFuture<Vec<Region>> {
+        Box::pin(async { Vec::new() })
+    }
+}
+
+/// A region that cannot be read says so, instead of failing the whole page or stream.
+fn or_notice(regions: StoreResult<Vec<Region>>, ids: &[&'static str]) -> Vec<Region> {
+    regions.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot render regions {ids:?}");
+        ids.iter()
+            .map(|id| Region {
+                id,
+                html: "<p class=\"form-error\">Temporarily unavailable; reload to retry.</p>"
+                    .to_string(),
+            })
+            .collect()
+    })
+}
+
+#[derive(Template)]
+#[template(path = "web/status.html")]
+struct Status {
+    time: String,
+    stale_after_secs: u64,
+}
+
+/// The connection indicator, sent first on every stream and with every heartbeat; CSS marks it
+/// stale when two and a half heartbeats pass without a new one.
+pub fn status_html(heartbeat_secs: u64) -> impl Fn() -> String + Send + Sync + 'static {
+    move || {
+        let status = Status {
+            time: clock::hms(clock::now_ms()),
+            stale_after_secs: heartbeat_secs * 5 / 2,
+        };
+        crate::hub::partial(
+            "status",
+            crate::hub::Swap::InnerHtml,
+            &status.render().expect("status renders"),
+        )
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "web/not_found.html")]
+struct NotFound {
+    assets: String,
+    path: String,
+}
+
+/// Unknown routes: a page for browsers, JSON for API callers.
+pub async fn not_found(uri: Uri, headers: HeaderMap) -> Response {
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if wants_html {
+        let page = NotFound {
+            assets: assets::prefix(),
+            path: uri.path().to_string(),
+        };
+        (StatusCode::NOT_FOUND, page).into_response()
+    } else {
+        ApiError::not_found(format!("no route for {}", uri.path())).into_response()
+    }
+}

@@ -1,0 +1,114 @@
+//! Sessions (a cookie) and the tabs (client ids) that belong to them.
+//!
+//! A client id is bound to the session that first used it, and the binding is stored, so it
+//! survives a restart: after a deploy every open tab reconnects instead of getting 404.
+
+use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use uuid::Uuid;
+
+use super::error::ApiError;
+use crate::clock;
+use crate::hub::ClientId;
+use crate::store::{SharedStore, StoreResult, call};
+
+pub const COOKIE_NAME: &str = "herald_session";
+
+pub trait SessionStore {
+    /// Binds `client` to `session` unless it is bound already; returns the owning session.
+    fn claim_client(&self, client: ClientId, session: Uuid, now_secs: i64) -> StoreResult<Uuid>;
+    /// Forgets bindings not used since `cutoff` (Unix seconds); returns how many.
+    fn forget_clients_before(&self, cutoff_secs: i64) -> StoreResult<usize>;
+}
+
+/// The request's session, or a new one that the response must set as a cookie.
+pub struct Session {
+    pub id: Uuid,
+    pub is_new: bool,
+}
+
+impl Session {
+    pub fn from_headers(headers: &HeaderMap) -> Session {
+        match cookie_session(headers) {
+            Some(id) => Session { id, is_new: false },
+            None => Session {
+                id: Uuid::new_v4(),
+                is_new: true,
+            },
+        }
+    }
+
+    /// The `Set-Cookie` header to send, if the session is new.
+    pub fn set_cookie(&self) -> Option<(axum::http::HeaderName, HeaderValue)> {
+        self.is_new.then(|| {
+            let value = format!(
+                "{COOKIE_NAME}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age=31536000",
+                self.id.as_hyphenated()
+            );
+            (
+                SET_COOKIE,
+                HeaderValue::from_str(&value).expect("cookie is ASCII"),
+            )
+        })
+    }
+
+    /// Makes sure `client` belongs to this session, claiming it if nobody holds it yet.
+    pub async fn own(&self, store: &SharedStore, client: &str) -> Result<ClientId, ApiError> {
+        let client: ClientId = client.parse().map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed client id: expected a UUID",
+            )
+        })?;
+        let session = self.id;
+        let owner = call(store, move |s| {
+            s.claim_client(client, session, clock::now_ms() / 1000)
+        })
+        .await?;
+        if owner == session {
+            Ok(client)
+        } else {
+            Err(ApiError::not_found("no such client"))
+        }
+    }
+}
+
+fn cookie_session(headers: &HeaderMap) -> Option<Uuid> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE_NAME)
+        .and_then(|(_, value)| Uuid::parse_str(value).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_session_among_other_cookies() {
+        let id = Uuid::new_v4();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            COOKIE,
+            format!("a=1; {COOKIE_NAME}={id}; b=2").parse().unwrap(),
+        );
+        let session = Session::from_headers(&headers);
+        assert_eq!(session.id, id);
+        assert!(session.set_cookie().is_none());
+    }
+
+    #[test]
+    fn a_missing_or_forged_cookie_starts_a_new_session() {
+        let mut headers = HeaderMap::new();
+        headers.insert(COOKIE, format!("{COOKIE_NAME}=not-a-uuid").parse().unwrap());
+        let session = Session::from_headers(&headers);
+        assert!(session.is_new);
+        let (_, cookie) = session.set_cookie().unwrap();
+        let cookie = cookie.to_str().unwrap();
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
+    }
+}
