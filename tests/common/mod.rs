@@ -1,0 +1,461 @@
+//! Test harness: spawns the real app on port 0 with its own database, and talks to it the way a
+//! browser tab does (cookies, the page's stream URL, `Last-Event-ID`).
+#![allow(dead_code)] // each test binary uses part of the harness
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use herald::config::{Config, InputLimits};
+use herald::hub::{HubConfig, Limits};
+use herald::{App, AppState};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub fn test_config(db: &Path) -> Config {
+    Config {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        db: db.to_path_buf(),
+        api_token: None,
+        limits: InputLimits {
+            request_bytes: 64 * 1024,
+            message_chars: 100,
+            title_chars: 40,
+            body_chars: 200,
+        },
+        hub: HubConfig {
+            history: Limits {
+                messages: 64,
+                bytes: 1 << 20,
+            },
+            client_history: Limits {
+                messages: 64,
+                bytes: 1 << 20,
+            },
+            heartbeat: Duration::from_secs(15),
+            retry: Duration::from_millis(500),
+            client_idle: Duration::from_secs(60),
+        },
+    }
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub db: PathBuf,
+    pub state: AppState,
+    dir: Arc<TempDir>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Spawns with a fresh database, after `adjust` has changed the test configuration.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = Arc::new(TempDir::new().unwrap());
+    let mut config = test_config(&dir.path().join("herald.db"));
+    adjust(&mut config);
+    start(config, dir, "127.0.0.1:0".parse().unwrap()).await
+}
+
+async fn start(config: Config, dir: Arc<TempDir>, addr: SocketAddr) -> TestApp {
+    let db = config.db.clone();
+    let App { router, state } = herald::build(config).expect("app builds");
+    let listener = TcpListener::bind(addr).await.expect("bind");
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let app = App {
+        router,
+        state: state.clone(),
+    };
+    let task = tokio::spawn(herald::serve(listener, app, async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        addr,
+        db,
+        state,
+        dir,
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Graceful shutdown, as on SIGTERM; returns once the server has drained.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(WAIT, task)
+                .await
+                .expect("server drains in time")
+                .unwrap()
+                .unwrap();
+        }
+    }
+
+    /// Stops this server and starts a new one on the same port and database file.
+    pub async fn restart(mut self) -> TestApp {
+        self.stop().await;
+        let mut config = (*self.state.config).clone();
+        config.db = self.db.clone();
+        start(config, self.dir.clone(), self.addr).await
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(self.addr)
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: hyper::HeaderMap,
+    pub body: String,
+}
+
+impl Response {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+/// One browser (a cookie jar) talking to the app.
+#[derive(Clone)]
+pub struct Client {
+    addr: SocketAddr,
+    http: HyperClient<HttpConnector, Full<Bytes>>,
+    cookie: Arc<Mutex<Option<String>>>,
+}
+
+/// A tab: its client id and the stream URL its page rendered.
+pub struct Tab {
+    pub client: String,
+    pub stream_url: String,
+    pub page: String,
+}
+
+impl Client {
+    pub fn new(addr: SocketAddr) -> Client {
+        Client {
+            addr,
+            http: HyperClient::builder(TokioExecutor::new()).build_http(),
+            cookie: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Response {
+        let incoming = self.send(method, path, headers, body).await;
+        let status = incoming.status();
+        let headers = incoming.headers().clone();
+        let bytes = tokio::time::timeout(WAIT, incoming.into_body().collect())
+            .await
+            .expect("body in time")
+            .expect("body")
+            .to_bytes();
+        Response {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> hyper::Response<Incoming> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(cookie) = self.cookie.lock().unwrap().clone() {
+            req = req.header("cookie", cookie);
+        }
+        let req = req.body(Full::new(body.into())).unwrap();
+        let resp = tokio::time::timeout(WAIT, self.http.request(req))
+            .await
+            .expect("response in time")
+            .expect("request succeeds");
+        if let Some(set) = resp.headers().get("set-cookie") {
+            let pair = set.to_str().unwrap().split(';').next().unwrap().to_string();
+            *self.cookie.lock().unwrap() = Some(pair);
+        }
+        resp
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.request(Method::GET, path, &[], Bytes::new()).await
+    }
+
+    pub async fn post_json(&self, path: &str, json: &str) -> Response {
+        self.request(
+            Method::POST,
+            path,
+            &[("content-type", "application/json")],
+            json.to_string(),
+        )
+        .await
+    }
+
+    /// A form post as the page's htmx sends it.
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Response {
+        let body = serde_urlencoded::to_string(fields).unwrap();
+        let headers = [
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("hx-request", "true"),
+            ("sec-fetch-site", "same-origin"),
+        ];
+        self.request(Method::POST, path, &headers, body).await
+    }
+
+    /// Loads the dashboard, as opening a tab does.
+    pub async fn open_tab(&self) -> Tab {
+        let page = self.get("/").await;
+        assert_eq!(page.status, StatusCode::OK);
+        let stream_url = attribute(&page.body, "hx-sse:connect=\"").replace("&#38;", "&");
+        let client = stream_url
+            .trim_start_matches("/sse/")
+            .split('?')
+            .next()
+            .unwrap()
+            .to_string();
+        Tab {
+            client,
+            stream_url,
+            page: page.body,
+        }
+    }
+
+    pub async fn stream(&self, path: &str) -> Sse {
+        self.stream_with(path, &[]).await
+    }
+
+    pub async fn stream_with(&self, path: &str, headers: &[(&str, &str)]) -> Sse {
+        let resp = self.send(Method::GET, path, headers, Bytes::new()).await;
+        assert_eq!(resp.status(), StatusCode::OK, "stream {path}");
+        assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        Sse {
+            body: resp.into_body(),
+            buffer: String::new(),
+            raw: String::new(),
+            ended: false,
+        }
+    }
+}
+
+fn attribute(html: &str, prefix: &str) -> String {
+    let start = html
+        .find(prefix)
+        .unwrap_or_else(|| panic!("no {prefix} in page"))
+        + prefix.len();
+    let end = html[start..].find('"').unwrap() + start;
+    html[start..end].to_string()
+}
+
+/// One parsed SSE message.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Event {
+    pub id: Option<String>,
+    pub event: Option<String>,
+    pub data: String,
+    pub retry: Option<u64>,
+    pub comment: bool,
+}
+
+/// Reads an SSE body message by message.
+pub struct Sse {
+    body: Incoming,
+    buffer: String,
+    /// Everything received, byte for byte, for snapshotting frames.
+    pub raw: String,
+    pub ended: bool,
+}
+
+impl Sse {
+    /// The next message (comments included), or `None` when the stream ends.
+    pub async fn next(&mut self) -> Option<Event> {
+        self.next_within(WAIT).await.expect("an event in time")
+    }
+
+    /// `Err` if nothing complete arrives within `wait`.
+    pub async fn next_within(&mut self, wait: Duration) -> Result<Option<Event>, ()> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                return Ok(Some(parse(&block)));
+            }
+            if self.ended {
+                return Ok(None);
+            }
+            match tokio::time::timeout_at(deadline, self.body.frame()).await {
+                Err(_) => return Err(()),
+                Ok(None) => self.ended = true,
+                Ok(Some(Err(e))) => panic!("stream broke: {e}"),
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        let text = std::str::from_utf8(&data).expect("utf-8 stream");
+                        self.raw.push_str(text);
+                        self.buffer.push_str(text);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next message that carries data, skipping heartbeats that only carry status.
+    pub async fn next_data(&mut self) -> Event {
+        loop {
+            let event = self.next().await.expect("stream still open");
+            if !event.comment && !event.data.is_empty() {
+                return event;
+            }
+        }
+    }
+
+    /// Reads until a message's data contains `needle`; panics after `WAIT`.
+    pub async fn until(&mut self, needle: &str) -> Event {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next_within(left).await {
+                Ok(Some(event)) if event.data.contains(needle) => return event,
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("stream ended before {needle:?}"),
+                Err(()) => panic!("no message with {needle:?} in time; got:\n{}", self.raw),
+            }
+        }
+    }
+
+    /// Asserts nothing but heartbeats arrives within `wait`.
+    pub async fn expect_quiet(&mut self, wait: Duration) {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next_within(left).await {
+                Err(()) => return,
+                Ok(Some(e)) if e.comment => continue,
+                Ok(other) => panic!("expected silence, got {other:?}"),
+            }
+        }
+    }
+}
+
+fn parse(block: &str) -> Event {
+    let mut event = Event::default();
+    let mut data: Vec<&str> = Vec::new();
+    for line in block.lines() {
+        if line.starts_with(':') {
+            event.comment = true;
+            continue;
+        }
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match field {
+            "id" => event.id = Some(value.to_string()),
+            "event" => event.event = Some(value.to_string()),
+            "data" => data.push(value),
+            "retry" => event.retry = value.parse().ok(),
+            _ => {}
+        }
+    }
+    event.data = data.join("\n");
+    event
+}
+
+/// Replaces what changes from run to run (cursors, times) so frames can be snapshotted.
+pub fn redact(raw: &str) -> String {
+    let mut out = String::new();
+    for line in raw.split_inclusive('\n') {
+        if line.starts_with("id: ") {
+            out.push_str("id: [cursor]\n");
+        } else {
+            out.push_str(&redact_times(line));
+        }
+    }
+    out
+}
+
+fn redact_times(line: &str) -> String {
+    let bytes = line.as_bytes();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        // 2026-11-21T10:43:53.12Z (with or without fraction)
+        if let Some(len) = datetime_at(&bytes[i..]) {
+            out.push_str("[datetime]");
+            i += len;
+        } else if bytes.len() - i >= 8 && is_hms(&bytes[i..i + 8]) {
+            out.push_str("[time]");
+            i += 8;
+        } else {
+            let c = line[i..].chars().next().unwrap();
+            out.push(c);
+            i += c.len_utf8();
+        }
+    }
+    out
+}
+
+fn is_hms(b: &[u8]) -> bool {
+    b[0].is_ascii_digit()
+        && b[1].is_ascii_digit()
+        && b[2] == b':'
+        && b[3].is_ascii_digit()
+        && b[4].is_ascii_digit()
+        && b[5] == b':'
+        && b[6].is_ascii_digit()
+        && b[7].is_ascii_digit()
+}
+
+fn datetime_at(b: &[u8]) -> Option<usize> {
+    if b.len() < 20 || !(b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-' && b[10] == b'T') {
+        return None;
+    }
+    b.iter().position(|c| *c == b'Z').map(|z| z + 1)
+}
