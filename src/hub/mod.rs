@@ -309,3 +309,6 @@ fn rand_epoch() -> u64 {
     let (hi, lo) = Uuid::new_v4().as_u64_pair();
     (hi ^ lo) & 0xffff_ffff_ffff
 }
+
+#[cfg(test)]
+mod tests;

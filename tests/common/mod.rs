@@ -283,6 +283,7 @@ impl Client {
             body: resp.into_body(),
             buffer: String::new(),
             raw: String::new(),
+            last_frame: String::new(),
             ended: false,
         }
     }
@@ -311,8 +312,10 @@ pub struct Event {
 pub struct Sse {
     body: Incoming,
     buffer: String,
-    /// Everything received, byte for byte, for snapshotting frames.
+    /// Everything received, byte for byte.
     pub raw: String,
+    /// The last message exactly as framed, for snapshotting frames.
+    pub last_frame: String,
     pub ended: bool,
 }
 
@@ -327,8 +330,8 @@ impl Sse {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                return Ok(Some(parse(&block)));
+                self.last_frame = self.buffer.drain(..end + 2).collect();
+                return Ok(Some(parse(&self.last_frame)));
             }
             if self.ended {
                 return Ok(None);
