@@ -40,12 +40,21 @@ fn board_fragments() {
 #[test]
 fn notification_fragments() {
     let limits = common::test_config("x".as_ref()).limits;
-    assert_snapshot!("toast", Toast::new(&note(7, Kind::Warning, "<b>Heads up</b>")).html());
-    let recent = [note(2, Kind::Error, "Second"), note(1, Kind::Success, "First")];
+    assert_snapshot!(
+        "toast",
+        Toast::new(&note(7, Kind::Warning, "<b>Heads up</b>")).html()
+    );
+    let recent = [
+        note(2, Kind::Error, "Second"),
+        note(1, Kind::Success, "First"),
+    ];
     assert_snapshot!("recent_list", RecentList::new(&recent).html());
     assert_snapshot!("recent_list_empty", RecentList::new(&[]).html());
     assert_snapshot!("notify_form_blank", NotifyForm::blank(&limits).html());
-    assert_snapshot!("notify_form_sent", NotifyForm::sent(&limits, Kind::Error).html());
+    assert_snapshot!(
+        "notify_form_sent",
+        NotifyForm::sent(&limits, Kind::Error).html()
+    );
 }
 
 #[tokio::test]
@@ -53,7 +62,10 @@ async fn failed_notification_form() {
     let app = spawn_app().await;
     let resp = app
         .client()
-        .post_form("/send-notification", &[("type", "success"), ("title", ""), ("body", "<i>kept</i>")])
+        .post_form(
+            "/send-notification",
+            &[("type", "success"), ("title", ""), ("body", "<i>kept</i>")],
+        )
         .await;
     assert_snapshot!("notify_form_failed", resp.body);
 }
@@ -78,7 +90,10 @@ async fn frames_of_each_message_kind() {
     assert_snapshot!("frame_board", redact(&stream.last_frame));
 
     client
-        .post_json("/send-notification", r#"{"type":"success","title":"Done","body":"All good"}"#)
+        .post_json(
+            "/send-notification",
+            r#"{"type":"success","title":"Done","body":"All good"}"#,
+        )
         .await;
     stream.until("toast").await;
     assert_snapshot!("frame_notification", redact(&stream.last_frame));
@@ -90,7 +105,9 @@ async fn frames_of_each_message_kind() {
     }
     assert_snapshot!("frame_heartbeat", redact(&stream.last_frame));
 
-    let mut resync = client.stream_with(&tab.stream_url, &[("last-event-id", "0-0-0")]).await;
+    let mut resync = client
+        .stream_with(&tab.stream_url, &[("last-event-id", "0-0-0")])
+        .await;
     resync.next().await.unwrap();
     assert_snapshot!("frame_resync", redact(&resync.last_frame));
 

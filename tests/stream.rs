@@ -12,7 +12,11 @@ async fn board_messages(stream: &mut Sse, count: usize) -> Vec<(String, String)>
     while got.len() < count {
         let e = stream.next_data().await;
         if e.data.contains("board-message") {
-            let text = e.data.split("<blockquote class=\"board-text\">").nth(1).unwrap();
+            let text = e
+                .data
+                .split("<blockquote class=\"board-text\">")
+                .nth(1)
+                .unwrap();
             got.push((e.id.unwrap(), text.split('<').next().unwrap().to_string()));
         }
     }
@@ -31,7 +35,11 @@ async fn stream_has_sse_headers_and_starts_with_retry_and_status() {
     let first = stream.next().await.unwrap();
     assert_eq!(first.retry, Some(500));
     assert!(first.id.is_some());
-    assert!(first.data.contains("connected · last heartbeat"), "{}", first.data);
+    assert!(
+        first.data.contains("connected · last heartbeat"),
+        "{}",
+        first.data
+    );
 }
 
 #[tokio::test]
@@ -48,7 +56,9 @@ async fn reconnect_with_last_event_id_replays_exactly_the_missed_messages_once()
         client.get(&format!("/send?message={m}")).await;
     }
     // htmx reconnects to the same URL (the page's cursor stays in it); the header must win.
-    let mut again = client.stream_with(&tab.stream_url, &[("last-event-id", &seen[0].0)]).await;
+    let mut again = client
+        .stream_with(&tab.stream_url, &[("last-event-id", &seen[0].0)])
+        .await;
     let replayed = board_messages(&mut again, 3).await;
     let texts: Vec<&str> = replayed.iter().map(|(_, t)| t.as_str()).collect();
     assert_eq!(texts, ["two", "three", "four"]);
@@ -65,9 +75,20 @@ async fn a_cursor_older_than_history_gets_a_resync() {
     }
     let mut stream = client.stream(&tab.stream_url).await;
     let resync = stream.until("board-message").await;
-    assert!(resync.data.contains(r##"hx-target="#board-message" hx-swap="innerHTML""##));
-    assert!(resync.data.contains("m69"), "the current state: {}", resync.data);
-    assert!(resync.data.contains("#notifications-list"), "every broadcast region");
+    assert!(
+        resync
+            .data
+            .contains(r##"hx-target="#board-message" hx-swap="innerHTML""##)
+    );
+    assert!(
+        resync.data.contains("m69"),
+        "the current state: {}",
+        resync.data
+    );
+    assert!(
+        resync.data.contains("#notifications-list"),
+        "every broadcast region"
+    );
     stream.expect_quiet(Duration::from_millis(300)).await;
 }
 
@@ -90,19 +111,38 @@ async fn state_and_tabs_survive_a_restart() {
     let tab = client.open_tab().await;
     client.get("/send?message=durable").await;
     let note = r#"{"type":"success","title":"Kept","body":"across restarts"}"#;
-    assert_eq!(client.post_json("/send-notification", note).await.status, StatusCode::CREATED);
+    assert_eq!(
+        client.post_json("/send-notification", note).await.status,
+        StatusCode::CREATED
+    );
     let mut stream = client.stream(&tab.stream_url).await;
     let last_id = stream.until("Kept").await.id.unwrap();
 
     let app = app.restart().await;
-    assert!(stream.next_within(Duration::from_secs(5)).await.unwrap().is_none(), "closed cleanly");
+    assert!(
+        stream
+            .next_within(Duration::from_secs(5))
+            .await
+            .unwrap()
+            .is_none(),
+        "closed cleanly"
+    );
 
     let page = client.open_tab().await.page;
-    assert!(page.contains("durable") && page.contains("across restarts"), "{page}");
+    assert!(
+        page.contains("durable") && page.contains("across restarts"),
+        "{page}"
+    );
     // The old tab reconnects with its old id: same owner, so a resync, not a 404.
-    let mut back = client.stream_with(&tab.stream_url, &[("last-event-id", &last_id)]).await;
+    let mut back = client
+        .stream_with(&tab.stream_url, &[("last-event-id", &last_id)])
+        .await;
     let first = back.next().await.unwrap();
-    assert!(first.data.contains("durable") && first.data.contains("Kept"), "{}", first.data);
+    assert!(
+        first.data.contains("durable") && first.data.contains("Kept"),
+        "{}",
+        first.data
+    );
     drop(app);
 }
 
@@ -117,7 +157,12 @@ async fn client_ids_belong_to_their_session() {
 
     let malformed = alice.get("/sse/not-a-uuid").await;
     assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
-    assert!(malformed.json()["error"].as_str().unwrap().contains("malformed client id"));
+    assert!(
+        malformed.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("malformed client id")
+    );
 
     // A well-formed id nobody holds is claimed by the first session to use it, even one
     // without a cookie yet (the original API), which then gets one.
@@ -125,7 +170,9 @@ async fn client_ids_belong_to_their_session() {
     let id = "6f1c1d2e-8a43-4c55-9a0e-2b8f0b7f1a11";
     let mut claimed = api.stream(&format!("/sse/{id}")).await;
     assert!(claimed.next().await.is_some());
-    let other = alice.request(Method::GET, &format!("/sse/{id}"), &[], "").await;
+    let other = alice
+        .request(Method::GET, &format!("/sse/{id}"), &[], "")
+        .await;
     assert_eq!(other.status, StatusCode::NOT_FOUND);
 }
 

@@ -12,12 +12,18 @@ async fn the_page_has_one_stream_and_no_scripts_of_ours() {
     assert_eq!(resp.status, StatusCode::OK);
     assert_eq!(resp.header("cache-control"), "no-store");
     let cookie = resp.header("set-cookie");
-    assert!(cookie.starts_with("herald_session=") && cookie.contains("HttpOnly"), "{cookie}");
+    assert!(
+        cookie.starts_with("herald_session=") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
     assert_eq!(resp.body.matches("hx-sse:connect=").count(), 1);
     let scripts: Vec<&str> = resp.body.split("<script").skip(1).collect();
     assert_eq!(scripts.len(), 2);
     assert!(scripts[0].contains("/htmx.min.js\"") && scripts[1].contains("/hx-sse.min.js\""));
-    assert!(scripts.iter().all(|s| s.contains("></script>")), "no inline code");
+    assert!(
+        scripts.iter().all(|s| s.contains("></script>")),
+        "no inline code"
+    );
     for region in ["board-message", "notifications-list", "toasts", "status"] {
         assert!(resp.body.contains(&format!("id=\"{region}\"")), "{region}");
     }
@@ -32,11 +38,20 @@ async fn assets_are_the_pinned_htmx_files_with_long_cache() {
     let url = &page[start..start + page[start..].find('"').unwrap()];
     let resp = client.get(url).await;
     assert_eq!(resp.status, StatusCode::OK);
-    assert_eq!(resp.header("cache-control"), "public, max-age=31536000, immutable");
-    assert_eq!(resp.body.as_bytes(), include_bytes!("../static/htmx.min.js"));
+    assert_eq!(
+        resp.header("cache-control"),
+        "public, max-age=31536000, immutable"
+    );
+    assert_eq!(
+        resp.body.as_bytes(),
+        include_bytes!("../static/htmx.min.js")
+    );
     let stale = client.get("/static/000000000000/htmx.min.js").await;
     assert_eq!(stale.header("cache-control"), "no-cache");
-    assert_eq!(client.get("/static/000000000000/nope.js").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        client.get("/static/000000000000/nope.js").await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -44,7 +59,12 @@ async fn unknown_routes_are_404_in_the_callers_language() {
     let app = spawn_app().await;
     let client = app.client();
     let browser = client
-        .request(Method::GET, "/nowhere/%3Cb%3E", &[("accept", "text/html,*/*")], "")
+        .request(
+            Method::GET,
+            "/nowhere/%3Cb%3E",
+            &[("accept", "text/html,*/*")],
+            "",
+        )
         .await;
     assert_eq!(browser.status, StatusCode::NOT_FOUND);
     assert!(browser.body.contains("<h2>Not found</h2>"));
@@ -62,10 +82,14 @@ async fn cross_site_writes_are_refused() {
         ("content-type", "application/x-www-form-urlencoded"),
         ("sec-fetch-site", "cross-site"),
     ];
-    let resp = client.request(Method::POST, "/send", &headers, "message=pwned").await;
+    let resp = client
+        .request(Method::POST, "/send", &headers, "message=pwned")
+        .await;
     assert_eq!(resp.status, StatusCode::FORBIDDEN);
     let origin = [("origin", "http://evil.example")];
-    let resp = client.request(Method::GET, "/send?message=pwned", &origin, "").await;
+    let resp = client
+        .request(Method::GET, "/send?message=pwned", &origin, "")
+        .await;
     assert_eq!(resp.status, StatusCode::FORBIDDEN);
     assert!(!client.get("/").await.body.contains("pwned"));
 }
@@ -78,11 +102,21 @@ async fn with_a_token_api_writes_need_it_and_the_page_does_not() {
     let resp = client.post_json("/send-notification", json).await;
     assert_eq!(resp.status, StatusCode::UNAUTHORIZED);
     assert!(resp.json()["error"].as_str().unwrap().contains("Bearer"));
-    let headers = [("content-type", "application/json"), ("authorization", "Bearer s3cret")];
-    let resp = client.request(Method::POST, "/send-notification", &headers, json).await;
+    let headers = [
+        ("content-type", "application/json"),
+        ("authorization", "Bearer s3cret"),
+    ];
+    let resp = client
+        .request(Method::POST, "/send-notification", &headers, json)
+        .await;
     assert_eq!(resp.status, StatusCode::CREATED);
-    assert_eq!(client.get("/send?message=x").await.status, StatusCode::UNAUTHORIZED);
-    let form = client.post_form("/send", &[("message", "from the page")]).await;
+    assert_eq!(
+        client.get("/send?message=x").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let form = client
+        .post_form("/send", &[("message", "from the page")])
+        .await;
     assert_eq!(form.status, StatusCode::OK);
 }
 

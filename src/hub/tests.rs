@@ -50,7 +50,12 @@ fn config(history: usize) -> HubConfig {
 
 fn hub(history: usize) -> (Hub, Arc<Counted>) {
     let hub = Hub::new(config(history), || "<i>status</i>".to_string());
-    (hub, Arc::new(Counted { renders: AtomicUsize::new(0) }))
+    (
+        hub,
+        Arc::new(Counted {
+            renders: AtomicUsize::new(0),
+        }),
+    )
 }
 
 fn client() -> ClientId {
@@ -75,7 +80,11 @@ fn messages(chunk: &str) -> Vec<(String, String)> {
         .split("\n\n")
         .filter(|m| !m.is_empty())
         .map(|m| {
-            let id = m.lines().find_map(|l| l.strip_prefix("id: ")).unwrap_or("").to_string();
+            let id = m
+                .lines()
+                .find_map(|l| l.strip_prefix("id: "))
+                .unwrap_or("")
+                .to_string();
             let data: Vec<&str> = m.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
             (id, data.join("\n"))
         })
@@ -112,7 +121,11 @@ async fn replays_exactly_the_missed_messages_in_order_once() {
     let rest = messages(&next(&mut again).await);
     let data: Vec<&str> = rest.iter().map(|(_, d)| d.as_str()).collect();
     assert_eq!(data, ["b2", "p1"]);
-    assert_eq!(regions.renders.load(Ordering::SeqCst), 1, "replay needs no resync");
+    assert_eq!(
+        regions.renders.load(Ordering::SeqCst),
+        1,
+        "replay needs no resync"
+    );
 }
 
 #[tokio::test]
@@ -126,9 +139,15 @@ async fn private_messages_reach_only_their_client() {
     publish(&hub, Audience::Client(me), "secret").await;
     publish(&hub, Audience::Everyone, "hello").await;
     let mine_got = messages(&next(&mut mine).await);
-    assert_eq!(mine_got.iter().map(|m| m.1.as_str()).collect::<Vec<_>>(), ["hello", "secret"]);
+    assert_eq!(
+        mine_got.iter().map(|m| m.1.as_str()).collect::<Vec<_>>(),
+        ["hello", "secret"]
+    );
     let theirs_got = messages(&next(&mut theirs).await);
-    assert_eq!(theirs_got.iter().map(|m| m.1.as_str()).collect::<Vec<_>>(), ["hello"]);
+    assert_eq!(
+        theirs_got.iter().map(|m| m.1.as_str()).collect::<Vec<_>>(),
+        ["hello"]
+    );
 }
 
 #[tokio::test]
@@ -143,9 +162,21 @@ async fn a_cursor_older_than_history_gets_a_resync_then_goes_live() {
     next(&mut stream).await;
     let resync = messages(&next(&mut stream).await);
     assert_eq!(resync.len(), 1);
-    assert!(resync[0].1.contains(r##"hx-target="#shared" hx-swap="innerHTML""##), "{resync:?}");
-    assert!(!resync[0].1.contains("#mine"), "the private log still covers the cursor");
-    assert!(resync[0].0.contains("-5-"), "cursor moves to the head: {}", resync[0].0);
+    assert!(
+        resync[0]
+            .1
+            .contains(r##"hx-target="#shared" hx-swap="innerHTML""##),
+        "{resync:?}"
+    );
+    assert!(
+        !resync[0].1.contains("#mine"),
+        "the private log still covers the cursor"
+    );
+    assert!(
+        resync[0].0.contains("-5-"),
+        "cursor moves to the head: {}",
+        resync[0].0
+    );
 
     publish(&hub, Audience::Everyone, "after").await;
     let live = messages(&next(&mut stream).await);
@@ -160,8 +191,14 @@ async fn a_cursor_from_another_run_or_garbage_resyncs_everything_at_once() {
         let mut stream = hub.stream(client(), Some(requested), regions.clone());
         let first = next(&mut stream).await;
         assert!(first.starts_with("retry: "), "{first}");
-        assert!(first.contains("#shared") && first.contains("#mine"), "{first}");
-        assert!(first.contains("id: ") && !first.contains("id: ffff"), "{first}");
+        assert!(
+            first.contains("#shared") && first.contains("#mine"),
+            "{first}"
+        );
+        assert!(
+            first.contains("id: ") && !first.contains("id: ffff"),
+            "{first}"
+        );
     }
 }
 
@@ -175,13 +212,25 @@ async fn a_lagging_stream_costs_nobody_else_and_is_resynced() {
     for i in 0..1000 {
         publish(&hub, Audience::Everyone, &format!("m{i}")).await;
     }
-    let mut fast = hub.stream(client(), Some(&hub.snapshot(me, Scope::ALL, &*regions).await.cursor.to_string()), regions.clone());
+    let mut fast = hub.stream(
+        client(),
+        Some(
+            &hub.snapshot(me, Scope::ALL, &*regions)
+                .await
+                .cursor
+                .to_string(),
+        ),
+        regions.clone(),
+    );
     next(&mut fast).await;
     publish(&hub, Audience::Everyone, "fresh").await;
     assert_eq!(messages(&next(&mut fast).await)[0].1, "fresh");
 
     let caught_up = messages(&next(&mut slow).await);
-    assert!(caught_up.iter().all(|(_, d)| !d.starts_with('m')), "no stale replay: {caught_up:?}");
+    assert!(
+        caught_up.iter().all(|(_, d)| !d.starts_with('m')),
+        "no stale replay: {caught_up:?}"
+    );
     assert!(caught_up[0].1.contains("#shared"), "{caught_up:?}");
 }
 
@@ -199,7 +248,10 @@ async fn snapshots_wait_for_changes_in_progress() {
     assert!(!snapshot.is_finished());
     drop(change);
     let cursor = snapshot.await.unwrap();
-    assert_eq!(cursor.broadcast, 1, "the snapshot includes the finished change");
+    assert_eq!(
+        cursor.broadcast, 1,
+        "the snapshot includes the finished change"
+    );
 }
 
 #[tokio::test]
@@ -219,7 +271,9 @@ async fn heartbeats_carry_a_comment_the_status_and_the_cursor() {
     let mut config = config(8);
     config.heartbeat = Duration::from_millis(50);
     let hub = Hub::new(config, || "beat".to_string());
-    let regions = Arc::new(Counted { renders: AtomicUsize::new(0) });
+    let regions = Arc::new(Counted {
+        renders: AtomicUsize::new(0),
+    });
     let mut stream = hub.stream(client(), None, regions);
     next(&mut stream).await;
     let beat = next(&mut stream).await;
@@ -233,7 +287,9 @@ async fn closing_ends_every_stream() {
     let mut stream = hub.stream(client(), None, regions);
     next(&mut stream).await;
     hub.close();
-    let end = tokio::time::timeout(Duration::from_secs(5), stream.next_chunk()).await.unwrap();
+    let end = tokio::time::timeout(Duration::from_secs(5), stream.next_chunk())
+        .await
+        .unwrap();
     assert!(end.is_none());
 }
 
@@ -243,7 +299,9 @@ async fn idle_private_logs_are_dropped_but_open_ones_kept() {
     config.heartbeat = Duration::from_millis(20);
     config.client_idle = Duration::from_millis(1);
     let hub = Hub::new(config, String::new);
-    let regions = Arc::new(Counted { renders: AtomicUsize::new(0) });
+    let regions = Arc::new(Counted {
+        renders: AtomicUsize::new(0),
+    });
     let open = hub.stream(client(), None, regions.clone());
     for _ in 0..10 {
         hub.snapshot(client(), Scope::ALL, &*regions).await;
@@ -251,7 +309,10 @@ async fn idle_private_logs_are_dropped_but_open_ones_kept() {
     assert_eq!(hub.client_logs(), 11);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while hub.client_logs() > 1 {
-        assert!(tokio::time::Instant::now() < deadline, "idle logs were never dropped");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "idle logs were never dropped"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     drop(open);
