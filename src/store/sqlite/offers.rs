@@ -16,6 +16,11 @@ CREATE TABLE IF NOT EXISTS offers (
     created_at  INTEGER NOT NULL,
     updated_at  INTEGER NOT NULL
 );
+-- The highest id ever stored, so a server-assigned id is never one a deleted offer had.
+CREATE TABLE IF NOT EXISTS offer_ids (
+    only INTEGER PRIMARY KEY CHECK (only = 1),
+    high INTEGER NOT NULL
+);
 ";
 
 const COLUMNS: &str = "id, description, value_cents, created_at, updated_at";
@@ -31,10 +36,17 @@ impl OffersStore for SqliteStore {
         }
         let id = match new.id {
             Some(id) => id,
-            None => tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM offers", [], |r| {
-                r.get(0)
-            })?,
+            None => tx.query_row(
+                "SELECT COALESCE((SELECT high FROM offer_ids WHERE only = 1), 0) + 1",
+                [],
+                |r| r.get(0),
+            )?,
         };
+        tx.execute(
+            "INSERT INTO offer_ids (only, high) VALUES (1, ?1)
+             ON CONFLICT (only) DO UPDATE SET high = MAX(high, excluded.high)",
+            params![id],
+        )?;
         tx.execute(
             "INSERT INTO offers (id, description, value_cents, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?4)",
