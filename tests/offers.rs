@@ -281,6 +281,22 @@ async fn the_form_resets_and_confirms_or_keeps_input_with_inline_errors() {
     assert_eq!(odd.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(odd.body.contains("unknown field"), "{}", odd.body);
 
+    let huge = "x".repeat(70_000);
+    let too_big = client
+        .post_form("/offers", &[("description", &huge), ("value", "1")])
+        .await;
+    assert_eq!(too_big.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        too_big.body.contains("65536-byte limit"),
+        "{}",
+        too_big.body
+    );
+    assert!(
+        too_big.body.contains("<form"),
+        "still a form: {}",
+        too_big.body
+    );
+
     assert_eq!(
         list(&client, "").await["total"],
         1,
@@ -658,6 +674,17 @@ async fn every_bad_input_is_refused_and_nothing_is_written() {
         );
         assert_eq!(json["field"].as_str(), field, "{name}: {json}");
     }
+    let too_big = post(
+        &client,
+        &format!(r#"{{"description": "{}"}}"#, "x".repeat(70_000)),
+    )
+    .await;
+    assert!(
+        too_big.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("65536-byte limit")
+    );
 
     let wrong_type = client
         .request(

@@ -200,3 +200,76 @@ fn json_id(text: &str) -> Result<i64, Rejected> {
 fn money_error(e: &MoneyError) -> FieldError {
     FieldError::new("value", e.message("value"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(body: &str) -> Result<OfferInput, Rejected> {
+        from_json(body.as_bytes(), 10)
+    }
+
+    #[test]
+    fn a_null_or_missing_id_leaves_the_choice_to_the_server() {
+        let input = json(r#"{"id": null, "description": " Deal ", "value": 2}"#).unwrap();
+        assert_eq!(input.id, None);
+        assert_eq!(input.description, "Deal");
+        assert_eq!(input.value.cents(), 200);
+        assert_eq!(
+            json(r#"{"description": "x", "value": 0}"#).unwrap().id,
+            None
+        );
+    }
+
+    #[test]
+    fn escaped_keys_are_the_same_fields() {
+        let input = json(r#"{"\u0069d": 7, "description": "x", "value": 1}"#).unwrap();
+        assert_eq!(input.id, Some(7));
+    }
+
+    #[test]
+    fn each_mistake_names_its_field() {
+        let field = |body: &str| json(body).unwrap_err().field;
+        assert_eq!(
+            field(r#"{"id": 1e2, "description": "x", "value": 1}"#).as_deref(),
+            Some("id")
+        );
+        assert_eq!(
+            field(r#"{"id": 9007199254740992, "description": "x", "value": 1}"#).as_deref(),
+            Some("id")
+        );
+        assert_eq!(
+            field(r#"{"description": "12345678901", "value": 1}"#).as_deref(),
+            Some("description")
+        );
+        assert_eq!(
+            field(r#"{"description": "x", "value": true}"#).as_deref(),
+            Some("value")
+        );
+        assert_eq!(
+            field(r#"{"description": "x", "value": 1, "Value": 1}"#).as_deref(),
+            Some("Value")
+        );
+        assert_eq!(json("{").unwrap_err().status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            json("\"text\"").unwrap_err().status,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+    }
+
+    #[test]
+    fn the_form_reads_typed_money_and_keeps_what_was_typed() {
+        let pairs = |v: &str| {
+            vec![
+                ("description".to_string(), "Sale".to_string()),
+                ("value".to_string(), v.to_string()),
+            ]
+        };
+        let (typed, parsed) = from_form(&pairs("1,000.5"), 10);
+        assert_eq!(parsed.unwrap().value.cents(), 100_050);
+        assert_eq!(typed.value, "1,000.5");
+        let (typed, parsed) = from_form(&pairs("abc"), 10);
+        assert_eq!(parsed.unwrap_err().field, "value");
+        assert_eq!(typed.description, "Sale");
+    }
+}

@@ -102,6 +102,7 @@ pub async fn create(
     body: Result<OfferBody, ApiError>,
 ) -> Response {
     let max = state.config.limits.description_chars;
+    let body = body.map_err(|e| readable(&state, e));
     match body {
         Err(e) if is_htmx(&headers) => {
             let form = OfferForm::failed(&Default::default(), "form", e.message, max);
@@ -145,13 +146,32 @@ pub async fn create(
     }
 }
 
+/// Says what the body limit is instead of the extractor's generic words.
+fn readable(state: &AppState, e: ApiError) -> ApiError {
+    if e.status == StatusCode::PAYLOAD_TOO_LARGE {
+        let limit = state.config.limits.request_bytes;
+        ApiError::new(
+            e.status,
+            format!("the body is larger than the {limit}-byte limit"),
+        )
+    } else {
+        e
+    }
+}
+
 /// 409 with the offer that holds the id, so a retried create can see it already landed.
 fn duplicate(existing: Offer) -> Response {
-    let body = serde_json::json!({
-        "error": format!("an offer with id {} exists already", existing.id),
-        "field": "id",
-        "offer": existing,
-    });
+    #[derive(Serialize)]
+    struct Conflict {
+        error: String,
+        field: &'static str,
+        offer: Offer,
+    }
+    let body = Conflict {
+        error: format!("an offer with id {} exists already", existing.id),
+        field: "id",
+        offer: existing,
+    };
     (StatusCode::CONFLICT, Json(body)).into_response()
 }
 
@@ -201,7 +221,7 @@ async fn replace(
 ) -> Result<Offer, Rejected> {
     let id = path_id(id)?;
     let max = state.config.limits.description_chars;
-    let input = match body? {
+    let input = match body.map_err(|e| readable(state, e))? {
         OfferBody::Json(bytes) => input::from_json(&bytes, max)?,
         OfferBody::Form(pairs) => input::from_form(&pairs, max).1?,
     };

@@ -26,6 +26,7 @@ struct Dashboard {
     board_form: String,
     notify_form: String,
     offers_form: String,
+    offers_shown: usize,
 }
 
 /// `GET /`: the current state of every region, and a new tab id whose stream resumes from
@@ -47,6 +48,7 @@ pub async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Res
         board_form: board::BoardForm::blank(state.config.limits.message_chars).html(),
         notify_form: notify::NotifyForm::blank(&state.config.limits).html(),
         offers_form: offers::OfferForm::blank(state.config.limits.description_chars).html(),
+        offers_shown: offers::SHOWN,
     };
     let mut response = page.into_response();
     let headers = response.headers_mut();
