@@ -816,3 +816,73 @@ async fn with_a_token_json_writes_need_it_and_the_page_needs_none() {
         "reading needs no token"
     );
 }
+
+// ---- benchmark ----------------------------------------------------------------------------
+
+/// `cargo test --test offers bench_creates -- --ignored --nocapture`: prints creates per second
+/// (4 writers, JSON) with two tabs reading live, and checks both tabs end up showing exactly what
+/// a fresh page shows (a tab that fell behind history is resynced, which is counted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run on demand"]
+async fn bench_creates() {
+    const WRITERS: usize = 4;
+    const EACH: usize = 250;
+    let app = spawn_app().await;
+    let last = format!("offer-{}\"", WRITERS * EACH);
+    let mut readers = Vec::new();
+    for _ in 0..2 {
+        let client = app.client();
+        let tab = client.open_tab().await;
+        let mut stream = client.stream(&tab.stream_url).await;
+        let mut model = TableModel {
+            rows: region_rows(&tab.page),
+        };
+        let last = last.clone();
+        readers.push(tokio::spawn(async move {
+            let mut resyncs = 0;
+            loop {
+                let event = stream.next_data().await;
+                resyncs += usize::from(
+                    event
+                        .data
+                        .contains(r##"hx-target="#offers-body" hx-swap="innerHTML""##),
+                );
+                model.apply(&event.data);
+                if event.data.contains(&last) {
+                    return (model.rows, resyncs);
+                }
+            }
+        }));
+    }
+    let start = std::time::Instant::now();
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let client = app.client();
+        writers.push(tokio::spawn(async move {
+            for n in 0..EACH {
+                let body = format!(r#"{{"description": "w{w} n{n}", "value": {n}.5}}"#);
+                assert_eq!(post(&client, &body).await.status, StatusCode::CREATED);
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let stored = start.elapsed();
+    let fresh = region_rows(&app.client().open_tab().await.page);
+    let mut resyncs = 0;
+    for reader in readers {
+        let (rows, resynced) = reader.await.unwrap();
+        assert_eq!(rows, fresh, "the tab shows what a fresh page shows");
+        resyncs += resynced;
+    }
+    let seen = start.elapsed();
+    let total = (WRITERS * EACH) as f64;
+    println!(
+        "{} creates by {WRITERS} writers: {:.0} creates/s stored; both tabs in step after {:.0} ms \
+         ({resyncs} resyncs)",
+        WRITERS * EACH,
+        total / stored.as_secs_f64(),
+        seen.as_secs_f64() * 1000.0
+    );
+}
