@@ -25,6 +25,7 @@ pub struct InputLimits {
     pub message_chars: usize,
     pub title_chars: usize,
     pub body_chars: usize,
+    pub description_chars: usize,
 }
 
 /// (flag, default, meaning). The environment variable is `HERALD_` + the flag in upper snake case.
@@ -40,6 +41,7 @@ const OPTIONS: &[(&str, &str, &str)] = &[
     ("max-message-chars", "500", "longest board message"),
     ("max-title-chars", "100", "longest notification title"),
     ("max-body-chars", "1000", "longest notification body"),
+    ("max-description-chars", "200", "longest offer description"),
     (
         "heartbeat-secs",
         "15",
@@ -126,6 +128,7 @@ impl Config {
                 message_chars: size("max-message-chars")?,
                 title_chars: size("max-title-chars")?,
                 body_chars: size("max-body-chars")?,
+                description_chars: size("max-description-chars")?,
             },
             hub: HubConfig {
                 history: Limits {

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod hub;
 pub mod notify;
+pub mod offers;
 pub mod store;
 pub mod web;
 
@@ -18,7 +19,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use tokio::net::TcpListener;
 
 use config::Config;
@@ -35,6 +36,7 @@ pub struct AppState {
     pub store: SharedStore,
     pub hub: Hub,
     pub regions: Arc<dyn Regions>,
+    pub offer_writes: offers::Writes,
 }
 
 pub struct App {
@@ -54,6 +56,7 @@ pub fn build(config: Config) -> Result<App, StoreError> {
         config: Arc::new(config),
         store,
         hub,
+        offer_writes: offers::Writes::default(),
     };
     tokio::spawn(forget_old_clients(state.store.clone()));
     Ok(App {
@@ -66,6 +69,8 @@ fn router(state: AppState) -> Router {
     let writes = Router::new()
         .route("/send", get(board::send_get).post(board::send_post))
         .route("/send-notification", post(notify::send))
+        .route("/offers", post(offers::create))
+        .route("/offers/{id}", put(offers::update).delete(offers::delete))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard::writes));
     Router::new()
         .route("/", get(page::dashboard))
@@ -73,6 +78,7 @@ fn router(state: AppState) -> Router {
         .route("/event", get(board::events))
         .route("/send-notification", get(notify::form_page))
         .route("/ping", get(notify::ping))
+        .route("/offers", get(offers::list))
         .route("/static/{tag}/{name}", get(assets::serve))
         .merge(writes)
         .fallback(page::not_found)

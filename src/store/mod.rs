@@ -12,12 +12,16 @@ pub use sqlite::SqliteStore;
 
 use crate::board::BoardStore;
 use crate::notify::NotifyStore;
+use crate::offers::OffersStore;
 use crate::web::session::SessionStore;
 
 /// Everything Herald persists.
-pub trait Store: SessionStore + BoardStore + NotifyStore + Send + Sync + 'static {}
+pub trait Store:
+    SessionStore + BoardStore + NotifyStore + OffersStore + Send + Sync + 'static
+{
+}
 
-impl<T: SessionStore + BoardStore + NotifyStore + Send + Sync + 'static> Store for T {}
+impl<T: SessionStore + BoardStore + NotifyStore + OffersStore + Send + Sync + 'static> Store for T {}
 
 pub type SharedStore = Arc<dyn Store>;
 

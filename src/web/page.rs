@@ -15,7 +15,7 @@ use super::error::ApiError;
 use super::session::Session;
 use crate::hub::{BoxFuture, ClientId, Region, Regions, Scope, Snapshot, sse_response};
 use crate::store::{SharedStore, StoreResult};
-use crate::{AppState, board, clock, notify};
+use crate::{AppState, board, clock, notify, offers};
 
 #[derive(Template, WebTemplate)]
 #[template(path = "dashboard.html")]
@@ -25,6 +25,8 @@ struct Dashboard {
     snapshot: Snapshot,
     board_form: String,
     notify_form: String,
+    offers_form: String,
+    offers_shown: usize,
 }
 
 /// `GET /`: the current state of every region, and a new tab id whose stream resumes from
@@ -45,6 +47,8 @@ pub async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Res
         snapshot,
         board_form: board::BoardForm::blank(state.config.limits.message_chars).html(),
         notify_form: notify::NotifyForm::blank(&state.config.limits).html(),
+        offers_form: offers::OfferForm::blank(state.config.limits.description_chars).html(),
+        offers_shown: offers::SHOWN,
     };
     let mut response = page.into_response();
     let headers = response.headers_mut();
@@ -105,6 +109,10 @@ impl Regions for PageRegions {
             regions.extend(or_notice(
                 notify::regions(&store).await,
                 &[notify::LIST_REGION],
+            ));
+            regions.extend(or_notice(
+                offers::regions(&store).await,
+                &[offers::BODY_REGION],
             ));
             regions
         })

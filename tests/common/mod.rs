@@ -34,6 +34,7 @@ pub fn test_config(db: &Path) -> Config {
             message_chars: 100,
             title_chars: 40,
             body_chars: 200,
+            description_chars: 60,
         },
         hub: HubConfig {
             history: Limits {

@@ -6,6 +6,7 @@
 
 mod board;
 mod notify;
+mod offers;
 mod session;
 
 use std::path::Path;
@@ -34,7 +35,12 @@ impl SqliteStore {
              PRAGMA synchronous = NORMAL;
              PRAGMA busy_timeout = 5000;",
         )?;
-        for schema in [session::SCHEMA, board::SCHEMA, notify::SCHEMA] {
+        for schema in [
+            session::SCHEMA,
+            board::SCHEMA,
+            notify::SCHEMA,
+            offers::SCHEMA,
+        ] {
             conn.execute_batch(schema)?;
         }
         Ok(SqliteStore {
