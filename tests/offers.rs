@@ -819,14 +819,12 @@ async fn with_a_token_json_writes_need_it_and_the_page_needs_none() {
 
 // ---- benchmark ----------------------------------------------------------------------------
 
-/// `cargo test --test offers bench_creates -- --ignored --nocapture`: prints creates per second
-/// (4 writers, JSON) with two tabs reading live, and checks both tabs end up showing exactly what
-/// a fresh page shows (a tab that fell behind history is resynced, which is counted).
+/// Concurrent writers, two tabs reading live: both tabs end up showing exactly what a fresh page
+/// shows (a tab that fell behind history is resynced, which is equally correct).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark: run on demand"]
-async fn bench_creates() {
+async fn concurrent_writers_leave_every_tab_in_step() {
     const WRITERS: usize = 4;
-    const EACH: usize = 250;
+    const EACH: usize = 50;
     let app = spawn_app().await;
     let last = format!("offer-{}\"", WRITERS * EACH);
     let mut readers = Vec::new();
@@ -839,22 +837,15 @@ async fn bench_creates() {
         };
         let last = last.clone();
         readers.push(tokio::spawn(async move {
-            let mut resyncs = 0;
             loop {
                 let event = stream.next_data().await;
-                resyncs += usize::from(
-                    event
-                        .data
-                        .contains(r##"hx-target="#offers-body" hx-swap="innerHTML""##),
-                );
                 model.apply(&event.data);
                 if event.data.contains(&last) {
-                    return (model.rows, resyncs);
+                    return model.rows;
                 }
             }
         }));
     }
-    let start = std::time::Instant::now();
     let mut writers = Vec::new();
     for w in 0..WRITERS {
         let client = app.client();
@@ -868,21 +859,12 @@ async fn bench_creates() {
     for writer in writers {
         writer.await.unwrap();
     }
-    let stored = start.elapsed();
     let fresh = region_rows(&app.client().open_tab().await.page);
-    let mut resyncs = 0;
     for reader in readers {
-        let (rows, resynced) = reader.await.unwrap();
-        assert_eq!(rows, fresh, "the tab shows what a fresh page shows");
-        resyncs += resynced;
+        assert_eq!(
+            reader.await.unwrap(),
+            fresh,
+            "the tab shows what a fresh page shows"
+        );
     }
-    let seen = start.elapsed();
-    let total = (WRITERS * EACH) as f64;
-    println!(
-        "{} creates by {WRITERS} writers: {:.0} creates/s stored; both tabs in step after {:.0} ms \
-         ({resyncs} resyncs)",
-        WRITERS * EACH,
-        total / stored.as_secs_f64(),
-        seen.as_secs_f64() * 1000.0
-    );
 }
