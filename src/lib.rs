@@ -36,7 +36,6 @@ pub struct AppState {
     pub store: SharedStore,
     pub hub: Hub,
     pub regions: Arc<dyn Regions>,
-    pub offer_writes: offers::Writes,
 }
 
 pub struct App {
@@ -56,7 +55,6 @@ pub fn build(config: Config) -> Result<App, StoreError> {
         config: Arc::new(config),
         store,
         hub,
-        offer_writes: offers::Writes::default(),
     };
     tokio::spawn(forget_old_clients(state.store.clone()));
     Ok(App {

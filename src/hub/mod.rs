@@ -5,9 +5,12 @@
 //! a stream whose cursor history no longer covers, gets a [`Snapshot`] of the regions the
 //! application describes through [`Regions`].
 //!
-//! Consistency rule: a state change and its publish happen under a shared lock, and a snapshot is
-//! taken under the exclusive one. So a snapshot at cursor C reflects exactly the messages up to C,
-//! and replay after C neither repeats nor misses anything.
+//! Consistency rule: a state change and its publish happen under one lock, and so does a
+//! snapshot. So a snapshot at cursor C reflects exactly the messages up to C, replay after C
+//! neither repeats nor misses anything, and messages are published in the order their changes
+//! were stored (two changes interleaving store and publish could otherwise leave every tab
+//! showing an older state than the store). The store serialises its writes anyway, so the lock
+//! costs no parallelism it had.
 
 mod cursor;
 pub mod frame;
@@ -26,7 +29,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use tokio::sync::{RwLock, RwLockReadGuard, watch};
+use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard, watch};
 use uuid::Uuid;
 
 pub use cursor::Cursor;
@@ -129,7 +132,7 @@ struct Inner {
     broadcast: Log,
     clients: Mutex<HashMap<ClientId, ClientLog>>,
     private_seq: Arc<AtomicU64>,
-    gate: RwLock<()>,
+    gate: AsyncMutex<()>,
     /// The broadcast regions at a broadcast head: state only changes with a publish, so while
     /// the head stands still every snapshot can reuse one rendering.
     broadcast_cache: Mutex<Option<(u64, Arc<Vec<Region>>)>>,
@@ -151,7 +154,7 @@ impl Hub {
             broadcast: Log::new(Sequence::Own, config.history),
             clients: Mutex::new(HashMap::new()),
             private_seq: Arc::new(AtomicU64::new(0)),
-            gate: RwLock::new(()),
+            gate: AsyncMutex::new(()),
             broadcast_cache: Mutex::new(None),
             heartbeat: watch::Sender::new(Bytes::new()),
             closing: watch::Sender::new(false),
@@ -163,10 +166,11 @@ impl Hub {
     }
 
     /// Starts a state change; the change's messages are published through the returned guard.
+    /// Hold it from the store write to the last publish, and no longer.
     pub async fn change(&self) -> Change<'_> {
         Change {
             hub: self,
-            _gate: self.inner.gate.read().await,
+            _gate: self.inner.gate.lock().await,
         }
     }
 
@@ -178,7 +182,7 @@ impl Hub {
         regions: &dyn Regions,
     ) -> Snapshot {
         let private_log = self.client_log(client);
-        let _exclusive = self.inner.gate.write().await;
+        let _exclusive = self.inner.gate.lock().await;
         let head = self.inner.broadcast.head();
         let broadcast = if scope.broadcast {
             self.broadcast_regions(head, regions).await
@@ -258,10 +262,10 @@ impl Hub {
     }
 }
 
-/// A state change in progress: snapshots wait until it is dropped.
+/// A state change in progress: snapshots and other changes wait until it is dropped.
 pub struct Change<'a> {
     hub: &'a Hub,
-    _gate: RwLockReadGuard<'a, ()>,
+    _gate: AsyncMutexGuard<'a, ()>,
 }
 
 impl Change<'_> {

@@ -317,3 +317,18 @@ async fn idle_private_logs_are_dropped_but_open_ones_kept() {
     }
     drop(open);
 }
+
+#[tokio::test]
+async fn changes_publish_in_the_order_they_were_made() {
+    let (hub, _) = hub(8);
+    let first = hub.change().await;
+    let second = {
+        let hub = hub.clone();
+        tokio::spawn(async move { hub.change().await.publish(Audience::Everyone, "second") })
+    };
+    tokio::task::yield_now().await;
+    assert!(!second.is_finished(), "a second change waits for the first");
+    assert_eq!(first.publish(Audience::Everyone, "first"), 1);
+    drop(first);
+    assert_eq!(second.await.unwrap(), 2);
+}

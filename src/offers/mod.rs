@@ -12,14 +12,12 @@ pub mod money;
 mod views;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use tokio::sync::Mutex;
 
 use crate::AppState;
 use crate::clock;
@@ -83,12 +81,6 @@ pub trait OffersStore {
     /// Newest first, and how many there are in all.
     fn offers_page(&self, offset: usize, limit: usize) -> StoreResult<(Vec<Offer>, u64)>;
 }
-
-/// Serialises offer writes from store to publish. The hub's change lock is shared, so two
-/// writes could otherwise publish in the opposite order to the one they were stored in, and
-/// pages would keep rows in an order no resync reproduces.
-#[derive(Clone, Default)]
-pub struct Writes(Arc<Mutex<()>>);
 
 fn row_id(id: i64) -> String {
     format!("offer-{id}")
@@ -182,7 +174,6 @@ async fn add(state: &AppState, input: OfferInput) -> Result<Created, ApiError> {
         value: input.value,
         at: clock::now_ms(),
     };
-    let _writes = state.offer_writes.0.lock().await;
     let change = state.hub.change().await;
     let created = call(&state.store, move |s| s.create_offer(&new, SHOWN)).await?;
     if let Created::New { offer, evicted } = &created {
@@ -228,7 +219,6 @@ async fn replace(
     if input.id.is_some_and(|given| given != id) {
         return Err(FieldError::new("id", "id in the body does not match the URL").into());
     }
-    let _writes = state.offer_writes.0.lock().await;
     let change = state.hub.change().await;
     let at = clock::now_ms();
     let updated = call(&state.store, move |s| {
@@ -258,7 +248,6 @@ pub async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Re
 
 async fn remove(state: &AppState, id: &str) -> Result<Offer, ApiError> {
     let id = path_id(id)?;
-    let _writes = state.offer_writes.0.lock().await;
     let change = state.hub.change().await;
     let deleted = call(&state.store, move |s| s.delete_offer(id, SHOWN)).await?;
     let Deleted { offer, backfill } =
