@@ -14,6 +14,8 @@ pub struct Config {
     pub db: PathBuf,
     /// When set, JSON API writes must carry `Authorization: Bearer <token>`.
     pub api_token: Option<String>,
+    /// How many background jobs run at once; the others wait in line.
+    pub job_concurrency: usize,
     pub limits: InputLimits,
     pub hub: HubConfig,
 }
@@ -36,6 +38,7 @@ const OPTIONS: &[(&str, &str, &str)] = &[
         "",
         "bearer token required for JSON API writes (empty: none)",
     ),
+    ("job-concurrency", "2", "background jobs that run at once"),
     ("max-request-bytes", "65536", "largest form or JSON body"),
     ("max-message-chars", "500", "longest board message"),
     ("max-title-chars", "100", "longest notification title"),
@@ -121,6 +124,7 @@ impl Config {
             addr,
             db: PathBuf::from(raw("db")),
             api_token: (!token.is_empty()).then_some(token),
+            job_concurrency: size("job-concurrency")?,
             limits: InputLimits {
                 request_bytes: size("max-request-bytes")?,
                 message_chars: size("max-message-chars")?,

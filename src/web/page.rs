@@ -15,7 +15,7 @@ use super::error::ApiError;
 use super::session::Session;
 use crate::hub::{BoxFuture, ClientId, Region, Regions, Scope, Snapshot, sse_response};
 use crate::store::{SharedStore, StoreResult};
-use crate::{AppState, board, clock, notify};
+use crate::{AppState, board, clock, jobs, notify};
 
 #[derive(Template, WebTemplate)]
 #[template(path = "dashboard.html")]
@@ -25,6 +25,8 @@ struct Dashboard {
     snapshot: Snapshot,
     board_form: String,
     notify_form: String,
+    jobs_form: String,
+    jobs_finished_shown: usize,
 }
 
 /// `GET /`: the current state of every region, and a new tab id whose stream resumes from
@@ -45,6 +47,8 @@ pub async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Res
         snapshot,
         board_form: board::BoardForm::blank(state.config.limits.message_chars).html(),
         notify_form: notify::NotifyForm::blank(&state.config.limits).html(),
+        jobs_form: jobs::JobForm::blank(&jobs::Limits::STANDARD).html(),
+        jobs_finished_shown: jobs::FINISHED_SHOWN,
     };
     let mut response = page.into_response();
     let headers = response.headers_mut();
@@ -106,6 +110,7 @@ impl Regions for PageRegions {
                 notify::regions(&store).await,
                 &[notify::LIST_REGION],
             ));
+            regions.extend(or_notice(jobs::regions(&store).await, &[jobs::REGION]));
             regions
         })
     }

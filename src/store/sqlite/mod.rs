@@ -5,6 +5,7 @@
 //! last commits. One connection behind a mutex: writes serialise in SQLite anyway.
 
 mod board;
+mod jobs;
 mod notify;
 mod session;
 
@@ -34,7 +35,7 @@ impl SqliteStore {
              PRAGMA synchronous = NORMAL;
              PRAGMA busy_timeout = 5000;",
         )?;
-        for schema in [session::SCHEMA, board::SCHEMA, notify::SCHEMA] {
+        for schema in [session::SCHEMA, board::SCHEMA, notify::SCHEMA, jobs::SCHEMA] {
             conn.execute_batch(schema)?;
         }
         Ok(SqliteStore {
