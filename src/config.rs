@@ -215,6 +215,7 @@ mod tests {
         assert_eq!(c.db, PathBuf::from("./herald.db"));
         assert_eq!(c.api_token, None);
         assert_eq!(c.hub.heartbeat, Duration::from_secs(15));
+        assert_eq!(c.job_concurrency, 2);
     }
 
     #[test]
@@ -230,6 +231,8 @@ mod tests {
         assert_eq!(c.api_token.as_deref(), Some("s3cret"));
         let c = Config::parse(args(&["--max-title-chars=7"]), &env).unwrap();
         assert_eq!(c.limits.title_chars, 7);
+        let env = HashMap::from([("HERALD_JOB_CONCURRENCY".to_string(), "3".to_string())]);
+        assert_eq!(Config::parse(args(&[]), &env).unwrap().job_concurrency, 3);
     }
 
     #[test]

@@ -546,6 +546,42 @@ async fn bad_input_is_refused_with_a_reason_and_starts_nothing() {
 }
 
 #[tokio::test]
+async fn at_most_a_hundred_jobs_wait_or_run_at_once() {
+    let app = spawn_app_with(|c| c.job_concurrency = 1).await;
+    let client = app.client();
+    let slow = json!({"total": 10_000, "interval_ms": 10_000});
+    let mut ids = Vec::new();
+    for _ in 0..100 {
+        ids.push(create(&client, slow.clone()).await);
+    }
+    let full = client.post_json("/jobs", &slow.to_string()).await;
+    assert_eq!(full.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(full.json()["error"].as_str().unwrap().contains("100 jobs"));
+    let resp = client
+        .post_json(&format!("/jobs/{}/cancel", ids[50]), "")
+        .await;
+    assert_eq!(resp.status, StatusCode::OK);
+    create(&client, slow).await;
+}
+
+#[tokio::test]
+async fn a_waiting_jobs_stream_is_kept_alive() {
+    let app = spawn_app_with(|c| {
+        c.job_concurrency = 1;
+        c.hub.heartbeat = Duration::from_millis(200);
+    })
+    .await;
+    let client = app.client();
+    create(&client, json!({"total": 1000, "interval_ms": 100})).await;
+    let waiting = create(&client, json!({"total": 5, "interval_ms": 5})).await;
+    let mut events = client.stream(&format!("/jobs/{waiting}/events")).await;
+    let first = events.next().await.unwrap();
+    assert_eq!(first.data, r#"{"moved":0,"total":5,"percent":"0.00"}"#);
+    let next = events.next().await.unwrap();
+    assert!(next.comment && next.data.is_empty(), "{next:?}");
+}
+
+#[tokio::test]
 async fn the_job_runner_ends_with_its_app() {
     let mut app = spawn_app().await;
     let client = app.client();

@@ -92,23 +92,29 @@ pub async fn job_events(State(state): State<AppState>, Path(id): Path<String>) -
             Err(e) => return ApiError::from(e).into_response(),
         },
     };
-    sse_response(follow(job_rx, state.hub.closing()))
+    let keep_alive = state.hub.config().heartbeat;
+    sse_response(follow(job_rx, state.hub.closing(), keep_alive))
 }
 
 struct Follow {
     job_rx: watch::Receiver<Job>,
     closing: watch::Receiver<bool>,
     sent: Option<u32>,
+    /// A queued job can wait long without news; a comment now and then keeps proxies from
+    /// closing the idle connection.
+    keep_alive: Duration,
 }
 
 fn follow(
     job_rx: watch::Receiver<Job>,
     closing: watch::Receiver<bool>,
+    keep_alive: Duration,
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static {
     let start = Follow {
         job_rx,
         closing,
         sent: None,
+        keep_alive,
     };
     futures_util::stream::unfold(Some(start), |follow| async move {
         let mut f = follow?;
@@ -121,10 +127,14 @@ fn follow(
                 f.sent = Some(job.moved);
                 return Some((Ok(progress(job.moved, job.total)), Some(f)));
             }
-            tokio::select! {
+            let quiet = tokio::select! {
                 biased;
                 _ = f.closing.wait_for(|closed| *closed) => return None,
-                changed = f.job_rx.changed() => changed.ok()?,
+                changed = f.job_rx.changed() => changed.ok().map(|()| false)?,
+                _ = tokio::time::sleep(f.keep_alive) => true,
+            };
+            if quiet {
+                return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), Some(f)));
             }
         }
     })
