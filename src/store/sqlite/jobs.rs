@@ -154,3 +154,95 @@ fn read(row: &Row<'_>) -> rusqlite::Result<StoreResult<Job>> {
         updated_at: row.get(9)?,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    const NEW: NewJob = NewJob {
+        total: 10,
+        interval_ms: 5,
+        fail_at: None,
+    };
+
+    fn store() -> SqliteStore {
+        SqliteStore::open(Path::new(":memory:")).unwrap()
+    }
+
+    fn applied(outcome: Updated) -> Job {
+        match outcome {
+            Updated::Applied(job) => job,
+            other => panic!("not applied: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_new_run_adopts_unfinished_jobs_and_fences_the_old_one() {
+        let s = store();
+        let a = s.insert_job(&NEW, 1, 0).unwrap().unwrap();
+        let b = s.insert_job(&NEW, 1, 0).unwrap().unwrap();
+        let done = s.insert_job(&NEW, 1, 0).unwrap().unwrap();
+        applied(s.update_job(a.id, &Update::Start, 1, 1).unwrap());
+        applied(
+            s.update_job(a.id, &Update::Progress { moved: 4 }, 1, 2)
+                .unwrap(),
+        );
+        applied(s.update_job(done.id, &Update::Cancel, 1, 2).unwrap());
+
+        let adopted = s.adopt_unfinished_jobs(2, 3).unwrap();
+        let ids: Vec<i64> = adopted.iter().map(|j| j.id).collect();
+        assert_eq!(ids, [a.id, b.id], "oldest first, finished ones left alone");
+        assert_eq!((adopted[0].state, adopted[0].moved), (JobState::Queued, 4));
+        assert!(adopted.iter().all(|j| j.runner == 2));
+
+        let late = s.update_job(a.id, &Update::Start, 1, 4).unwrap();
+        assert!(matches!(late, Updated::Refused(_)), "{late:?}");
+        applied(s.update_job(a.id, &Update::Start, 2, 4).unwrap());
+        assert_eq!(
+            s.update_job(999, &Update::Cancel, 2, 5).unwrap(),
+            Updated::Missing
+        );
+    }
+
+    #[test]
+    fn lists_every_unfinished_job_and_the_newest_finished_ones() {
+        let s = store();
+        let waiting = s.insert_job(&NEW, 1, 0).unwrap().unwrap();
+        for _ in 0..5 {
+            let job = s.insert_job(&NEW, 1, 0).unwrap().unwrap();
+            applied(s.update_job(job.id, &Update::Cancel, 1, 1).unwrap());
+        }
+        let listed: Vec<i64> = s.listed_jobs(3).unwrap().iter().map(|j| j.id).collect();
+        assert_eq!(listed, [6, 5, 4, waiting.id]);
+    }
+
+    #[test]
+    fn keeps_a_bounded_number_of_jobs() {
+        let s = store();
+        for _ in 0..FINISHED_KEPT + 5 {
+            let job = s.insert_job(&NEW, 1, 0).unwrap().unwrap();
+            applied(s.update_job(job.id, &Update::Cancel, 1, 1).unwrap());
+        }
+        s.insert_job(&NEW, 1, 0).unwrap().unwrap();
+        let finished: i64 = s
+            .conn()
+            .query_row(
+                "SELECT count(*) FROM jobs WHERE state = 'cancelled'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(finished, FINISHED_KEPT as i64);
+        assert!(
+            s.job(1).unwrap().is_none(),
+            "the oldest finished job is gone"
+        );
+
+        for _ in 1..MAX_UNFINISHED {
+            s.insert_job(&NEW, 1, 0).unwrap().unwrap();
+        }
+        assert_eq!(s.insert_job(&NEW, 1, 0).unwrap(), None, "full");
+    }
+}
