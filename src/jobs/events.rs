@@ -69,10 +69,15 @@ pub async fn demo_events(State(state): State<AppState>) -> Response {
         state.hub.closing(),
         move || {
             let chunk = progress(moved, DEMO_TOTAL);
-            moved = if moved == DEMO_TOTAL { 0 } else { moved + 1 };
+            moved = demo_next(moved);
             async move { chunk }
         },
     ))
+}
+
+/// The demo's next step: one more, or 0 again after 100%.
+fn demo_next(moved: u32) -> u32 {
+    if moved >= DEMO_TOTAL { 0 } else { moved + 1 }
 }
 
 /// `GET /jobs/{id}/events`: the job's progress as it changes (at most ~10 a second), then one
@@ -138,4 +143,23 @@ fn follow(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_counts_to_100_and_starts_over() {
+        let steps: Vec<u32> = std::iter::successors(Some(0), |m| Some(demo_next(*m)))
+            .take(103)
+            .collect();
+        assert_eq!(steps[..3], [0, 1, 2]);
+        assert_eq!(steps[99..], [99, 100, 0, 1]);
+        let last = String::from_utf8(progress(100, DEMO_TOTAL).to_vec()).unwrap();
+        assert_eq!(
+            last,
+            "data: {\"moved\":100,\"total\":100,\"percent\":\"100.00\"}\n\n"
+        );
+    }
 }
