@@ -14,6 +14,8 @@ pub struct Config {
     pub db: PathBuf,
     /// When set, JSON API writes must carry `Authorization: Bearer <token>`.
     pub api_token: Option<String>,
+    /// How many background jobs run at once; the others wait in line.
+    pub job_concurrency: usize,
     pub limits: InputLimits,
     pub hub: HubConfig,
 }
@@ -37,6 +39,7 @@ const OPTIONS: &[(&str, &str, &str)] = &[
         "",
         "bearer token required for JSON API writes (empty: none)",
     ),
+    ("job-concurrency", "2", "background jobs that run at once"),
     ("max-request-bytes", "65536", "largest form or JSON body"),
     ("max-message-chars", "500", "longest board message"),
     ("max-title-chars", "100", "longest notification title"),
@@ -123,6 +126,7 @@ impl Config {
             addr,
             db: PathBuf::from(raw("db")),
             api_token: (!token.is_empty()).then_some(token),
+            job_concurrency: size("job-concurrency")?,
             limits: InputLimits {
                 request_bytes: size("max-request-bytes")?,
                 message_chars: size("max-message-chars")?,
@@ -214,6 +218,7 @@ mod tests {
         assert_eq!(c.db, PathBuf::from("./herald.db"));
         assert_eq!(c.api_token, None);
         assert_eq!(c.hub.heartbeat, Duration::from_secs(15));
+        assert_eq!(c.job_concurrency, 2);
     }
 
     #[test]
@@ -229,6 +234,8 @@ mod tests {
         assert_eq!(c.api_token.as_deref(), Some("s3cret"));
         let c = Config::parse(args(&["--max-title-chars=7"]), &env).unwrap();
         assert_eq!(c.limits.title_chars, 7);
+        let env = HashMap::from([("HERALD_JOB_CONCURRENCY".to_string(), "3".to_string())]);
+        assert_eq!(Config::parse(args(&[]), &env).unwrap().job_concurrency, 3);
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod board;
 pub mod clock;
 pub mod config;
 pub mod hub;
+pub mod jobs;
 pub mod notify;
 pub mod offers;
 pub mod store;
@@ -36,6 +37,7 @@ pub struct AppState {
     pub store: SharedStore,
     pub hub: Hub,
     pub regions: Arc<dyn Regions>,
+    pub jobs: jobs::Runner,
 }
 
 pub struct App {
@@ -50,8 +52,10 @@ pub fn build(config: Config) -> Result<App, StoreError> {
         config.hub.clone(),
         page::status_html(config.hub.heartbeat.as_secs()),
     );
+    let jobs = jobs::Runner::start(store.clone(), hub.clone(), config.job_concurrency)?;
     let state = AppState {
         regions: page::PageRegions::shared(store.clone()),
+        jobs,
         config: Arc::new(config),
         store,
         hub,
@@ -69,6 +73,9 @@ fn router(state: AppState) -> Router {
         .route("/send-notification", post(notify::send))
         .route("/offers", post(offers::create))
         .route("/offers/{id}", put(offers::update).delete(offers::delete))
+        .route("/jobs", post(jobs::create))
+        .route("/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/jobs/{id}/retry", post(jobs::retry))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard::writes));
     Router::new()
         .route("/", get(page::dashboard))
@@ -77,6 +84,9 @@ fn router(state: AppState) -> Router {
         .route("/send-notification", get(notify::form_page))
         .route("/ping", get(notify::ping))
         .route("/offers", get(offers::list))
+        .route("/events", get(jobs::demo_events))
+        .route("/jobs/{id}", get(jobs::show))
+        .route("/jobs/{id}/events", get(jobs::job_events))
         .route("/static/{tag}/{name}", get(assets::serve))
         .merge(writes)
         .fallback(page::not_found)

@@ -11,17 +11,21 @@ use std::sync::Arc;
 pub use sqlite::SqliteStore;
 
 use crate::board::BoardStore;
+use crate::jobs::JobStore;
 use crate::notify::NotifyStore;
 use crate::offers::OffersStore;
 use crate::web::session::SessionStore;
 
 /// Everything Herald persists.
 pub trait Store:
-    SessionStore + BoardStore + NotifyStore + OffersStore + Send + Sync + 'static
+    SessionStore + BoardStore + NotifyStore + OffersStore + JobStore + Send + Sync + 'static
 {
 }
 
-impl<T: SessionStore + BoardStore + NotifyStore + OffersStore + Send + Sync + 'static> Store for T {}
+impl<T: SessionStore + BoardStore + NotifyStore + OffersStore + JobStore + Send + Sync + 'static>
+    Store for T
+{
+}
 
 pub type SharedStore = Arc<dyn Store>;
 

@@ -15,7 +15,7 @@ use super::error::ApiError;
 use super::session::Session;
 use crate::hub::{BoxFuture, ClientId, Region, Regions, Scope, Snapshot, sse_response};
 use crate::store::{SharedStore, StoreResult};
-use crate::{AppState, board, clock, notify, offers};
+use crate::{AppState, board, clock, jobs, notify, offers};
 
 #[derive(Template, WebTemplate)]
 #[template(path = "dashboard.html")]
@@ -27,6 +27,8 @@ struct Dashboard {
     notify_form: String,
     offers_form: String,
     offers_shown: usize,
+    jobs_form: String,
+    jobs_finished_shown: usize,
 }
 
 /// `GET /`: the current state of every region, and a new tab id whose stream resumes from
@@ -49,6 +51,8 @@ pub async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Res
         notify_form: notify::NotifyForm::blank(&state.config.limits).html(),
         offers_form: offers::OfferForm::blank(state.config.limits.description_chars).html(),
         offers_shown: offers::SHOWN,
+        jobs_form: jobs::JobForm::blank(&jobs::Limits::STANDARD).html(),
+        jobs_finished_shown: jobs::FINISHED_SHOWN,
     };
     let mut response = page.into_response();
     let headers = response.headers_mut();
@@ -114,6 +118,7 @@ impl Regions for PageRegions {
                 offers::regions(&store).await,
                 &[offers::BODY_REGION],
             ));
+            regions.extend(or_notice(jobs::regions(&store).await, &[jobs::REGION]));
             regions
         })
     }

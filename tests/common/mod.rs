@@ -29,6 +29,7 @@ pub fn test_config(db: &Path) -> Config {
         addr: "127.0.0.1:0".parse().unwrap(),
         db: db.to_path_buf(),
         api_token: None,
+        job_concurrency: 2,
         limits: InputLimits {
             request_bytes: 64 * 1024,
             message_chars: 100,

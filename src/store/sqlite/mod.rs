@@ -5,6 +5,7 @@
 //! last commits. One connection behind a mutex: writes serialise in SQLite anyway.
 
 mod board;
+mod jobs;
 mod notify;
 mod offers;
 mod session;
@@ -40,6 +41,7 @@ impl SqliteStore {
             board::SCHEMA,
             notify::SCHEMA,
             offers::SCHEMA,
+            jobs::SCHEMA,
         ] {
             conn.execute_batch(schema)?;
         }

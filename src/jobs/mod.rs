@@ -1,0 +1,263 @@
+//! Background jobs (from the Express progress demo, with its "extending" list built): simulated
+//! tasks that run concurrently, report live progress to every page, and can be cancelled, fail
+//! at a chosen step, be retried from their last completed step, and survive a restart.
+//!
+//! The store is the single source of truth: every change is a transition of [`Update::apply`],
+//! checked against the stored row in one transaction, then published (see [`runner`]).
+
+mod events;
+mod input;
+mod routes;
+mod runner;
+mod views;
+
+use serde::Serialize;
+
+use crate::hub::Region;
+use crate::store::{SharedStore, StoreResult, call};
+pub use events::{demo_events, job_events};
+pub use input::{JobInput, Limits};
+pub use routes::{cancel, create, retry, show};
+pub use runner::Runner;
+pub use views::{JobCard, JobForm, JobList, JobProgress};
+
+pub const REGION: &str = "jobs-list";
+/// Finished jobs the page shows (newest first); queued and running ones are always shown.
+pub const FINISHED_SHOWN: usize = 20;
+/// Finished jobs kept in the store (older ones are deleted when a job is created).
+pub const FINISHED_KEPT: usize = 100;
+/// Queued plus running jobs at most; one more is refused with 429.
+pub const MAX_UNFINISHED: usize = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Running,
+    Done,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 5] = [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Done,
+        JobState::Failed,
+        JobState::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobState> {
+        JobState::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            JobState::Done | JobState::Failed | JobState::Cancelled
+        )
+    }
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Job {
+    pub id: i64,
+    pub state: JobState,
+    pub total: u32,
+    /// Steps completed.
+    pub moved: u32,
+    pub interval_ms: u32,
+    /// The step the simulated task fails at (once: a retry clears it).
+    pub fail_at: Option<u32>,
+    pub error: Option<String>,
+    /// Which run of the app drives the job: a stopped app's late writes are refused.
+    #[serde(skip)]
+    pub runner: i64,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Job {
+    /// `"45.00"`, as the original demo's `percent`.
+    pub fn percent(&self) -> String {
+        percent(self.moved, self.total)
+    }
+}
+
+pub fn percent(moved: u32, total: u32) -> String {
+    format!("{:.2}", f64::from(moved) * 100.0 / f64::from(total.max(1)))
+}
+
+/// What a new job asks for (validated).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewJob {
+    pub total: u32,
+    pub interval_ms: u32,
+    pub fail_at: Option<u32>,
+}
+
+/// A state transition. Only [`Update::apply`] decides what is allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Update {
+    Start,
+    Progress { moved: u32 },
+    Finish,
+    Fail { moved: u32, error: String },
+    Cancel,
+    Retry,
+}
+
+impl Update {
+    /// The job after this update, or `None` when the job's state (or owner) forbids it.
+    ///
+    /// The runner's own updates need the job to still be its own, so a stopped app cannot
+    /// overwrite what the next one does; cancel and retry come from users and take the job over.
+    pub fn apply(&self, job: &Job, runner: i64, now: i64) -> Option<Job> {
+        use JobState::*;
+        let owned = job.runner == runner;
+        let mut next = Job {
+            updated_at: now,
+            ..job.clone()
+        };
+        match (self, job.state) {
+            (Update::Start, Queued) if owned => next.state = Running,
+            (Update::Progress { moved }, Running) if owned && *moved < job.total => {
+                next.moved = (*moved).max(job.moved)
+            }
+            (Update::Finish, Running) if owned => {
+                next.state = Done;
+                next.moved = job.total;
+            }
+            (Update::Fail { moved, error }, Running) if owned => {
+                next.state = Failed;
+                next.moved = *moved;
+                next.error = Some(error.clone());
+            }
+            (Update::Cancel, Queued | Running) => next.state = Cancelled,
+            (Update::Retry, Failed) => {
+                next.state = Queued;
+                next.error = None;
+                next.fail_at = None;
+                next.runner = runner;
+            }
+            _ => return None,
+        }
+        Some(next)
+    }
+}
+
+/// The outcome of an update against the stored job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Updated {
+    Applied(Job),
+    /// Not allowed in the job's current state; the job as it is.
+    Refused(Job),
+    Missing,
+}
+
+pub trait JobStore {
+    /// Stores a queued job owned by `runner`, and forgets finished jobs beyond the newest
+    /// [`FINISHED_KEPT`]. `None` when [`MAX_UNFINISHED`] jobs are already waiting or running.
+    fn insert_job(&self, job: &NewJob, runner: i64, now: i64) -> StoreResult<Option<Job>>;
+    fn job(&self, id: i64) -> StoreResult<Option<Job>>;
+    /// Applies `update` to the stored job in one transaction.
+    fn update_job(&self, id: i64, update: &Update, runner: i64, now: i64) -> StoreResult<Updated>;
+    /// Every queued or running job plus the newest `finished` finished ones, newest first.
+    fn listed_jobs(&self, finished: usize) -> StoreResult<Vec<Job>>;
+    /// After a restart: every unfinished job becomes queued and owned by `runner`; oldest first.
+    fn adopt_unfinished_jobs(&self, runner: i64, now: i64) -> StoreResult<Vec<Job>>;
+}
+
+/// The job list's region for a page or a resync.
+pub async fn regions(store: &SharedStore) -> StoreResult<Vec<Region>> {
+    let jobs = call(store, |s| s.listed_jobs(FINISHED_SHOWN)).await?;
+    Ok(vec![Region {
+        id: REGION,
+        html: JobList::new(&jobs).html(),
+    }])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(state: JobState, moved: u32) -> Job {
+        Job {
+            id: 1,
+            state,
+            total: 10,
+            moved,
+            interval_ms: 5,
+            fail_at: Some(4),
+            error: None,
+            runner: 7,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn runner_updates_need_the_right_state_and_owner() {
+        let queued = job(JobState::Queued, 0);
+        let running = Update::Start.apply(&queued, 7, 1).unwrap();
+        assert_eq!(running.state, JobState::Running);
+        assert_eq!(Update::Start.apply(&queued, 8, 1), None, "someone else's");
+        assert_eq!(Update::Start.apply(&running, 7, 1), None, "already running");
+        let moved = Update::Progress { moved: 3 }.apply(&running, 7, 2).unwrap();
+        assert_eq!((moved.moved, moved.updated_at), (3, 2));
+        let back = Update::Progress { moved: 2 }.apply(&moved, 7, 3).unwrap();
+        assert_eq!(back.moved, 3, "progress never goes backwards");
+        let done = Update::Finish.apply(&moved, 7, 4).unwrap();
+        assert_eq!((done.state, done.moved), (JobState::Done, 10));
+        assert_eq!(Update::Progress { moved: 4 }.apply(&done, 7, 5), None);
+    }
+
+    #[test]
+    fn cancel_only_unfinished_and_retry_only_failed() {
+        for state in JobState::ALL {
+            let can_cancel = Update::Cancel.apply(&job(state, 2), 99, 1).is_some();
+            assert_eq!(can_cancel, !state.is_finished(), "{state:?}");
+            let can_retry = Update::Retry.apply(&job(state, 2), 99, 1).is_some();
+            assert_eq!(can_retry, state == JobState::Failed, "{state:?}");
+        }
+    }
+
+    #[test]
+    fn a_retry_resumes_after_the_last_step_without_failing_again() {
+        let running = job(JobState::Running, 3);
+        let failed = Update::Fail {
+            moved: 3,
+            error: "boom".into(),
+        }
+        .apply(&running, 7, 1)
+        .unwrap();
+        assert_eq!(failed.error.as_deref(), Some("boom"));
+        let retried = Update::Retry.apply(&failed, 9, 2).unwrap();
+        assert_eq!(retried.state, JobState::Queued);
+        assert_eq!(retried.moved, 3);
+        assert_eq!(
+            (retried.fail_at, retried.error, retried.runner),
+            (None, None, 9)
+        );
+    }
+
+    #[test]
+    fn percent_has_two_decimals() {
+        assert_eq!(percent(45, 100), "45.00");
+        assert_eq!(percent(1, 3), "33.33");
+        assert_eq!(percent(7, 7), "100.00");
+    }
+}
