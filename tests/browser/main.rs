@@ -253,6 +253,19 @@ async fn the_page_loads_only_htmx_and_logs_no_errors() {
     assert_eq!(handlers, json!([]), "no inline event handlers");
     assert_console_clean(&browser).await;
 
+    // A refused form swaps in its inline error. Chromium logs every 4xx answer to a request as
+    // a console error, so the 422 is the one error a person can cause here.
+    let input = wait_element(&browser, "#board-input").await;
+    browser.send_keys(&input, "   ").await;
+    let button = wait_element(&browser, "#board-form button[type=submit]").await;
+    browser.click(&button).await;
+    wait_text(&browser, "#board-error", "must not be empty").await;
+    let errors = console_errors(&browser).await;
+    assert!(
+        errors.len() == 1 && errors[0].contains("/send") && errors[0].contains("422"),
+        "{errors:#?}"
+    );
+
     // The other pages share the layout: no errors there either.
     browser.goto(&app.url("/send-notification")).await;
     wait_element(&browser, "#notify-form").await;
