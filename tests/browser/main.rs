@@ -1,0 +1,306 @@
+//! End-to-end tests in headless Chromium (issue 6): the real htmx 4 and hx-sse in a real browser,
+//! against the real app on a random port with its own database, driven over WebDriver by
+//! Debian's `chromium-driver` (`apt-get install -y chromium chromium-driver`).
+//!
+//! Each test starts its own chromedriver and browsers; guards close them even when it fails.
+//! Tests take turns ([`serial`]): several Chromiums at once on a small machine make timing noise.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod dashboard;
+mod webdriver;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{spawn_app, spawn_app_with};
+use dashboard::{
+    CONNECTED, LIVE, assert_console_clean, assert_not_reloaded, computed, console_errors,
+    is_hidden, notify, open, post_board, wait_element, wait_for, wait_text,
+};
+use herald::board::BoardMessage;
+use hyper::StatusCode;
+use serde_json::{Value, json};
+use tokio::sync::{Mutex, MutexGuard};
+use webdriver::{Driver, browser_processes};
+
+/// One browser test at a time.
+async fn serial() -> MutexGuard<'static, ()> {
+    static TURN: Mutex<()> = Mutex::const_new(());
+    TURN.lock().await
+}
+
+/// Posts a board message the way an API caller does (not through any page).
+async fn publish(app: &common::TestApp, message: &str) {
+    let resp = app
+        .client()
+        .post_json("/send", &json!({"message": message}).to_string())
+        .await;
+    assert!(resp.status.is_success(), "{} {}", resp.status, resp.body);
+}
+
+/// Scenario 1: the board and notifications, from window A's forms to window B, without reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn board_and_notifications_reach_the_other_window() {
+    let _turn = serial().await;
+    let app = spawn_app().await;
+    let driver = Driver::start().await;
+    let (a, b) = (driver.browser().await, driver.browser().await);
+    open(&a, &app.url("/")).await;
+    open(&b, &app.url("/")).await;
+
+    post_board(&a, "Lunch is <b>served</b>").await;
+    wait_text(&b, "#board-message .board-text", "Lunch is <b>served</b>").await;
+    assert!(
+        b.find("#board-message b").await.is_none(),
+        "user HTML must show as text, not markup"
+    );
+
+    notify(&a, "warning", "Disk almost full", "Only 3% left").await;
+    let toast = wait_element(&b, "#toasts .toast.toast-warning").await;
+    let text = b.text(&toast).await.expect("toast still there");
+    assert!(text.contains("Disk almost full"), "{text}");
+    assert!(text.contains("Only 3% left"), "{text}");
+    wait_text(&b, "#notifications-list .note-warning", "Disk almost full").await;
+    assert_eq!(
+        b.find_all("#toasts .toast").await.len(),
+        1,
+        "one toast, once"
+    );
+
+    // The toast's CSS animation (6 s) shows it, then fades it out and hides it.
+    wait_for("the toast to be fully shown", LIVE, async || {
+        (computed(&b, &toast, "opacity").await == "1").then_some(())
+    })
+    .await;
+    wait_for("the toast to fade away", LIVE, async || {
+        let faded = computed(&b, &toast, "opacity").await == "0"
+            && computed(&b, &toast, "visibility").await == "hidden";
+        faded.then_some(())
+    })
+    .await;
+
+    b.screenshot(Path::new("target/browser/board-and-notifications.png"))
+        .await;
+    for browser in [&a, &b] {
+        assert_not_reloaded(browser).await;
+        assert_console_clean(browser).await;
+    }
+}
+
+/// Scenario 5: a restart on the same port and database while a page is open. The indicator goes
+/// stale, the page reconnects by itself, is resynced with what changed while the server was
+/// down, and then receives new events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_survives_a_server_restart() {
+    let _turn = serial().await;
+    // A 1 s heartbeat makes the indicator go stale 2 s after the server goes away.
+    let mut app = spawn_app_with(|c| c.hub.heartbeat = Duration::from_secs(1)).await;
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    open(&browser, &app.url("/")).await;
+    publish(&app, "before the restart").await;
+    wait_text(&browser, "#board-message", "before the restart").await;
+    assert_console_clean(&browser).await;
+
+    app.stop().await;
+    wait_text(&browser, "#status", "no heartbeat · reconnecting…").await;
+    // Published while no server runs: only a resync from the store can bring it to the page.
+    let message = BoardMessage {
+        message: "set while the server was down".to_string(),
+        set_at: herald::clock::now_ms(),
+    };
+    app.state.store.set_message(&message).unwrap();
+    let app = app.restart().await;
+
+    wait_text(&browser, "#board-message", "set while the server was down").await;
+    wait_for("the indicator to be live again", LIVE, async || {
+        let status = browser.text_of("#status").await?;
+        (status.contains(CONNECTED) && !status.contains("no heartbeat")).then_some(())
+    })
+    .await;
+    // While the server was down, htmx's reconnection attempts failed (and htmx logs each).
+    let errors = console_errors(&browser).await;
+    let unexpected: Vec<_> = errors
+        .iter()
+        .filter(|e| !(e.contains("Failed to fetch") || e.contains("ERR_CONNECTION_REFUSED")))
+        .collect();
+    assert!(unexpected.is_empty(), "console errors: {unexpected:#?}");
+
+    publish(&app, "after the restart").await;
+    wait_text(&browser, "#board-message", "after the restart").await;
+    assert_not_reloaded(&browser).await;
+    assert_console_clean(&browser).await;
+}
+
+/// Scenario 6: six windows of one browser (its whole HTTP/1.1 connection budget for the host)
+/// all stay live on one stream each; a window that is hidden misses nothing once shown again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn six_windows_stay_live_and_a_hidden_one_catches_up() {
+    let _turn = serial().await;
+    let app = spawn_app().await;
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    let mut windows = vec![browser.window().await];
+    for _ in 1..6 {
+        windows.push(browser.new_window("window").await);
+    }
+    assert_eq!(browser.windows().await.len(), 6);
+    for window in &windows {
+        browser.switch_to(window).await;
+        open(&browser, &app.url("/")).await;
+    }
+
+    publish(&app, "hello, six windows").await;
+    for window in &windows {
+        browser.switch_to(window).await;
+        wait_text(&browser, "#board-message", "hello, six windows").await;
+    }
+
+    // Hide one window: htmx drops its stream while the page is hidden.
+    let hidden = &windows[2];
+    browser.switch_to(hidden).await;
+    browser.minimize().await;
+    wait_for("the window to be hidden", LIVE, async || {
+        is_hidden(&browser).await.then_some(())
+    })
+    .await;
+
+    publish(&app, "sent while one window was hidden").await;
+    browser.switch_to(&windows[0]).await;
+    wait_text(
+        &browser,
+        "#board-message",
+        "sent while one window was hidden",
+    )
+    .await;
+    browser.switch_to(hidden).await;
+    let shown = browser.text_of("#board-message").await.unwrap_or_default();
+    assert!(
+        !shown.contains("while one window was hidden"),
+        "a hidden page must not be streaming: {shown}"
+    );
+
+    browser.resize(1280, 900).await;
+    wait_for("the window to be visible", LIVE, async || {
+        (!is_hidden(&browser).await).then_some(())
+    })
+    .await;
+    wait_text(
+        &browser,
+        "#board-message",
+        "sent while one window was hidden",
+    )
+    .await;
+
+    publish(&app, "and everyone is still live").await;
+    for window in &windows {
+        browser.switch_to(window).await;
+        wait_text(&browser, "#board-message", "and everyone is still live").await;
+        assert_not_reloaded(&browser).await;
+    }
+    assert_console_clean(&browser).await;
+}
+
+/// Scenario 7: the page runs htmx and hx-sse and nothing else, and logs no errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_loads_only_htmx_and_logs_no_errors() {
+    let _turn = serial().await;
+    let app = spawn_app().await;
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    open(&browser, &app.url("/")).await;
+    post_board(&browser, "checking the console").await;
+    notify(&browser, "info", "Console check", "nothing logged").await;
+    wait_text(&browser, "#notifications-list", "Console check").await;
+
+    // Every script element: its file, and that it runs in order while the page is parsed (a
+    // deferred htmx may initialise before hx-sse is registered; see templates/layout.html).
+    let mut scripts = Vec::new();
+    for script in browser.find_all("script").await {
+        let src = browser.attribute(&script, "src").await;
+        let path = src.expect("no inline script");
+        for flag in ["defer", "async"] {
+            let set = browser.attribute(&script, flag).await;
+            assert_eq!(set, None, "{path} must not be {flag}");
+        }
+        scripts.push(Value::from(path));
+    }
+    let scripts = Value::from(scripts);
+    let loaded = browser
+        .execute(
+            "return performance.getEntriesByType('resource')
+                 .filter(e => e.initiatorType === 'script' || /\\.m?js(\\?|$)/.test(e.name))
+                 .map(e => new URL(e.name).pathname)",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        names(&scripts),
+        ["htmx.min.js", "hx-sse.min.js"],
+        "{scripts}"
+    );
+    let mut fetched = names(&loaded);
+    fetched.sort();
+    assert_eq!(fetched, ["htmx.min.js", "hx-sse.min.js"], "{loaded}");
+    let handlers = browser
+        .execute(
+            "return Array.from(document.querySelectorAll('*')).flatMap(el =>
+                 Array.from(el.attributes, a => a.name).filter(n => n.startsWith('on')))",
+            vec![],
+        )
+        .await;
+    assert_eq!(handlers, json!([]), "no inline event handlers");
+    assert_console_clean(&browser).await;
+
+    // A refused form swaps in its inline error. Chromium logs every 4xx answer to a request as
+    // a console error, so the 422 is the one error a person can cause here.
+    let input = wait_element(&browser, "#board-input").await;
+    browser.send_keys(&input, "   ").await;
+    let button = wait_element(&browser, "#board-form button[type=submit]").await;
+    browser.click(&button).await;
+    wait_text(&browser, "#board-error", "must not be empty").await;
+    let errors = console_errors(&browser).await;
+    assert!(
+        errors.len() == 1 && errors[0].contains("/send") && errors[0].contains("422"),
+        "{errors:#?}"
+    );
+
+    // The other pages share the layout: no errors there either.
+    browser.goto(&app.url("/send-notification")).await;
+    wait_element(&browser, "#notify-form").await;
+    assert_console_clean(&browser).await;
+    assert_eq!(
+        app.client().get("/favicon.ico").await.status,
+        StatusCode::NOT_FOUND,
+        "the page must not need a favicon request"
+    );
+}
+
+/// The file names of script paths, in order.
+fn names(list: &Value) -> Vec<String> {
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .map(|p| {
+            let path = p.as_str().expect("a path");
+            path.rsplit('/').next().unwrap_or(path).to_string()
+        })
+        .collect()
+}
+
+/// A failing test still closes its browser: even when chromedriver is gone and cannot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_is_closed_even_without_its_driver() {
+    let _turn = serial().await;
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    let profile = browser.profile().to_path_buf();
+    assert!(!browser_processes(&profile).is_empty(), "Chromium runs");
+    drop(driver);
+    drop(browser);
+    wait_for("Chromium to be gone", LIVE, async || {
+        browser_processes(&profile).is_empty().then_some(())
+    })
+    .await;
+}
