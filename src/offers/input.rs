@@ -8,13 +8,13 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Form, FromRequest, Request};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::value::RawValue;
 
 use super::money::{Money, MoneyError};
 use crate::web::error::{ApiError, FieldError};
-use crate::web::input::required_text;
+use crate::web::input::{BodyFormat, required_text};
 
 /// Client-chosen ids stay within what a JavaScript number holds exactly, and the server's
 /// `max + 1` can never overflow.
@@ -30,28 +30,16 @@ impl<S: Send + Sync> FromRequest<S> for OfferBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let content_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
         // Both extractors honour the body limit and answer 413 past it.
-        if content_type.starts_with("application/json") {
-            Bytes::from_request(req, state)
+        match BodyFormat::of(req.headers())? {
+            BodyFormat::Json => Bytes::from_request(req, state)
                 .await
                 .map(OfferBody::Json)
-                .map_err(|r| ApiError::new(r.status(), r.body_text()))
-        } else if content_type.starts_with("application/x-www-form-urlencoded") {
-            Form::<Vec<(String, String)>>::from_request(req, state)
+                .map_err(|r| ApiError::new(r.status(), r.body_text())),
+            BodyFormat::Form => Form::<Vec<(String, String)>>::from_request(req, state)
                 .await
                 .map(|Form(pairs)| OfferBody::Form(pairs))
-                .map_err(|r| ApiError::new(r.status(), r.body_text()))
-        } else {
-            Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "send application/json or an application/x-www-form-urlencoded form",
-            ))
+                .map_err(|r| ApiError::new(r.status(), r.body_text())),
         }
     }
 }

@@ -21,22 +21,37 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let content_type = req
-            .headers()
+        match BodyFormat::of(req.headers())? {
+            BodyFormat::Json => Json::<T>::from_request(req, state)
+                .await
+                .map(|Json(v)| Input::Json(v))
+                .map_err(|r| ApiError::new(r.status(), r.body_text())),
+            BodyFormat::Form => Form::<T>::from_request(req, state)
+                .await
+                .map(|Form(v)| Input::Form(v))
+                .map_err(|r| ApiError::new(r.status(), r.body_text())),
+        }
+    }
+}
+
+/// The two body formats Herald accepts: JSON from API callers, urlencoded forms from the page.
+pub enum BodyFormat {
+    Json,
+    Form,
+}
+
+impl BodyFormat {
+    /// Reads `Content-Type`; anything else is a 415.
+    pub fn of(headers: &HeaderMap) -> Result<BodyFormat, ApiError> {
+        let content_type = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_ascii_lowercase();
         if content_type.starts_with("application/json") {
-            Json::<T>::from_request(req, state)
-                .await
-                .map(|Json(v)| Input::Json(v))
-                .map_err(|r| ApiError::new(r.status(), r.body_text()))
+            Ok(BodyFormat::Json)
         } else if content_type.starts_with("application/x-www-form-urlencoded") {
-            Form::<T>::from_request(req, state)
-                .await
-                .map(|Form(v)| Input::Form(v))
-                .map_err(|r| ApiError::new(r.status(), r.body_text()))
+            Ok(BodyFormat::Form)
         } else {
             Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
