@@ -7,6 +7,7 @@ pub mod board;
 pub mod clock;
 pub mod config;
 pub mod hub;
+pub mod import;
 pub mod notify;
 pub mod store;
 pub mod web;
@@ -35,6 +36,7 @@ pub struct AppState {
     pub store: SharedStore,
     pub hub: Hub,
     pub regions: Arc<dyn Regions>,
+    pub imports: import::Running,
 }
 
 pub struct App {
@@ -54,6 +56,7 @@ pub fn build(config: Config) -> Result<App, StoreError> {
         config: Arc::new(config),
         store,
         hub,
+        imports: import::Running::default(),
     };
     tokio::spawn(forget_old_clients(state.store.clone()));
     Ok(App {
@@ -66,6 +69,13 @@ fn router(state: AppState) -> Router {
     let writes = Router::new()
         .route("/send", get(board::send_get).post(board::send_post))
         .route("/send-notification", post(notify::send))
+        .route(
+            "/upload/{client}",
+            post(import::upload).layer(DefaultBodyLimit::max(
+                (state.config.import.max_upload_bytes + import::MULTIPART_SLACK) as usize,
+            )),
+        )
+        .route("/upload/{client}/cancel", post(import::cancel))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard::writes));
     Router::new()
         .route("/", get(page::dashboard))
@@ -73,6 +83,9 @@ fn router(state: AppState) -> Router {
         .route("/event", get(board::events))
         .route("/send-notification", get(notify::form_page))
         .route("/ping", get(notify::ping))
+        .route("/csv", get(import::mock_csv))
+        .route("/data.csv", get(import::data_csv))
+        .route("/import/{client}/rows", get(import::rows_page))
         .route("/static/{tag}/{name}", get(assets::serve))
         .merge(writes)
         .fallback(page::not_found)

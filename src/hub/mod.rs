@@ -202,10 +202,10 @@ impl Hub {
     }
 
     async fn broadcast_regions(&self, head: u64, regions: &dyn Regions) -> Arc<Vec<Region>> {
-        if let Some((at, cached)) = &*self.inner.broadcast_cache.lock().expect("cache lock") {
-            if *at == head {
-                return cached.clone();
-            }
+        if let Some((at, cached)) = &*self.inner.broadcast_cache.lock().expect("cache lock")
+            && *at == head
+        {
+            return cached.clone();
         }
         let fresh = Arc::new(regions.broadcast().await);
         *self.inner.broadcast_cache.lock().expect("cache lock") = Some((head, fresh.clone()));

@@ -11,13 +11,17 @@ use std::sync::Arc;
 pub use sqlite::SqliteStore;
 
 use crate::board::BoardStore;
+use crate::import::ImportStore;
 use crate::notify::NotifyStore;
 use crate::web::session::SessionStore;
 
 /// Everything Herald persists.
-pub trait Store: SessionStore + BoardStore + NotifyStore + Send + Sync + 'static {}
+pub trait Store:
+    SessionStore + BoardStore + NotifyStore + ImportStore + Send + Sync + 'static
+{
+}
 
-impl<T: SessionStore + BoardStore + NotifyStore + Send + Sync + 'static> Store for T {}
+impl<T: SessionStore + BoardStore + NotifyStore + ImportStore + Send + Sync + 'static> Store for T {}
 
 pub type SharedStore = Arc<dyn Store>;
 

@@ -15,7 +15,7 @@ use super::error::ApiError;
 use super::session::Session;
 use crate::hub::{BoxFuture, ClientId, Region, Regions, Scope, Snapshot, sse_response};
 use crate::store::{SharedStore, StoreResult};
-use crate::{AppState, board, clock, notify};
+use crate::{AppState, board, clock, import, notify};
 
 #[derive(Template, WebTemplate)]
 #[template(path = "dashboard.html")]
@@ -25,6 +25,7 @@ struct Dashboard {
     snapshot: Snapshot,
     board_form: String,
     notify_form: String,
+    import_form: String,
 }
 
 /// `GET /`: the current state of every region, and a new tab id whose stream resumes from
@@ -45,6 +46,7 @@ pub async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Res
         snapshot,
         board_form: board::BoardForm::blank(state.config.limits.message_chars).html(),
         notify_form: notify::NotifyForm::blank(&state.config.limits).html(),
+        import_form: import::ImportForm::blank(client, state.config.import.max_upload_bytes).html(),
     };
     let mut response = page.into_response();
     let headers = response.headers_mut();
@@ -110,8 +112,9 @@ impl Regions for PageRegions {
         })
     }
 
-    fn private(&self, _client: ClientId) -> BoxFuture<Vec<Region>> {
-        Box::pin(async { Vec::new() })
+    fn private(&self, client: ClientId) -> BoxFuture<Vec<Region>> {
+        let store = self.store.clone();
+        Box::pin(async move { or_notice(import::regions(&store, client).await, &[import::REGION]) })
     }
 }
 

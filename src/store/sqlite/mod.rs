@@ -5,6 +5,7 @@
 //! last commits. One connection behind a mutex: writes serialise in SQLite anyway.
 
 mod board;
+mod import;
 mod notify;
 mod session;
 
@@ -34,7 +35,12 @@ impl SqliteStore {
              PRAGMA synchronous = NORMAL;
              PRAGMA busy_timeout = 5000;",
         )?;
-        for schema in [session::SCHEMA, board::SCHEMA, notify::SCHEMA] {
+        for schema in [
+            session::SCHEMA,
+            board::SCHEMA,
+            notify::SCHEMA,
+            import::SCHEMA,
+        ] {
             conn.execute_batch(schema)?;
         }
         Ok(SqliteStore {
