@@ -152,7 +152,9 @@ impl Record<'_> {
                 self.fields, limits.max_columns
             ));
         }
-        let fields = self.fields(limits).map_err(|e| format!("the header {e}"))?;
+        let fields = self
+            .fields(limits)
+            .map_err(|e| format!("the header row is invalid: {e}"))?;
         Ok(fields.into_iter().map(|f| f.trim().to_string()).collect())
     }
 
@@ -178,7 +180,7 @@ impl Record<'_> {
 
     fn too_long(&self, limits: &ParseLimits) -> String {
         format!(
-            "has a field longer than {} characters",
+            "a field is longer than {} characters",
             limits.max_field_chars
         )
     }
@@ -188,13 +190,14 @@ impl Record<'_> {
         if self.oversized {
             return Err(self.too_long(limits));
         }
-        let text = std::str::from_utf8(self.data).map_err(|_| "is not valid UTF-8".to_string())?;
+        let text =
+            std::str::from_utf8(self.data).map_err(|_| "not valid UTF-8 text".to_string())?;
         let mut start = 0;
         let mut fields = Vec::with_capacity(self.ends.len());
         for (i, &end) in self.ends.iter().enumerate() {
             let field = text
                 .get(start..end)
-                .ok_or_else(|| "is not valid UTF-8".to_string())?;
+                .ok_or_else(|| "not valid UTF-8 text".to_string())?;
             if field.len() > max {
                 let chars = field.chars().count();
                 if chars > max {
@@ -269,7 +272,7 @@ mod tests {
         let got = parse(csv, 3);
         assert_eq!(got[1], (2, Err("expected 2 fields, found 1".into())));
         assert_eq!(got[2], (3, Err("expected 2 fields, found 3".into())));
-        assert_eq!(got[3], (4, Err("is not valid UTF-8".into())));
+        assert_eq!(got[3], (4, Err("not valid UTF-8 text".into())));
         assert_eq!(
             got[4],
             (
@@ -290,7 +293,13 @@ mod tests {
         csv.extend(std::iter::repeat_n(b'x', 1 << 20));
         let got = parse(&csv, 4096);
         assert_eq!(got.len(), 2);
-        assert!(got[1].1.as_ref().unwrap_err().contains("longer than 5"));
+        assert!(
+            got[1]
+                .1
+                .as_ref()
+                .unwrap_err()
+                .contains("a field is longer than 5")
+        );
     }
 
     #[test]

@@ -314,6 +314,92 @@ fn push_toast(out: &mut String, kind: &'static str, title: &str, body: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hub::ClientId;
+    use crate::import::cells;
+    use uuid::Uuid;
+
+    fn record(status: Status) -> ImportRecord {
+        ImportRecord {
+            id: 7,
+            client: ClientId(Uuid::from_u128(0x1234)),
+            file_name: "<b>data</b>.csv".into(),
+            header: vec!["id".into(), "name".into(), "note".into()],
+            status,
+            live_rows: 2,
+            total_bytes: Some(4000),
+            bytes: 1000,
+            rows: 1234,
+            rejected: 5,
+            started_at: 1_000,
+            finished_at: (status != Status::Running).then_some(3_450),
+            message: (status == Status::Failed)
+                .then(|| "the file is larger than the 1 MB limit".into()),
+        }
+    }
+
+    fn rows() -> Vec<String> {
+        vec![
+            cells::encode(["1", "Ada", "<script>alert(1)</script>"]),
+            cells::encode(["2", "Zoë \"Z\" O'Brien", "a & b"]),
+        ]
+    }
+
+    fn reject() -> Reject {
+        Reject {
+            row: 9,
+            reason: "expected 3 fields, found <2>".into(),
+        }
+    }
+
+    #[test]
+    fn row_fragment() {
+        insta::assert_snapshot!(html(&RowView::new(&rows()[0])));
+    }
+
+    #[test]
+    fn progress_fragments() {
+        let running = html(&ProgressView::new(&record(Status::Running)));
+        let unknown_size = html(&ProgressView::new(&ImportRecord {
+            total_bytes: None,
+            ..record(Status::Running)
+        }));
+        let done = html(&ProgressView::new(&record(Status::Done)));
+        insta::assert_snapshot!(format!("{running}\n---\n{unknown_size}\n---\n{done}"));
+    }
+
+    #[test]
+    fn toast_and_reject_fragments() {
+        let mut out = String::new();
+        push_toast(
+            &mut out,
+            "warning",
+            "Row 9 rejected",
+            "expected 3 fields, found <2>",
+        );
+        out.push('\n');
+        out.push_str(&html(&RejectView::new(&reject())));
+        insta::assert_snapshot!(out);
+    }
+
+    #[test]
+    fn summary_fragments() {
+        let all: Vec<String> = [
+            Status::Running,
+            Status::Done,
+            Status::Cancelled,
+            Status::Failed,
+            Status::Interrupted,
+        ]
+        .into_iter()
+        .map(|s| html(&SummaryView::new(&record(s))))
+        .collect();
+        insta::assert_snapshot!(all.join("\n---\n"));
+    }
+
+    #[test]
+    fn region_and_pager() {
+        insta::assert_snapshot!(region_html(&record(Status::Done), &rows(), &[reject()]));
+    }
 
     #[test]
     fn throttle_lets_one_through_per_period() {

@@ -208,6 +208,9 @@ pub fn seconds(ms: i64) -> String {
 }
 
 pub fn megabytes(bytes: u64) -> String {
+    if bytes < 1_000_000 {
+        return format!("{} KB", (bytes as f64 / 1000.0).round());
+    }
     format!("{} MB", (bytes as f64 / 1_000_000.0 * 10.0).round() / 10.0)
 }
 
@@ -225,5 +228,6 @@ mod tests {
         assert_eq!(count(2000, "row"), "2,000 rows");
         assert_eq!(seconds(1234), "1.23 s");
         assert_eq!(megabytes(104_857_600), "104.9 MB");
+        assert_eq!(megabytes(10_000), "10 KB");
     }
 }
