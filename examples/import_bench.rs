@@ -110,6 +110,15 @@ fn proc_kb(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds the process has used (user + system), from `/proc/<pid>/stat`.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which ends with ')'); utime and stime are 14th and 15th.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
 async fn send<B>(addr: SocketAddr, req: Request<B>) -> Response<Incoming>
 where
     B: hyper::body::Body + Send + 'static,
@@ -206,6 +215,7 @@ async fn bench(rows: u64) {
 
     let file_bytes: u64 = pieces(rows).map(|b| b.len() as u64).sum();
     let baseline = proc_kb(pid, "VmRSS:");
+    let cpu_before = cpu_secs(pid);
     let peak = Arc::new(AtomicU64::new(baseline));
     let sampling = Arc::new(AtomicBool::new(true));
     let sampler = {
@@ -254,6 +264,7 @@ async fn bench(rows: u64) {
     sampler.join().unwrap();
     let peak = peak.load(Ordering::Relaxed);
     let hwm = proc_kb(pid, "VmHWM:");
+    let cpu = cpu_secs(pid) - cpu_before;
 
     println!(
         "upload answered after     {:.2} s ({status})",
@@ -270,6 +281,10 @@ async fn bench(rows: u64) {
     println!(
         "rows per second           {:.0}",
         rows as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "server CPU time           {cpu:.2} s ({:.0} rows per CPU second)",
+        rows as f64 / cpu
     );
     println!(
         "server VmRSS before       {:.1} MB",

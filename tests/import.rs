@@ -648,3 +648,76 @@ async fn csv_endpoint_streams_mock_rows() {
     let sample = client.get("/data.csv").await;
     assert_eq!(sample.body, DATA);
 }
+
+#[tokio::test]
+async fn old_imports_are_pruned_so_the_database_stays_bounded() {
+    let app = spawn_app_with(|c| c.import.keep = 2).await;
+    let browser = app.client();
+    let tabs = [
+        browser.open_tab().await,
+        browser.open_tab().await,
+        browser.open_tab().await,
+    ];
+    let page = |tab: &str| format!("/import/{tab}/rows?page=1");
+    for tab in &tabs[..2] {
+        upload(&browser, &tab.client, "data.csv", DATA.as_bytes()).await;
+        wait_until_idle(&app, &tab.client).await;
+    }
+    // A tab's new import replaces its previous one.
+    let small = "id,name\n1,only\n";
+    upload(&browser, &tabs[1].client, "small.csv", small.as_bytes()).await;
+    wait_until_idle(&app, &tabs[1].client).await;
+    let second = browser.get(&page(&tabs[1].client)).await;
+    assert_eq!(table_rows(&second.body), [["1", "only"]]);
+    let first = browser.get(&page(&tabs[0].client)).await;
+    assert_eq!(table_rows(&first.body).len(), 100, "other tabs keep theirs");
+    // Past `keep` imports, the oldest goes.
+    upload(&browser, &tabs[2].client, "data.csv", DATA.as_bytes()).await;
+    wait_until_idle(&app, &tabs[2].client).await;
+    assert_eq!(
+        browser.get(&page(&tabs[0].client)).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        browser.get(&page(&tabs[1].client)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        browser.get(&page(&tabs[2].client)).await.status,
+        StatusCode::OK
+    );
+}
+
+#[test]
+fn an_import_running_when_the_server_stops_is_shown_as_interrupted() {
+    use herald::import::{ImportRecord, ImportStore, Status};
+    use herald::store::SqliteStore;
+    let dir = tempfile::TempDir::new().unwrap();
+    let db = dir.path().join("herald.db");
+    let client = herald::hub::ClientId(uuid::Uuid::new_v4());
+    let store = SqliteStore::open(&db).unwrap();
+    let record = ImportRecord {
+        id: 0,
+        client,
+        file_name: "data.csv".into(),
+        header: vec!["id".into()],
+        status: Status::Running,
+        live_rows: 100,
+        total_bytes: None,
+        bytes: 0,
+        rows: 0,
+        rejected: 0,
+        started_at: 0,
+        finished_at: None,
+        message: None,
+    };
+    let id = store.begin_import(&record, 10).unwrap();
+    store
+        .store_import_batch(id, 1, &["2:42".to_string()], &[], None)
+        .unwrap();
+    drop(store);
+    let reopened = SqliteStore::open(&db).unwrap();
+    let found = reopened.latest_import(client).unwrap().unwrap();
+    assert_eq!(found.status, Status::Interrupted);
+    assert_eq!(reopened.import_rows(id, 1, 10).unwrap(), ["2:42"]);
+}

@@ -75,6 +75,7 @@ pub fn push_row(out: &mut String, id: u64) {
     let first = pick(FIRST, h);
     let last = pick(LAST, h >> 8);
     let user: String = last
+        .replace('ü', "u")
         .chars()
         .filter(char::is_ascii_alphabetic)
         .collect::<String>()

@@ -112,22 +112,23 @@ impl Importer {
     }
 
     async fn take(&mut self, items: Vec<Item>, bytes: u64) -> Result<(), StoreError> {
-        let mut items = items.into_iter().peekable();
+        let (from, count) = (self.bytes, items.len().max(1) as u64);
+        let mut items = items.into_iter().enumerate().peekable();
         // Live rows: one message each, so the table fills row by row.
         while self.rows < self.record.live_rows {
-            let Some(item) = items.next() else { break };
+            let Some((i, item)) = items.next() else { break };
             if self.ticket.cancelled() {
                 return Ok(());
             }
             let live_row = matches!(item, Item::Row(_));
-            let last = items.peek().is_none();
-            self.store_and_publish(vec![item], if last { bytes } else { self.bytes })
-                .await?;
+            // The batch's bytes spread over its items, so the bar moves row by row too.
+            let at = from + (bytes.saturating_sub(from)) * (i as u64 + 1) / count;
+            self.store_and_publish(vec![item], at).await?;
             if live_row && !self.state.config.import.row_delay.is_zero() {
                 tokio::time::sleep(self.state.config.import.row_delay).await;
             }
         }
-        let rest: Vec<Item> = items.collect();
+        let rest: Vec<Item> = items.map(|(_, item)| item).collect();
         if !rest.is_empty() || bytes > self.bytes {
             self.store_and_publish(rest, bytes).await?;
         }

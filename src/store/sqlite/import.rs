@@ -49,7 +49,8 @@ impl ImportStore for SqliteStore {
         let old: Vec<i64> = tx
             .prepare(
                 "SELECT id FROM imports WHERE status != 'running' AND (client_id = ?1
-                   OR id NOT IN (SELECT id FROM imports ORDER BY id DESC LIMIT ?2))",
+                   OR id NOT IN (SELECT id FROM imports WHERE client_id != ?1
+                                 ORDER BY id DESC LIMIT ?2))",
             )?
             .query_map(params![r.client.to_string(), keep as i64 - 1], |row| {
                 row.get(0)
