@@ -1,11 +1,22 @@
-//! `GET /csv?rows=N`: mock CSV (`id,name,email,city,amount,date`) generated as it is sent.
+//! `GET /csv?rows=N`: mock CSV (`id,name,email,city,amount,date`) generated as it is sent;
+//! `GET /data.csv`: a 100-row sample of it, kept in the repository.
 //!
 //! Each row is a pure function of its id (a SplitMix64 hash), so the data looks random yet is
 //! the same on every request, and any row can be produced without the ones before it.
 
 use std::fmt::Write;
 
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde::Deserialize;
 use time::{Date, Duration, Month};
+
+use super::views;
+use crate::AppState;
+use crate::web::error::{ApiError, FieldError};
 
 pub const HEADER: &str = "id,name,email,city,amount,date\n";
 /// Rows per chunk of the response body: big enough to be cheap, small enough to stay bounded.
@@ -102,6 +113,71 @@ pub fn chunk(from: u64, to: u64) -> String {
         push_row(&mut out, id);
     }
     out
+}
+
+#[derive(Deserialize)]
+pub struct CsvQuery {
+    rows: Option<String>,
+}
+
+/// `GET /csv?rows=N`: mock CSV, generated chunk by chunk as the client reads it.
+pub async fn mock_csv(
+    State(state): State<AppState>,
+    Query(query): Query<CsvQuery>,
+) -> Result<Response, ApiError> {
+    let max = state.config.import.max_mock_rows;
+    let rows = match query.rows.as_deref().map(str::trim) {
+        None | Some("") => 100,
+        Some(text) => text.parse::<u64>().map_err(|_| {
+            FieldError::new("rows", format!("rows must be a whole number, got {text:?}"))
+        })?,
+    };
+    if rows > max {
+        return Err(FieldError::new(
+            "rows",
+            format!(
+                "rows is {}; the limit is {}",
+                views::grouped(rows),
+                views::grouped(max)
+            ),
+        )
+        .into());
+    }
+    // One chunk at a time: memory stays flat whatever `rows` is.
+    let header =
+        futures_util::stream::once(async { Ok::<_, std::convert::Infallible>(HEADER.to_string()) });
+    let body = futures_util::stream::unfold(1u64, move |from| async move {
+        (from <= rows).then(|| {
+            let to = (from + ROWS_PER_CHUNK - 1).min(rows);
+            (Ok(chunk(from, to)), to + 1)
+        })
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"mock-{rows}.csv\""),
+            ),
+        ],
+        Body::from_stream(header.chain(body)),
+    )
+        .into_response())
+}
+
+/// `GET /data.csv`: the sample file from the repository, built into the binary.
+pub async fn data_csv() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"data.csv\"",
+            ),
+        ],
+        include_str!("../../data.csv"),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

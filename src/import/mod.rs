@@ -17,8 +17,9 @@ mod views;
 
 use crate::hub::{ClientId, Region};
 use crate::store::{SharedStore, StoreResult, call};
+pub use mock::{data_csv, mock_csv};
 pub use parse::Reject;
-pub use routes::{MULTIPART_SLACK, cancel, data_csv, mock_csv, rows_page, upload};
+pub use routes::{MULTIPART_SLACK, cancel, rows_page, upload};
 pub use running::Running;
 pub use views::ImportForm;
 

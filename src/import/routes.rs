@@ -1,9 +1,7 @@
-//! The import's HTTP side: the upload (form and API), cancel, the stored result page by page,
-//! the mock CSV generator and the sample file.
+//! The import's HTTP side: the upload (form and API), cancel, and the stored result page by page.
 
 use std::time::Instant;
 
-use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -14,7 +12,7 @@ use super::intake::{Intake, Refusal};
 use super::parse::ParseLimits;
 use super::run::{self, Feed, Importer, PROGRESS_EVERY};
 use super::views::{self, ImportForm, PagerView, RowView, Started, TableView, html};
-use super::{ImportRecord, Status, mock};
+use super::{ImportRecord, Status};
 use crate::AppState;
 use crate::clock;
 use crate::hub::{Audience, ClientId};
@@ -318,70 +316,4 @@ pub async fn rows_page(
         pager: html(&PagerView::new(client, page, record.live_rows, record.rows)),
     };
     Ok(table.into_response())
-}
-
-#[derive(Deserialize)]
-pub struct CsvQuery {
-    rows: Option<String>,
-}
-
-/// `GET /csv?rows=N`: mock CSV, generated chunk by chunk as the client reads it.
-pub async fn mock_csv(
-    State(state): State<AppState>,
-    Query(query): Query<CsvQuery>,
-) -> Result<Response, ApiError> {
-    let max = state.config.import.max_mock_rows;
-    let rows = match query.rows.as_deref().map(str::trim) {
-        None | Some("") => 100,
-        Some(text) => text.parse::<u64>().map_err(|_| {
-            FieldError::new("rows", format!("rows must be a whole number, got {text:?}"))
-        })?,
-    };
-    if rows > max {
-        return Err(FieldError::new(
-            "rows",
-            format!(
-                "rows is {}; the limit is {}",
-                views::grouped(rows),
-                views::grouped(max)
-            ),
-        )
-        .into());
-    }
-    let header = futures_util::stream::once(async {
-        Ok::<_, std::convert::Infallible>(mock::HEADER.to_string())
-    });
-    let body = futures_util::stream::unfold(1u64, move |from| async move {
-        (from <= rows).then(|| {
-            let to = (from + mock::ROWS_PER_CHUNK - 1).min(rows);
-            (Ok(mock::chunk(from, to)), to + 1)
-        })
-    });
-    use futures_util::StreamExt;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"mock-{rows}.csv\""),
-            ),
-        ],
-        Body::from_stream(header.chain(body)),
-    )
-        .into_response())
-}
-
-/// `GET /data.csv`: the sample file from the repository, built into the binary.
-pub async fn data_csv() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"data.csv\"",
-            ),
-        ],
-        include_str!("../../data.csv"),
-    )
-        .into_response()
 }
