@@ -17,7 +17,26 @@ pub struct Config {
     /// How many background jobs run at once; the others wait in line.
     pub job_concurrency: usize,
     pub limits: InputLimits,
+    pub import: ImportLimits,
     pub hub: HubConfig,
+}
+
+/// Bounds and pacing of CSV imports and of the mock CSV generator.
+#[derive(Debug, Clone, Copy)]
+pub struct ImportLimits {
+    /// Largest uploaded file; larger ones get 413 (from `Content-Length`, or while streaming).
+    pub max_upload_bytes: u64,
+    pub max_rows: u64,
+    pub max_columns: usize,
+    pub max_field_chars: usize,
+    /// Most rows `GET /csv` generates.
+    pub max_mock_rows: u64,
+    /// Rows streamed one by one into the table; past them only progress and counts stream.
+    pub live_rows: u64,
+    /// Pause after each live row, so a demo can be watched (0: none).
+    pub row_delay: Duration,
+    /// Imports kept in the store, all clients together (each client keeps only its latest).
+    pub keep: usize,
 }
 
 /// Bounds on what users may send, each reported with a clear 4xx when exceeded.
@@ -45,6 +64,26 @@ const OPTIONS: &[(&str, &str, &str)] = &[
     ("max-title-chars", "100", "longest notification title"),
     ("max-body-chars", "1000", "longest notification body"),
     ("max-description-chars", "200", "longest offer description"),
+    (
+        "max-upload-bytes",
+        "104857600",
+        "largest CSV file an import accepts",
+    ),
+    ("max-import-rows", "2000000", "most rows one import accepts"),
+    ("max-import-columns", "100", "most columns a CSV may have"),
+    ("max-field-chars", "1000", "longest CSV field"),
+    ("max-mock-rows", "1000000", "most rows GET /csv generates"),
+    (
+        "import-live-rows",
+        "100",
+        "rows streamed one by one into the import table",
+    ),
+    (
+        "import-row-delay-ms",
+        "0",
+        "pause after each live import row (for demos)",
+    ),
+    ("import-keep", "10", "imports kept in the database"),
     (
         "heartbeat-secs",
         "15",
@@ -133,6 +172,16 @@ impl Config {
                 title_chars: size("max-title-chars")?,
                 body_chars: size("max-body-chars")?,
                 description_chars: size("max-description-chars")?,
+            },
+            import: ImportLimits {
+                max_upload_bytes: size("max-upload-bytes")? as u64,
+                max_rows: size("max-import-rows")? as u64,
+                max_columns: size("max-import-columns")?,
+                max_field_chars: size("max-field-chars")?,
+                max_mock_rows: size("max-mock-rows")? as u64,
+                live_rows: size("import-live-rows")? as u64,
+                row_delay: Duration::from_millis(num("import-row-delay-ms")?),
+                keep: size("import-keep")?,
             },
             hub: HubConfig {
                 history: Limits {

@@ -7,6 +7,7 @@ pub mod board;
 pub mod clock;
 pub mod config;
 pub mod hub;
+pub mod import;
 pub mod jobs;
 pub mod notify;
 pub mod offers;
@@ -38,6 +39,7 @@ pub struct AppState {
     pub hub: Hub,
     pub regions: Arc<dyn Regions>,
     pub jobs: jobs::Runner,
+    pub imports: import::Running,
 }
 
 pub struct App {
@@ -59,6 +61,7 @@ pub fn build(config: Config) -> Result<App, StoreError> {
         config: Arc::new(config),
         store,
         hub,
+        imports: import::Running::default(),
     };
     tokio::spawn(forget_old_clients(state.store.clone()));
     Ok(App {
@@ -76,6 +79,13 @@ fn router(state: AppState) -> Router {
         .route("/jobs", post(jobs::create))
         .route("/jobs/{id}/cancel", post(jobs::cancel))
         .route("/jobs/{id}/retry", post(jobs::retry))
+        .route(
+            "/upload/{client}",
+            post(import::upload).layer(DefaultBodyLimit::max(
+                (state.config.import.max_upload_bytes + import::MULTIPART_SLACK) as usize,
+            )),
+        )
+        .route("/upload/{client}/cancel", post(import::cancel))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard::writes));
     Router::new()
         .route("/", get(page::dashboard))
@@ -87,6 +97,9 @@ fn router(state: AppState) -> Router {
         .route("/events", get(jobs::demo_events))
         .route("/jobs/{id}", get(jobs::show))
         .route("/jobs/{id}/events", get(jobs::job_events))
+        .route("/csv", get(import::mock_csv))
+        .route("/data.csv", get(import::data_csv))
+        .route("/import/{client}/rows", get(import::rows_page))
         .route("/static/{tag}/{name}", get(assets::serve))
         .merge(writes)
         .fallback(page::not_found)

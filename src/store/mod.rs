@@ -11,6 +11,7 @@ use std::sync::Arc;
 pub use sqlite::SqliteStore;
 
 use crate::board::BoardStore;
+use crate::import::ImportStore;
 use crate::jobs::JobStore;
 use crate::notify::NotifyStore;
 use crate::offers::OffersStore;
@@ -18,12 +19,29 @@ use crate::web::session::SessionStore;
 
 /// Everything Herald persists.
 pub trait Store:
-    SessionStore + BoardStore + NotifyStore + OffersStore + JobStore + Send + Sync + 'static
+    SessionStore
+    + BoardStore
+    + NotifyStore
+    + OffersStore
+    + JobStore
+    + ImportStore
+    + Send
+    + Sync
+    + 'static
 {
 }
 
-impl<T: SessionStore + BoardStore + NotifyStore + OffersStore + JobStore + Send + Sync + 'static>
-    Store for T
+impl<
+    T: SessionStore
+        + BoardStore
+        + NotifyStore
+        + OffersStore
+        + JobStore
+        + ImportStore
+        + Send
+        + Sync
+        + 'static,
+> Store for T
 {
 }
 

@@ -15,7 +15,7 @@ use super::error::ApiError;
 use super::session::Session;
 use crate::hub::{BoxFuture, ClientId, Region, Regions, Scope, Snapshot, sse_response};
 use crate::store::{SharedStore, StoreResult};
-use crate::{AppState, board, clock, jobs, notify, offers};
+use crate::{AppState, board, clock, import, jobs, notify, offers};
 
 #[derive(Template, WebTemplate)]
 #[template(path = "dashboard.html")]
@@ -29,6 +29,7 @@ struct Dashboard {
     offers_shown: usize,
     jobs_form: String,
     jobs_finished_shown: usize,
+    import_form: String,
 }
 
 /// `GET /`: the current state of every region, and a new tab id whose stream resumes from
@@ -53,6 +54,7 @@ pub async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Res
         offers_shown: offers::SHOWN,
         jobs_form: jobs::JobForm::blank(&jobs::Limits::STANDARD).html(),
         jobs_finished_shown: jobs::FINISHED_SHOWN,
+        import_form: import::ImportForm::blank(client, state.config.import.max_upload_bytes).html(),
     };
     let mut response = page.into_response();
     let headers = response.headers_mut();
@@ -123,8 +125,9 @@ impl Regions for PageRegions {
         })
     }
 
-    fn private(&self, _client: ClientId) -> BoxFuture<Vec<Region>> {
-        Box::pin(async { Vec::new() })
+    fn private(&self, client: ClientId) -> BoxFuture<Vec<Region>> {
+        let store = self.store.clone();
+        Box::pin(async move { or_notice(import::regions(&store, client).await, &[import::REGION]) })
     }
 }
 

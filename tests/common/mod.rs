@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use herald::config::{Config, InputLimits};
+use herald::config::{Config, ImportLimits, InputLimits};
 use herald::hub::{HubConfig, Limits};
 use herald::{App, AppState};
 use http_body_util::{BodyExt, Full};
@@ -36,6 +36,16 @@ pub fn test_config(db: &Path) -> Config {
             title_chars: 40,
             body_chars: 200,
             description_chars: 60,
+        },
+        import: ImportLimits {
+            max_upload_bytes: 1 << 20,
+            max_rows: 100_000,
+            max_columns: 20,
+            max_field_chars: 200,
+            max_mock_rows: 1_000_000,
+            live_rows: 100,
+            row_delay: Duration::ZERO,
+            keep: 10,
         },
         hub: HubConfig {
             history: Limits {

@@ -5,6 +5,7 @@
 //! last commits. One connection behind a mutex: writes serialise in SQLite anyway.
 
 mod board;
+mod import;
 mod jobs;
 mod notify;
 mod offers;
@@ -42,6 +43,7 @@ impl SqliteStore {
             notify::SCHEMA,
             offers::SCHEMA,
             jobs::SCHEMA,
+            import::SCHEMA,
         ] {
             conn.execute_batch(schema)?;
         }
