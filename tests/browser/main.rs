@@ -20,6 +20,7 @@ use dashboard::{
     wait_element, wait_for, wait_offers, wait_text,
 };
 use herald::board::BoardMessage;
+use herald::offers::SHOWN;
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, MutexGuard};
@@ -155,12 +156,49 @@ async fn offers_from_the_api_and_the_form_show_in_both_windows() {
         );
     }
 
+    // The table holds the newest 20: one message both prepends a row and deletes the one it
+    // pushes out; deleting a shown offer brings the next one up from below.
+    let mut expected: Vec<(i64, String, String)> = vec![(
+        2,
+        "Made in <i>window A</i>".to_string(),
+        "2,500.75".to_string(),
+    )];
+    for id in 3..=22 {
+        let body = json!({"id": id, "description": format!("Offer {id}"), "value": id});
+        let created = api.post_json("/offers", &body.to_string()).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        expected.insert(0, (id, format!("Offer {id}"), format!("{id}.00")));
+    }
+    let shown = |list: &[(i64, String, String)]| -> Vec<(i64, String, String)> {
+        list.iter().take(SHOWN).cloned().collect()
+    };
+    for browser in [&a, &b] {
+        wait_offers(browser, &as_expected(&shown(&expected))).await;
+    }
+    let deleted = api
+        .request(Method::DELETE, "/offers/22", &[], Vec::new())
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    expected.remove(0);
+    for browser in [&a, &b] {
+        let rows = wait_offers(browser, &as_expected(&shown(&expected))).await;
+        let moved_up = rows.last().expect("a full table");
+        assert!(!moved_up.fresh, "a row moving up is not new: {moved_up:?}");
+    }
+
     scroll_to(&b, "#offers").await;
     b.screenshot(Path::new("target/browser/offers.png")).await;
     for browser in [&a, &b] {
         assert_not_reloaded(browser).await;
         assert_console_clean(browser).await;
     }
+}
+
+/// Borrows owned expectations in the form [`wait_offers`] takes.
+fn as_expected(list: &[(i64, String, String)]) -> Vec<(i64, &str, &str)> {
+    list.iter()
+        .map(|(id, d, v)| (*id, d.as_str(), v.as_str()))
+        .collect()
 }
 
 /// Scenario 4: two jobs started from window A's form run at once, each to done, with progress
