@@ -157,3 +157,187 @@ pub async fn assert_console_clean(browser: &Browser) {
     let errors = console_errors(browser).await;
     assert!(errors.is_empty(), "console errors: {errors:#?}");
 }
+
+/// Types `fields` (css, text) into a form, submits it with its submit button, and waits until
+/// the form has been swapped for its answer (the old one goes stale: a confirmation left over
+/// from an earlier submission cannot pass for this one's). Returns the answer's `.form-ok` text.
+async fn submit_form(browser: &Browser, form: &str, fields: &[(&str, &str)]) -> String {
+    for (css, text) in fields {
+        let field = wait_element(browser, css).await;
+        browser.clear(&field).await;
+        browser.send_keys(&field, text).await;
+    }
+    let old = wait_element(browser, form).await;
+    let button = wait_element(browser, &format!("{form} button[type=submit]")).await;
+    browser.click(&button).await;
+    wait_for(&format!("{form} to be answered"), LIVE, async || {
+        browser.text(&old).await.is_none().then_some(())
+    })
+    .await;
+    let ok = format!("{form} .form-ok");
+    wait_for(&ok, LIVE, async || browser.text_of(&ok).await).await
+}
+
+/// The first whole number in `text` (the id in "Offer 2 added…", "Job #3 queued.").
+fn first_number(text: &str) -> i64 {
+    let digits: String = text
+        .chars()
+        .skip_while(|c| !c.is_ascii_digit())
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("no number in {text:?}"))
+}
+
+/// Adds an offer through the page's form; returns the id the form reports.
+pub async fn add_offer(browser: &Browser, description: &str, value: &str) -> i64 {
+    let fields = [("#offer-description", description), ("#offer-value", value)];
+    let said = submit_form(browser, "#offer-form", &fields).await;
+    assert!(said.contains("added to every open page"), "{said}");
+    first_number(&said)
+}
+
+/// Starts a job through the page's form; returns the id the form reports.
+pub async fn start_job(browser: &Browser, total: u32, interval_ms: u32) -> i64 {
+    let (total, interval_ms) = (total.to_string(), interval_ms.to_string());
+    let fields = [
+        ("#jobs-form input[name=total]", total.as_str()),
+        ("#jobs-form input[name=interval_ms]", interval_ms.as_str()),
+    ];
+    let said = submit_form(browser, "#jobs-form", &fields).await;
+    assert!(said.contains("queued"), "{said}");
+    first_number(&said)
+}
+
+/// What a job's card shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobView {
+    /// The state badge's text (`textContent`: CSS shows it upper-case).
+    pub state: String,
+    /// The card's classes (`job job-running`, …).
+    pub class: String,
+    /// The progress bar's value and max.
+    pub value: f64,
+    pub max: f64,
+    /// "12 / 30 · 40.00%".
+    pub count: String,
+    pub can_cancel: bool,
+}
+
+/// The card of job `id` as the page shows it now, if there is one. One script reads it all,
+/// so the parts come from the same moment.
+pub async fn job_view(browser: &Browser, id: i64) -> Option<JobView> {
+    let view = browser
+        .execute(
+            "let card = document.getElementById('job-' + arguments[0]);
+             if (!card) return null;
+             let bar = card.querySelector(`#job-${arguments[0]}-progress progress`);
+             return {state: card.querySelector('.job-state')?.textContent.trim(),
+                     class: card.className, value: bar?.value, max: bar?.max,
+                     count: card.querySelector('.job-count')?.textContent.trim(),
+                     can_cancel: !!card.querySelector('button[hx-post$=\"/cancel\"]')}",
+            vec![Value::from(id)],
+        )
+        .await;
+    if view.is_null() {
+        return None;
+    }
+    let text = |key: &str| view[key].as_str().unwrap_or_default().to_string();
+    Some(JobView {
+        state: text("state"),
+        class: text("class"),
+        value: view["value"].as_f64().expect("a progress bar"),
+        max: view["max"].as_f64().expect("a progress bar"),
+        count: text("count"),
+        can_cancel: view["can_cancel"] == json!(true),
+    })
+}
+
+/// One row of the dashboard's offers table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OfferView {
+    /// The row's element id (`offer-1`).
+    pub id: String,
+    /// Each cell's text: id, description, value, time, the delete button.
+    pub cells: Vec<String>,
+    /// Whether it carries the one-shot highlight class, and the animation that class runs.
+    pub fresh: bool,
+    pub animation: String,
+}
+
+impl OfferView {
+    /// The text of cell `n`; empty if the row has no such cell (a malformed row still reports).
+    fn cell(&self, n: usize) -> String {
+        self.cells.get(n).cloned().unwrap_or_default()
+    }
+}
+
+/// The rows of `#offers-body`, top to bottom (only rows that landed in the table body: a `<tr>`
+/// the parser dropped or put elsewhere is not one of them).
+pub async fn offer_rows(browser: &Browser) -> Vec<OfferView> {
+    let rows = browser
+        .execute(
+            "return Array.from(document.querySelectorAll('#offers-body > tr'), row => ({
+                 id: row.id, cells: Array.from(row.cells, c => c.textContent.trim()),
+                 fresh: row.classList.contains('offer-fresh'),
+                 animation: getComputedStyle(row).animationName}))",
+            vec![],
+        )
+        .await;
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    rows.as_array()
+        .expect("a list of rows")
+        .iter()
+        .map(|row| OfferView {
+            id: text(&row["id"]),
+            cells: row["cells"]
+                .as_array()
+                .expect("cells")
+                .iter()
+                .map(text)
+                .collect(),
+            fresh: row["fresh"] == json!(true),
+            animation: text(&row["animation"]),
+        })
+        .collect()
+}
+
+/// Waits until the offers table shows exactly `expected` (id, description, value), top to
+/// bottom; returns its rows.
+pub async fn wait_offers(browser: &Browser, expected: &[(i64, &str, &str)]) -> Vec<OfferView> {
+    let last = std::sync::Mutex::new(Vec::new());
+    let found = wait_for_or(LIVE, async || {
+        let rows = offer_rows(browser).await;
+        let shown: Vec<(String, String, String)> = rows
+            .iter()
+            .map(|r| (r.cell(0), r.cell(1), r.cell(2)))
+            .collect();
+        let wanted: Vec<(String, String, String)> = expected
+            .iter()
+            .map(|(id, d, v)| (id.to_string(), d.to_string(), v.to_string()))
+            .collect();
+        let matches = shown == wanted
+            && rows
+                .iter()
+                .zip(expected)
+                .all(|(r, e)| r.id == format!("offer-{}", e.0));
+        *last.lock().unwrap() = rows.clone();
+        matches.then_some(rows)
+    })
+    .await;
+    found.unwrap_or_else(|| {
+        panic!(
+            "timed out after {LIVE:?} waiting for the offers {expected:?}; the table shows {:#?}",
+            last.lock().unwrap()
+        )
+    })
+}
+
+/// Scrolls the element matching `css` into view (before a screenshot).
+pub async fn scroll_to(browser: &Browser, css: &str) {
+    let el = wait_element(browser, css).await;
+    browser
+        .execute("arguments[0].scrollIntoView()", vec![el.to_json()])
+        .await;
+}

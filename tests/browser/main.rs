@@ -15,11 +15,13 @@ use std::time::Duration;
 
 use common::{spawn_app, spawn_app_with};
 use dashboard::{
-    CONNECTED, LIVE, assert_console_clean, assert_not_reloaded, computed, console_errors,
-    is_hidden, notify, open, post_board, wait_element, wait_for, wait_text,
+    CONNECTED, JobView, LIVE, add_offer, assert_console_clean, assert_not_reloaded, computed,
+    console_errors, is_hidden, job_view, notify, open, post_board, scroll_to, start_job,
+    wait_element, wait_for, wait_offers, wait_text,
 };
 use herald::board::BoardMessage;
-use hyper::StatusCode;
+use herald::offers::SHOWN;
+use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, MutexGuard};
 use webdriver::{Driver, browser_processes};
@@ -83,6 +85,246 @@ async fn board_and_notifications_reach_the_other_window() {
     b.screenshot(Path::new("target/browser/board-and-notifications.png"))
         .await;
     for browser in [&a, &b] {
+        assert_not_reloaded(browser).await;
+        assert_console_clean(browser).await;
+    }
+}
+
+/// Scenario 3: offers created, replaced and deleted over the JSON API show in both windows
+/// without reload; an offer added through window A's form shows in B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offers_from_the_api_and_the_form_show_in_both_windows() {
+    let _turn = serial().await;
+    let app = spawn_app().await;
+    let driver = Driver::start().await;
+    let (a, b) = (driver.browser().await, driver.browser().await);
+    open(&a, &app.url("/")).await;
+    open(&b, &app.url("/")).await;
+    let api = app.client();
+
+    // The seed's exact JSON, sent as an API caller sends it.
+    let seed = r#"{"id": 1, "description": "Special Offer", "value": 1000000}"#;
+    let created = api.post_json("/offers", seed).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let mut before = Vec::new();
+    for browser in [&a, &b] {
+        let rows = wait_offers(browser, &[(1, "Special Offer", "1,000,000.00")]).await;
+        assert!(rows[0].fresh, "a live row is highlighted: {rows:?}");
+        assert_eq!(rows[0].animation, "offer-glow");
+        let empty = wait_element(browser, ".offers-empty").await;
+        assert_eq!(computed(browser, &empty, "display").await, "none");
+        before.push(wait_element(browser, "#offer-1").await);
+    }
+
+    let update = json!({"description": "Special Offer, now cheaper", "value": 999.99});
+    let updated = api
+        .request(
+            Method::PUT,
+            "/offers/1",
+            &[("content-type", "application/json")],
+            update.to_string(),
+        )
+        .await;
+    assert_eq!(updated.status, StatusCode::OK, "{}", updated.body);
+    for (browser, old) in [&a, &b].into_iter().zip(&before) {
+        let rows = wait_offers(browser, &[(1, "Special Offer, now cheaper", "999.99")]).await;
+        assert!(
+            rows[0].fresh,
+            "an updated row is highlighted again: {rows:?}"
+        );
+        assert_eq!(browser.text(old).await, None, "the row was replaced");
+    }
+
+    let deleted = api
+        .request(Method::DELETE, "/offers/1", &[], Vec::new())
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    for browser in [&a, &b] {
+        wait_offers(browser, &[]).await;
+        let empty = wait_element(browser, ".offers-empty").await;
+        assert_ne!(computed(browser, &empty, "display").await, "none");
+    }
+
+    let id = add_offer(&a, "Made in <i>window A</i>", "2,500.75").await;
+    assert_eq!(id, 2, "ids are never reused");
+    for browser in [&a, &b] {
+        let rows = wait_offers(browser, &[(2, "Made in <i>window A</i>", "2,500.75")]).await;
+        assert!(rows[0].fresh, "{rows:?}");
+        assert!(
+            browser.find("#offers-body i").await.is_none(),
+            "user HTML must show as text, not markup"
+        );
+    }
+
+    // The table holds the newest 20: one message both prepends a row and deletes the one it
+    // pushes out; deleting a shown offer brings the next one up from below.
+    let mut expected: Vec<(i64, String, String)> = vec![(
+        2,
+        "Made in <i>window A</i>".to_string(),
+        "2,500.75".to_string(),
+    )];
+    for id in 3..=22 {
+        let body = json!({"id": id, "description": format!("Offer {id}"), "value": id});
+        let created = api.post_json("/offers", &body.to_string()).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        expected.insert(0, (id, format!("Offer {id}"), format!("{id}.00")));
+    }
+    let shown = |list: &[(i64, String, String)]| -> Vec<(i64, String, String)> {
+        list.iter().take(SHOWN).cloned().collect()
+    };
+    for browser in [&a, &b] {
+        wait_offers(browser, &as_expected(&shown(&expected))).await;
+    }
+    let deleted = api
+        .request(Method::DELETE, "/offers/22", &[], Vec::new())
+        .await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    expected.remove(0);
+    for browser in [&a, &b] {
+        let rows = wait_offers(browser, &as_expected(&shown(&expected))).await;
+        let moved_up = rows.last().expect("a full table");
+        assert!(!moved_up.fresh, "a row moving up is not new: {moved_up:?}");
+    }
+
+    scroll_to(&b, "#offers").await;
+    b.screenshot(Path::new("target/browser/offers.png")).await;
+    for browser in [&a, &b] {
+        assert_not_reloaded(browser).await;
+        assert_console_clean(browser).await;
+    }
+}
+
+/// Borrows owned expectations in the form [`wait_offers`] takes.
+fn as_expected(list: &[(i64, String, String)]) -> Vec<(i64, &str, &str)> {
+    list.iter()
+        .map(|(id, d, v)| (*id, d.as_str(), v.as_str()))
+        .collect()
+}
+
+/// Scenario 4: two jobs started from window A's form run at once, each to done, with progress
+/// that only moves forward in both windows; a job cancelled with its button shows as cancelled
+/// in both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_from_the_page_run_to_done_and_a_cancelled_one_stops() {
+    let _turn = serial().await;
+    let app = spawn_app().await;
+    let driver = Driver::start().await;
+    let (a, b) = (driver.browser().await, driver.browser().await);
+    let windows = [&a, &b];
+    for browser in windows {
+        open(browser, &app.url("/")).await;
+    }
+
+    // Different totals and rates, so a bar fed by the wrong job would show. The first runs long
+    // enough (3.5 s) to still run when the second starts (two run at once by default).
+    let first = start_job(&a, 50, 70).await;
+    let second = start_job(&a, 30, 60).await;
+    let jobs = [(first, 50.0), (second, 30.0)];
+    // Every reading of both cards in both windows, in order: (window, job, card).
+    let samples = std::sync::Mutex::new(Vec::new());
+    let both_running = std::sync::Mutex::new(false);
+    wait_for("both jobs to be done in both windows", LIVE, async || {
+        let mut done = true;
+        for (window, browser) in windows.into_iter().enumerate() {
+            let mut running = 0;
+            for (id, _) in jobs {
+                let Some(view) = job_view(browser, id).await else {
+                    done = false;
+                    continue;
+                };
+                done &= view.state == "done";
+                running += usize::from(view.state == "running" && view.value > 0.0);
+                samples.lock().unwrap().push((window, id, view));
+            }
+            if running == 2 {
+                *both_running.lock().unwrap() = true;
+            }
+        }
+        done.then_some(())
+    })
+    .await;
+    assert!(
+        *both_running.lock().unwrap(),
+        "the two jobs never showed progress at the same time"
+    );
+    let samples = samples.into_inner().unwrap();
+    for window in 0..windows.len() {
+        for (id, total) in jobs {
+            let seen: Vec<&JobView> = samples
+                .iter()
+                .filter(|(w, j, _)| *w == window && *j == id)
+                .map(|(_, _, view)| view)
+                .collect();
+            let context = format!("job {id} in window {window}: {seen:#?}");
+            assert!(seen.iter().all(|v| v.max == total), "{context}");
+            assert!(
+                seen.windows(2).all(|pair| pair[0].value <= pair[1].value),
+                "progress went backwards: {context}"
+            );
+            let rank = |state: &str| {
+                ["queued", "running", "done"]
+                    .iter()
+                    .position(|s| *s == state)
+            };
+            assert!(
+                seen.windows(2)
+                    .all(|pair| rank(&pair[0].state) <= rank(&pair[1].state)),
+                "states out of order: {context}"
+            );
+            let mut midway: Vec<f64> = seen
+                .iter()
+                .map(|v| v.value)
+                .filter(|v| *v > 0.0 && *v < total)
+                .collect();
+            midway.dedup();
+            assert!(midway.len() >= 2, "too little progress seen: {context}");
+            let last = seen.last().expect("a reading");
+            assert_eq!(last.value, total, "{context}");
+            assert!(last.class.contains("job-done"), "{context}");
+            assert!(last.count.ends_with("100.00%"), "{context}");
+            assert!(!last.can_cancel, "{context}");
+        }
+    }
+
+    // Long enough that it is still running when its Cancel button is clicked.
+    let long = start_job(&a, 1000, 50).await;
+    for browser in windows {
+        wait_for("the long job to be running", LIVE, async || {
+            job_view(browser, long)
+                .await
+                .filter(|v| v.state == "running" && v.value > 0.0)
+        })
+        .await;
+    }
+    let cancel = wait_element(&a, &format!("#job-{long} button")).await;
+    assert_eq!(a.text(&cancel).await.as_deref(), Some("Cancel"));
+    a.click(&cancel).await;
+    wait_text(&a, "#jobs-notice", &format!("Job #{long} cancelled.")).await;
+    let stored = app.client().get(&format!("/jobs/{long}")).await.json();
+    assert_eq!(stored["state"], "cancelled", "{stored}");
+    let moved = stored["moved"].as_f64().expect("steps moved");
+    assert!(moved > 0.0 && moved < 1000.0, "{stored}");
+    for browser in windows {
+        let view = wait_for("the job to show as cancelled", LIVE, async || {
+            job_view(browser, long)
+                .await
+                .filter(|v| v.state == "cancelled")
+        })
+        .await;
+        assert!(view.class.contains("job-cancelled"), "{view:?}");
+        assert!(!view.can_cancel, "{view:?}");
+        assert_eq!(view.value, moved, "stopped where the store says: {view:?}");
+        for (id, _) in jobs {
+            let done = job_view(browser, id)
+                .await
+                .expect("a finished job stays listed");
+            assert_eq!(done.state, "done", "{done:?}");
+        }
+    }
+
+    scroll_to(&b, "#jobs").await;
+    b.screenshot(Path::new("target/browser/jobs.png")).await;
+    for browser in windows {
         assert_not_reloaded(browser).await;
         assert_console_clean(browser).await;
     }
