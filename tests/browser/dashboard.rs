@@ -168,6 +168,14 @@ pub async fn upload(browser: &Browser, path: &std::path::Path) {
     let absolute = path.to_str().expect("a UTF-8 path");
     browser.send_keys(&input, absolute).await;
     let button = wait_element(browser, "#import-form button[type=submit]").await;
+    // Toasts stack over the bottom right corner, where the button is in a short window: as a
+    // person would, bring the form up first.
+    browser
+        .execute(
+            "arguments[0].scrollIntoView({block: 'start'})",
+            vec![button.to_json()],
+        )
+        .await;
     browser.click(&button).await;
     let name = path.file_name().expect("a file name").to_string_lossy();
     wait_text(
