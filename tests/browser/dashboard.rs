@@ -341,3 +341,135 @@ pub async fn scroll_to(browser: &Browser, css: &str) {
         .execute("arguments[0].scrollIntoView()", vec![el.to_json()])
         .await;
 }
+
+// CSV import (scenario 2 and the README screenshot).
+
+/// Picks the file at `path` in the page's import form, as a person does, and submits it; waits
+/// until the form confirms the import of a file of that name started.
+pub async fn upload(browser: &Browser, path: &std::path::Path) {
+    let input = wait_element(browser, "#import-file").await;
+    // Typing a path into a file input is how WebDriver picks a file.
+    let absolute = path.to_str().expect("a UTF-8 path");
+    browser.send_keys(&input, absolute).await;
+    let button = wait_element(browser, "#import-form button[type=submit]").await;
+    // Toasts stack over the bottom right corner, where the button is in a short window: as a
+    // person would, bring the form up first.
+    browser
+        .execute(
+            "arguments[0].scrollIntoView({block: 'start'})",
+            vec![button.to_json()],
+        )
+        .await;
+    browser.click(&button).await;
+    let name = path.file_name().expect("a file name").to_string_lossy();
+    wait_text(
+        browser,
+        "#import-form .form-ok",
+        &format!("Import of {name} started"),
+    )
+    .await;
+}
+
+/// What the import region shows at one moment: its table rows and its progress bar's value
+/// (`None` while the bar has no value, or there is no bar).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportSample {
+    pub rows: usize,
+    pub percent: Option<u64>,
+}
+
+pub async fn import_sample(browser: &Browser) -> ImportSample {
+    let sample = browser
+        .execute(
+            "return {rows: document.querySelectorAll('#import-rows tr').length, \
+              percent: document.querySelector('#import-progress progress')?.getAttribute('value')}",
+            vec![],
+        )
+        .await;
+    ImportSample {
+        rows: sample["rows"].as_u64().expect("a row count") as usize,
+        percent: sample["percent"]
+            .as_str()
+            .map(|p| p.parse().expect("a percent")),
+    }
+}
+
+/// Samples the import region as fast as the driver answers until `done` holds; returns every
+/// distinct sample in the order seen. Panics after `timeout`.
+pub async fn watch_import(
+    browser: &Browser,
+    timeout: Duration,
+    done: impl Fn(&ImportSample) -> bool,
+) -> Vec<ImportSample> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut seen: Vec<ImportSample> = Vec::new();
+    loop {
+        let sample = import_sample(browser).await;
+        let finished = done(&sample);
+        if seen.last() != Some(&sample) {
+            seen.push(sample);
+        }
+        if finished {
+            return seen;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} watching the import; it showed {seen:?}"
+        );
+    }
+}
+
+/// The cells of every row of the import table, as text.
+pub async fn import_rows(browser: &Browser) -> Vec<Vec<String>> {
+    let rows = browser
+        .execute(
+            "return Array.from(document.querySelectorAll('#import-rows tr'), \
+               tr => Array.from(tr.cells, td => td.textContent))",
+            vec![],
+        )
+        .await;
+    serde_json::from_value(rows).expect("rows of cells")
+}
+
+/// The text of every toast of `kind` the page holds, shown or already faded (a faded toast
+/// stays in the DOM, hidden), in order; whitespace collapsed.
+pub async fn toasts(browser: &Browser, kind: &str) -> Vec<String> {
+    let texts = browser
+        .execute(
+            "return Array.from(document.querySelectorAll(arguments[0]), \
+               t => t.textContent.replace(/\\s+/g, ' ').trim())",
+            vec![Value::from(format!("#toasts .toast.toast-{kind}"))],
+        )
+        .await;
+    serde_json::from_value(texts).expect("toast texts")
+}
+
+/// Waits for a toast of `kind` whose text contains `needle`; returns its text.
+pub async fn wait_toast(browser: &Browser, kind: &str, needle: &str) -> String {
+    let what = format!("a {kind} toast saying {needle:?}");
+    wait_for(&what, LIVE, async || {
+        let all = toasts(browser, kind).await;
+        all.into_iter().find(|t| t.contains(needle))
+    })
+    .await
+}
+
+/// Sizes the window so the page's viewport (what a screenshot shows) is `width`×`height`.
+pub async fn set_viewport(browser: &Browser, width: u32, height: u32) {
+    let chrome = browser
+        .execute(
+            "return [outerWidth - innerWidth, outerHeight - innerHeight]",
+            vec![],
+        )
+        .await;
+    let extra = |i: usize| chrome[i].as_u64().expect("a size") as u32;
+    browser.resize(width + extra(0), height + extra(1)).await;
+    let size = json!([width, height]);
+    wait_for("the viewport size", LIVE, async || {
+        let now = browser
+            .execute("return [innerWidth, innerHeight]", vec![])
+            .await;
+        (now == size).then_some(())
+    })
+    .await;
+}

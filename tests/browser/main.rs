@@ -75,6 +75,11 @@ async fn board_and_notifications_reach_the_other_window() {
         (computed(&b, &toast, "opacity").await == "1").then_some(())
     })
     .await;
+    assert_eq!(
+        computed(&b, &toast, "pointer-events").await,
+        "none",
+        "a toast must not block the controls under it"
+    );
     wait_for("the toast to fade away", LIVE, async || {
         let faded = computed(&b, &toast, "opacity").await == "0"
             && computed(&b, &toast, "visibility").await == "hidden";
@@ -545,4 +550,229 @@ async fn a_browser_is_closed_even_without_its_driver() {
         browser_processes(&profile).is_empty().then_some(())
     })
     .await;
+}
+
+/// Scenario 2 (CSV import, streamed to the uploading tab only) and the README's screenshot.
+/// Its own section, with its own imports, so other scenarios can be added above it.
+mod import {
+    use std::path::{Path, PathBuf};
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::{publish, serial};
+    use crate::common::{TestApp, spawn_app_with};
+    use crate::dashboard::{
+        ImportSample, assert_console_clean, assert_not_reloaded, import_rows, import_sample, open,
+        post_board, set_viewport, upload, wait_text, wait_toast, watch_import,
+    };
+    use crate::webdriver::Driver;
+
+    /// Long enough per row for a poll to see the table grow, short enough for a quick test.
+    const ROW_DELAY: Duration = Duration::from_millis(25);
+    /// How long a whole 100-row import may take, delays included, on a busy machine.
+    const IMPORT: Duration = Duration::from_secs(30);
+
+    fn repo_file(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(name)
+    }
+
+    /// `data.csv`'s rows after its header, cell by cell (it has no quoted fields).
+    fn data_csv_rows() -> Vec<Vec<String>> {
+        let text = std::fs::read_to_string(repo_file("data.csv")).expect("data.csv");
+        let rows: Vec<Vec<String>> = text
+            .lines()
+            .skip(1)
+            .map(|line| line.split(',').map(str::to_string).collect())
+            .collect();
+        assert!(!text.contains('"') && rows.len() == 100, "data.csv changed");
+        rows
+    }
+
+    /// Scenario 2: `data.csv` uploaded through window A's file input streams into A row by row,
+    /// its bar reaches 100% and a toast says it is done; a file with a bad row and a `<script>`
+    /// cell gets a rejected-row toast and shows the cell as text. Window B, another browser,
+    /// sees none of it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_upload_streams_into_its_own_tab_only() {
+        let _turn = serial().await;
+        let app = spawn_app_with(|c| c.import.row_delay = ROW_DELAY).await;
+        let driver = Driver::start().await;
+        let (a, b) = (driver.browser().await, driver.browser().await);
+        open(&a, &app.url("/")).await;
+        open(&b, &app.url("/")).await;
+
+        upload(&a, &repo_file("data.csv")).await;
+        wait_toast(&a, "info", "Import started data.csv").await;
+        let seen = watch_import(&a, IMPORT, |s| s.percent == Some(100)).await;
+        // Rows only ever arrive, one message each: a poll sees the table at many sizes, and
+        // the bar moving with them before it ends at 100%.
+        let rows: Vec<usize> = seen.iter().map(|s| s.rows).collect();
+        assert!(rows.is_sorted(), "rows never go away: {seen:?}");
+        let partway = |s: &&ImportSample| s.rows > 0 && s.rows < 100;
+        assert!(
+            seen.iter().filter(partway).count() >= 3,
+            "the table grows row by row: {seen:?}"
+        );
+        let percents: Vec<u64> = seen.iter().filter_map(|s| s.percent).collect();
+        assert!(percents.is_sorted(), "the bar never goes back: {seen:?}");
+        assert!(
+            percents.iter().any(|p| (1..100).contains(p)),
+            "the bar moves before the end: {seen:?}"
+        );
+        assert_eq!(
+            import_sample(&a).await,
+            ImportSample {
+                rows: 100,
+                percent: Some(100)
+            }
+        );
+        wait_text(&a, "#import-progress", "100% · 100 rows · 0 rejected").await;
+        // The state badge is uppercased by CSS: the rendered text says "DONE".
+        wait_text(&a, "#import-summary", "DONE data.csv: 100 rows imported").await;
+        wait_toast(
+            &a,
+            "success",
+            "Import finished 100 rows imported, 0 rejected",
+        )
+        .await;
+        wait_text(&a, "#import-pager", "rows 1–100 of 100 · page 1 of 1").await;
+        assert_eq!(
+            import_rows(&a).await,
+            data_csv_rows(),
+            "every row, in order"
+        );
+        assert_console_clean(&a).await;
+
+        // A second import in the same tab replaces the first: one bad row, one script cell.
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let bad = dir.path().join("bad-rows.csv");
+        let script = "<script>window.heraldInjected = true</script>";
+        let csv = format!("id,name,note\n1,Ada,plain\n2,Mallory,{script}\n3,too,many,fields\n");
+        std::fs::write(&bad, csv).expect("the file is written");
+        upload(&a, &bad).await;
+        let rejected = wait_toast(&a, "warning", "Row 4 rejected").await;
+        assert!(
+            rejected.contains("expected 3 fields, found 4"),
+            "{rejected}"
+        );
+        wait_text(&a, "#import-rejects", "Row 4: expected 3 fields, found 4").await;
+        wait_toast(&a, "success", "2 rows imported, 1 rejected").await;
+        wait_text(&a, "#import-progress", "100% · 2 rows · 1 rejected").await;
+        assert_eq!(
+            import_rows(&a).await,
+            [["1", "Ada", "plain"], ["2", "Mallory", script]],
+            "the script cell shows as text"
+        );
+        let injected = a
+            .execute(
+                "return {scripts: document.querySelectorAll('#live script, #toasts script').length, \
+                  ran: window.heraldInjected ?? null}",
+                vec![],
+            )
+            .await;
+        assert_eq!(
+            injected,
+            json!({"scripts": 0, "ran": null}),
+            "no script injected"
+        );
+        assert_not_reloaded(&a).await;
+        assert_console_clean(&a).await;
+
+        // Anything A's imports had sent B would have reached it before this later message.
+        post_board(&a, "after both imports").await;
+        wait_text(&b, "#board-message", "after both imports").await;
+        wait_text(&b, "#import-region", "No import in this tab yet").await;
+        assert_eq!(import_sample(&b).await.rows, 0, "B has no import table");
+        assert!(b.find("#import-progress").await.is_none(), "nor a bar");
+        assert!(b.find_all("#toasts .toast").await.is_empty(), "nor a toast");
+        assert_not_reloaded(&b).await;
+        assert_console_clean(&b).await;
+    }
+
+    /// The README's picture, `docs/dashboard.png`: a dashboard with some of everything, taken
+    /// while an import streams in. Written there only when asked for
+    /// (`HERALD_SCREENSHOT=1 cargo test --test browser dashboard_screenshot`), so the normal
+    /// suite leaves the repository alone and writes it under `target/browser/`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dashboard_screenshot_mid_import() {
+        let _turn = serial().await;
+        // Slow enough that the picture catches the table half full.
+        let app = spawn_app_with(|c| c.import.row_delay = Duration::from_millis(60)).await;
+        publish(&app, "Release 2.4 ships Friday: code freeze at noon").await;
+        for (description, value) in [
+            ("Standing desk, walnut", "499.00"),
+            ("Noise-cancelling headphones", "189.99"),
+            ("Espresso machine", "349.50"),
+        ] {
+            let offer = format!(r#"{{"description": "{description}", "value": {value}}}"#);
+            api(&app, "/offers", &offer).await;
+        }
+        api(&app, "/jobs", r#"{"total": 20, "interval_ms": 10}"#).await;
+        let driver = Driver::start().await;
+        let browser = driver.browser().await;
+        set_viewport(&browser, 1280, 900).await;
+        open(&browser, &app.url("/")).await;
+        wait_text(&browser, "#jobs-list", "20 / 20").await;
+        // At this width the first row has room for three cards: the full-width import card
+        // must not leave a hole beside the first two (the grid packs the jobs card into it).
+        let tops = browser
+            .execute(
+                "return ['board', 'notifications', 'jobs'].map(id => \
+                   document.getElementById(id).getBoundingClientRect().top)",
+                vec![],
+            )
+            .await;
+        assert!(
+            tops[0] == tops[1] && tops[1] == tops[2],
+            "board, notifications and jobs share the first row: {tops}"
+        );
+
+        api(&app, "/jobs", r#"{"total": 200, "interval_ms": 50}"#).await;
+        upload(&browser, &repo_file("data.csv")).await;
+        api(
+            &app,
+            "/send-notification",
+            r#"{"type": "success", "title": "Backup complete", "body": "All 12 databases saved"}"#,
+        )
+        .await;
+        api(
+            &app,
+            "/send-notification",
+            r#"{"type": "warning", "title": "Disk almost full", "body": "Only 8% left on /var"}"#,
+        )
+        .await;
+        wait_toast(&browser, "warning", "Disk almost full").await;
+        let seen = watch_import(&browser, IMPORT, |s| s.rows >= 35).await;
+        let shot = if std::env::var_os("HERALD_SCREENSHOT").is_some_and(|v| v == "1") {
+            repo_file("docs/dashboard.png")
+        } else {
+            repo_file("target/browser/dashboard.png")
+        };
+        // The whole dashboard in one picture: the window grows to the page's height, so the
+        // toasts sit at its bottom right corner, as in a window that tall.
+        let height = browser
+            .execute("return document.documentElement.scrollHeight", vec![])
+            .await;
+        set_viewport(&browser, 1280, height.as_u64().expect("a height") as u32).await;
+        browser.screenshot(&shot).await;
+        // Taken after the picture: if the import is still under way now, it was then.
+        let after = import_sample(&browser).await;
+        assert!(
+            after.rows < 100 && after.percent.is_some_and(|p| p < 100),
+            "the picture must catch the import under way: {seen:?} then {after:?}"
+        );
+        assert_console_clean(&browser).await;
+    }
+
+    /// A JSON API call, as a script or another service makes it; must succeed.
+    async fn api(app: &TestApp, path: &str, body: &str) {
+        let resp = app.client().post_json(path, body).await;
+        assert!(
+            resp.status.is_success(),
+            "{path}: {} {}",
+            resp.status,
+            resp.body
+        );
+    }
 }
