@@ -31,19 +31,7 @@ pub trait Store:
 {
 }
 
-impl<
-    T: SessionStore
-        + BoardStore
-        + NotifyStore
-        + OffersStore
-        + JobStore
-        + ImportStore
-        + Send
-        + Sync
-        + 'static,
-> Store for T
-{
-}
+impl Store for SqliteStore {}
 
 pub type SharedStore = Arc<dyn Store>;
 
