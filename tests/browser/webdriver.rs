@@ -92,9 +92,27 @@ impl Driver {
             "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args},
             "goog:loggingPrefs": {"browser": "ALL"},
         }}});
-        let value = call(&self.http, self.addr, Method::POST, "/session", Some(caps))
+        // Chromium's start-up can fail now and then on a loaded machine: try again, then fail.
+        let mut attempt = 1;
+        let value = loop {
+            match call(
+                &self.http,
+                self.addr,
+                Method::POST,
+                "/session",
+                Some(caps.clone()),
+            )
             .await
-            .unwrap_or_else(|e| panic!("new session: {e}"));
+            {
+                Ok(value) => break value,
+                Err(e) if attempt < 3 => {
+                    eprintln!("new session failed (attempt {attempt}): {e}; retrying");
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => panic!("new session: {e}"),
+            }
+        };
         let id = value["sessionId"].as_str().expect("session id").to_string();
         Browser {
             addr: self.addr,
