@@ -1,0 +1,283 @@
+//! Results: one JSON line per run (the machine-readable record), a human table, and the
+//! Markdown table for BENCHMARKS.md built from JSON lines, with each figure's ratio to the peers
+//! measured in the same run.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde::{Deserialize, Serialize};
+
+/// One target's figures from one run. Optional figures are absent when the run did not measure
+/// them (an idle run has no latency; an import has no streams).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Report {
+    /// Identifies the run (UTC start time); targets measured together share it.
+    pub run: String,
+    pub date: String,
+    pub machine: String,
+    pub label: String,
+    pub target: String,
+    pub mode: String,
+    pub streams: u64,
+    pub held: u64,
+    pub failed: u64,
+    pub dropped: u64,
+    pub open_secs: f64,
+    pub rss_before: u64,
+    pub rss_streams: u64,
+    pub rss_per_stream: Option<f64>,
+    pub messages: u64,
+    pub rate: f64,
+    pub published: u64,
+    pub publish_failed: u64,
+    pub expected: u64,
+    pub deliveries: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub deliveries_per_sec: Option<f64>,
+    pub cpu_secs: Option<f64>,
+    pub cpu_us_per_delivery: Option<f64>,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub p999_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+    pub rows: Option<u64>,
+    pub import_secs: Option<f64>,
+    pub rows_per_sec: Option<f64>,
+    pub rss_growth: Option<u64>,
+    pub error: Option<String>,
+}
+
+impl Report {
+    /// Whether the run delivered everything it should have, exactly once.
+    pub fn clean(&self) -> bool {
+        self.failed == 0
+            && self.dropped == 0
+            && self.lost == 0
+            && self.duplicated == 0
+            && self.publish_failed == 0
+            && self.error.is_none()
+    }
+
+    pub fn human(&self) -> String {
+        let mut out = String::new();
+        let mut row = |name: &str, value: String| {
+            let _ = writeln!(out, "  {name:<26} {value}");
+        };
+        row("target", format!("{} ({})", self.target, self.mode));
+        if let (Some(rows), Some(secs)) = (self.rows, self.import_secs) {
+            row("rows imported", format!("{rows} in {secs:.2} s"));
+            row("rows/s", fmt_opt(self.rows_per_sec, 0));
+            row("server RSS growth", mib(self.rss_growth.unwrap_or(0)));
+        } else {
+            row(
+                "streams held",
+                format!(
+                    "{} of {} ({} failed to open, {} dropped) in {:.1} s",
+                    self.held, self.streams, self.failed, self.dropped, self.open_secs
+                ),
+            );
+            row(
+                "server RSS",
+                format!(
+                    "{} idle -> {} with streams",
+                    mib(self.rss_before),
+                    mib(self.rss_streams)
+                ),
+            );
+            row(
+                "RSS per stream",
+                self.rss_per_stream
+                    .map_or("-".into(), |b| format!("{:.1} KB", b / 1024.0)),
+            );
+            if self.messages > 0 {
+                row(
+                    "published",
+                    format!(
+                        "{} of {} at {}/s ({} failed)",
+                        self.published, self.messages, self.rate, self.publish_failed
+                    ),
+                );
+                row(
+                    "deliveries",
+                    format!("{} of {} expected", self.deliveries, self.expected),
+                );
+                row(
+                    "lost / duplicated",
+                    format!("{} / {}", self.lost, self.duplicated),
+                );
+                row("deliveries/s", fmt_opt(self.deliveries_per_sec, 0));
+                row(
+                    "server CPU per delivery",
+                    self.cpu_us_per_delivery
+                        .map_or("-".into(), |u| format!("{u:.2} µs")),
+                );
+                row(
+                    "latency p50/p99/p999/max",
+                    format!(
+                        "{} / {} / {} / {} ms",
+                        fmt_opt(self.p50_ms, 1),
+                        fmt_opt(self.p99_ms, 1),
+                        fmt_opt(self.p999_ms, 1),
+                        fmt_opt(self.max_ms, 1)
+                    ),
+                );
+            }
+        }
+        if let Some(e) = &self.error {
+            row("first error", e.clone());
+        }
+        out
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+fn fmt_opt(v: Option<f64>, decimals: usize) -> String {
+    v.map_or("-".into(), |v| format!("{v:.decimals$}"))
+}
+
+/// The Markdown results table: one row per report, grouped by run, each Herald figure followed
+/// by its ratio to every peer of the same run (Herald ÷ peer: below 1 is better for memory,
+/// latency and CPU, above 1 for deliveries/s).
+pub fn markdown(reports: &[Report]) -> String {
+    let mut out = String::from(
+        "| date (UTC) | run | target | streams held | msg/s | RSS/stream | lost | dup | deliveries/s | CPU/delivery | p50 | p99 | p99.9 | max | note |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let mut runs: BTreeMap<&str, Vec<&Report>> = BTreeMap::new();
+    for r in reports.iter().filter(|r| r.mode == "fanout") {
+        runs.entry(&r.run).or_default().push(r);
+    }
+    for group in runs.values() {
+        let herald = group.iter().find(|r| r.target == "herald");
+        for r in group {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} of {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.date,
+                r.run,
+                r.target,
+                r.held,
+                r.streams,
+                if r.messages > 0 {
+                    format!("{}", r.rate)
+                } else {
+                    "idle".into()
+                },
+                r.rss_per_stream
+                    .map_or("-".into(), |b| format!("{:.1} KB", b / 1024.0)),
+                r.lost,
+                r.duplicated,
+                fmt_opt(r.deliveries_per_sec, 0),
+                r.cpu_us_per_delivery
+                    .map_or("-".into(), |u| format!("{u:.2} µs")),
+                ms(r.p50_ms),
+                ms(r.p99_ms),
+                ms(r.p999_ms),
+                ms(r.max_ms),
+                r.label
+            );
+        }
+        if let Some(h) = herald {
+            for peer in group.iter().filter(|r| r.target != "herald") {
+                let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                    (Some(a), Some(b)) if b > 0.0 => format!("×{:.2}", a / b),
+                    _ => "-".into(),
+                };
+                let _ = writeln!(
+                    out,
+                    "| | {} | herald ÷ {} | | | {} | | | {} | {} | {} | {} | {} | {} | |",
+                    h.run,
+                    peer.target,
+                    ratio(h.rss_per_stream, peer.rss_per_stream),
+                    ratio(h.deliveries_per_sec, peer.deliveries_per_sec),
+                    ratio(h.cpu_us_per_delivery, peer.cpu_us_per_delivery),
+                    ratio(h.p50_ms, peer.p50_ms),
+                    ratio(h.p99_ms, peer.p99_ms),
+                    ratio(h.p999_ms, peer.p999_ms),
+                    ratio(h.max_ms, peer.max_ms),
+                );
+            }
+        }
+    }
+    let imports: Vec<_> = reports.iter().filter(|r| r.mode == "import").collect();
+    if !imports.is_empty() {
+        out.push_str("\n| date (UTC) | rows | seconds | rows/s | server RSS growth | note |\n|---|---|---|---|---|---|\n");
+        for r in imports {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} |",
+                r.date,
+                r.rows.unwrap_or(0),
+                fmt_opt(r.import_secs, 2),
+                fmt_opt(r.rows_per_sec, 0),
+                mib(r.rss_growth.unwrap_or(0)),
+                r.label
+            );
+        }
+    }
+    out
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.1} ms"))
+}
+
+/// Parses JSON result lines, skipping anything else (the human tables in a saved log).
+pub fn parse_lines(text: &str) -> Vec<Report> {
+    text.lines()
+        .filter(|l| l.starts_with('{'))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(target: &str, p99: f64, rss: f64) -> Report {
+        Report {
+            run: "r1".into(),
+            date: "2026-11-21 12:00".into(),
+            target: target.into(),
+            mode: "fanout".into(),
+            streams: 10,
+            held: 10,
+            messages: 5,
+            rate: 10.0,
+            p99_ms: Some(p99),
+            rss_per_stream: Some(rss),
+            ..Report::default()
+        }
+    }
+
+    #[test]
+    fn table_has_a_row_per_target_and_ratios_to_each_peer() {
+        let reports = [
+            report("herald", 10.0, 4096.0),
+            report("nchan", 40.0, 8192.0),
+            report("node", 20.0, 2048.0),
+        ];
+        let lines: Vec<String> = reports
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap())
+            .collect();
+        let parsed = parse_lines(&format!("human text\n{}\n", lines.join("\n")));
+        assert_eq!(parsed.len(), 3);
+        let table = markdown(&parsed);
+        assert!(table.contains("| herald ÷ nchan | | | ×0.50 |"), "{table}");
+        assert!(table.contains("| herald ÷ node | | | ×2.00 |"), "{table}");
+        assert!(table.contains("×0.25"), "p99 ratio to nchan: {table}");
+    }
+
+    #[test]
+    fn clean_means_nothing_lost_duplicated_or_failed() {
+        let mut r = report("herald", 1.0, 1.0);
+        assert!(r.clean());
+        r.duplicated = 1;
+        assert!(!r.clean());
+    }
+}
