@@ -52,6 +52,10 @@ pub enum Mode {
         rows: u64,
         needle: String,
     },
+    /// Open and close streams `cycles` times, comparing memory before and after.
+    Churn {
+        cycles: u64,
+    },
     /// Turn JSON result lines into a Markdown table.
     Report {
         files: Vec<PathBuf>,
@@ -128,6 +132,7 @@ herald-load: opens real SSE streams against Herald or a peer, publishes, and mea
   herald-load [options]               fan-out run (default)
   herald-load --smoke                 seconds-long self-check: spawns Herald, 50 streams, 20 messages
   herald-load --import ROWS [opts]    upload a generated ROWS-row CSV to Herald, time the import
+  herald-load --churn N [opts]        open and close N streams (--streams at a time), RSS before/after
   herald-load report FILE...          JSON result lines -> Markdown table (stdin if no FILE)
 
 Server (one of):
@@ -164,6 +169,7 @@ pub fn parse(raw: impl IntoIterator<Item = String>) -> Result<Args, String> {
     let mut args = Args::default();
     let mut it = raw.into_iter().peekable();
     let mut import: Option<u64> = None;
+    let mut churn: Option<u64> = None;
     let mut needle = "Imported".to_string();
     if it.peek().map(String::as_str) == Some("report") {
         it.next();
@@ -229,6 +235,7 @@ pub fn parse(raw: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--max-seconds" => args.max_time = secs(&name, &value()?)?,
             "--import" => import = Some(positive(&name, &value()?)?),
             "--import-needle" => needle = value()?,
+            "--churn" => churn = Some(positive(&name, &value()?)?),
             "--label" => args.label = value()?,
             "--json-out" => args.json_out = Some(value()?.into()),
             _ => return Err(format!("unknown option {arg:?}; see --help")),
@@ -236,6 +243,8 @@ pub fn parse(raw: impl IntoIterator<Item = String>) -> Result<Args, String> {
     }
     if let Some(rows) = import {
         args.mode = Mode::Import { rows, needle };
+    } else if let Some(cycles) = churn {
+        args.mode = Mode::Churn { cycles };
     }
     if args.smoke {
         args.spawn = true;

@@ -2,6 +2,7 @@
 //! the streams and the processes holding them, publishing, the servers, and the reports.
 
 pub mod args;
+mod churn;
 mod fleet;
 mod http;
 mod import;
@@ -58,7 +59,7 @@ pub async fn main(args: Args) -> u8 {
             }
         },
         Mode::Report { files } => report_table(files),
-        Mode::Fanout | Mode::Import { .. } => measure(&args).await,
+        Mode::Fanout | Mode::Import { .. } | Mode::Churn { .. } => measure(&args).await,
     }
 }
 
@@ -104,6 +105,17 @@ async fn measure(args: &Args) -> u8 {
             .await;
             all_clean &= emit(args, &r);
             reports.push(r);
+        }
+        Mode::Churn { cycles } => {
+            for &target in &args.targets {
+                let r = bounded(
+                    deadline,
+                    churn::churn(args, target, *cycles, &ctx, deadline),
+                )
+                .await;
+                all_clean &= emit(args, &r);
+                reports.push(r);
+            }
         }
         _ => {
             for &target in &args.targets {

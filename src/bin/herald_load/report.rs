@@ -45,6 +45,8 @@ pub struct Report {
     pub import_secs: Option<f64>,
     pub rows_per_sec: Option<f64>,
     pub rss_growth: Option<u64>,
+    /// Churn mode: streams opened and closed.
+    pub churned: Option<u64>,
     pub error: Option<String>,
 }
 
@@ -65,7 +67,24 @@ impl Report {
             let _ = writeln!(out, "  {name:<26} {value}");
         };
         row("target", format!("{} ({})", self.target, self.mode));
-        if let (Some(rows), Some(secs)) = (self.rows, self.import_secs) {
+        if let Some(churned) = self.churned {
+            row(
+                "connect + disconnect",
+                format!(
+                    "{churned} ({} failed) in {:.1} s",
+                    self.failed, self.open_secs
+                ),
+            );
+            row(
+                "server RSS",
+                format!(
+                    "{} before -> {} after ({})",
+                    mib(self.rss_before),
+                    mib(self.rss_streams),
+                    pct(self.rss_before, self.rss_streams)
+                ),
+            );
+        } else if let (Some(rows), Some(secs)) = (self.rows, self.import_secs) {
             row("rows imported", format!("{rows} in {secs:.2} s"));
             row("rows/s", fmt_opt(self.rows_per_sec, 0));
             row("server RSS growth", mib(self.rss_growth.unwrap_or(0)));
@@ -133,6 +152,13 @@ impl Report {
 
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+fn pct(before: u64, after: u64) -> String {
+    format!(
+        "{:+.1}%",
+        (after as f64 - before as f64) * 100.0 / before.max(1) as f64
+    )
 }
 
 fn fmt_opt(v: Option<f64>, decimals: usize) -> String {
@@ -215,6 +241,24 @@ pub fn markdown(reports: &[Report]) -> String {
                 fmt_opt(r.import_secs, 2),
                 fmt_opt(r.rows_per_sec, 0),
                 mib(r.rss_growth.unwrap_or(0)),
+                r.label
+            );
+        }
+    }
+    let churns: Vec<_> = reports.iter().filter(|r| r.mode == "churn").collect();
+    if !churns.is_empty() {
+        out.push_str("\n| date (UTC) | target | connects + disconnects | concurrent | server RSS before | after | change | note |\n|---|---|---|---|---|---|---|---|\n");
+        for r in churns {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.date,
+                r.target,
+                r.churned.unwrap_or(0),
+                r.streams,
+                mib(r.rss_before),
+                mib(r.rss_streams),
+                pct(r.rss_before, r.rss_streams),
                 r.label
             );
         }
