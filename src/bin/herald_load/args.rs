@@ -158,7 +158,7 @@ Load:
   --settle SECS           wait after opening before measuring RSS [2]
   --drain SECS            wait for stragglers after the last publish [5]
   --max-seconds SECS      hard bound on the whole run [120]
-  --import-needle TEXT    import completion marker on the stream [Imported]
+  --import-needle TEXT    text on the stream that means the import finished [import-done]
 
 Output:
   --label TEXT            note stored with the result (e.g. \"machine shared\")
@@ -170,7 +170,7 @@ pub fn parse(raw: impl IntoIterator<Item = String>) -> Result<Args, String> {
     let mut it = raw.into_iter().peekable();
     let mut import: Option<u64> = None;
     let mut churn: Option<u64> = None;
-    let mut needle = "Imported".to_string();
+    let mut needle = "import-done".to_string();
     if it.peek().map(String::as_str) == Some("report") {
         it.next();
         args.mode = Mode::Report {

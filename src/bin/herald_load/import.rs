@@ -82,6 +82,7 @@ async fn upload(
     let peak = Arc::new(AtomicU64::new(before));
     let sampler = tokio::spawn(sample_peak(server_pids_rss(server), peak.clone()));
 
+    let cpu_before = server.cpu();
     let started = Instant::now();
     let (body, content_type) = multipart(&csv);
     let mut headers = vec![
@@ -135,6 +136,7 @@ async fn upload(
         }
         Ok(Ok(())) => {}
     }
+    report.cpu_secs = Some(server.cpu() - cpu_before);
     report.import_secs = Some(secs);
     report.rows_per_sec = Some(rows as f64 / secs);
     report.rss_before = before;

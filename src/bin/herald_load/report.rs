@@ -88,6 +88,10 @@ impl Report {
             row("rows imported", format!("{rows} in {secs:.2} s"));
             row("rows/s", fmt_opt(self.rows_per_sec, 0));
             row("server RSS growth", mib(self.rss_growth.unwrap_or(0)));
+            row(
+                "server CPU",
+                self.cpu_secs.map_or("-".into(), |c| format!("{c:.2} s")),
+            );
         } else {
             row(
                 "streams held",
@@ -169,10 +173,13 @@ fn fmt_opt(v: Option<f64>, decimals: usize) -> String {
 /// by its ratio to every peer of the same run (Herald ÷ peer: below 1 is better for memory,
 /// latency and CPU, above 1 for deliveries/s).
 pub fn markdown(reports: &[Report]) -> String {
-    let mut out = String::from(
+    let mut out = String::new();
+    if reports.iter().any(|r| r.mode == "fanout") {
+        out.push_str(
         "| date (UTC) | run | target | streams held | msg/s | RSS/stream | lost | dup | deliveries/s | CPU/delivery | p50 | p99 | p99.9 | max | note |\n\
          |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
-    );
+        );
+    }
     let mut runs: BTreeMap<&str, Vec<&Report>> = BTreeMap::new();
     for r in reports.iter().filter(|r| r.mode == "fanout") {
         runs.entry(&r.run).or_default().push(r);
@@ -229,17 +236,24 @@ pub fn markdown(reports: &[Report]) -> String {
             }
         }
     }
+    let gap = |out: &mut String| {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+    };
     let imports: Vec<_> = reports.iter().filter(|r| r.mode == "import").collect();
     if !imports.is_empty() {
-        out.push_str("\n| date (UTC) | rows | seconds | rows/s | server RSS growth | note |\n|---|---|---|---|---|---|\n");
+        gap(&mut out);
+        out.push_str("| date (UTC) | rows | seconds | rows/s | server CPU | server RSS growth | note |\n|---|---|---|---|---|---|---|\n");
         for r in imports {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} |",
                 r.date,
                 r.rows.unwrap_or(0),
                 fmt_opt(r.import_secs, 2),
                 fmt_opt(r.rows_per_sec, 0),
+                r.cpu_secs.map_or("-".into(), |c| format!("{c:.2} s")),
                 mib(r.rss_growth.unwrap_or(0)),
                 r.label
             );
@@ -247,7 +261,8 @@ pub fn markdown(reports: &[Report]) -> String {
     }
     let churns: Vec<_> = reports.iter().filter(|r| r.mode == "churn").collect();
     if !churns.is_empty() {
-        out.push_str("\n| date (UTC) | target | connects + disconnects | concurrent | server RSS before | after | change | note |\n|---|---|---|---|---|---|---|---|\n");
+        gap(&mut out);
+        out.push_str("| date (UTC) | target | connects + disconnects | concurrent | server RSS before | after | change | note |\n|---|---|---|---|---|---|---|---|\n");
         for r in churns {
             let _ = writeln!(
                 out,
