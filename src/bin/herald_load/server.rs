@@ -29,8 +29,16 @@ impl Server {
         }
     }
 
-    /// Starts `target` on a free loopback port and waits until it accepts connections.
+    /// Starts `target` on a free loopback port and waits until it accepts connections; tries
+    /// another port if the first was taken in between.
     pub async fn spawn(target: Target, args: &Args) -> io::Result<Server> {
+        match Server::spawn_once(target, args).await {
+            Err(e) if e.to_string().contains("in use") => Server::spawn_once(target, args).await,
+            other => other,
+        }
+    }
+
+    async fn spawn_once(target: Target, args: &Args) -> io::Result<Server> {
         let dir = TempDir::new(target.name())?;
         let port = free_port()?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
@@ -186,8 +194,10 @@ fn sibling(name: &str) -> io::Result<PathBuf> {
     }
 }
 
+/// A port nothing uses on any address: nginx listens on 0.0.0.0, which conflicts with client
+/// sockets bound to any 127.0.0.x (the previous run's, in TIME_WAIT).
 fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(TcpListener::bind("0.0.0.0:0")?.local_addr()?.port())
 }
 
 /// A directory removed when dropped.
