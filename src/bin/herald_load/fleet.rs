@@ -14,6 +14,7 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
+use super::server::cpu_secs;
 use super::streams::{self, Observed, Plan, Tally};
 
 /// How often a member reports how many messages its streams have received.
@@ -164,6 +165,21 @@ impl Fleet {
             }
         }
         true
+    }
+
+    /// CPU seconds used by the processes holding the streams (this one and any workers), to
+    /// show whether the tool itself was the bottleneck.
+    pub fn cpu(&self) -> f64 {
+        let workers: f64 = self
+            .members
+            .iter()
+            .filter_map(|m| match m {
+                Member::Child(child, _) => child.id(),
+                Member::Local(_) => None,
+            })
+            .map(cpu_secs)
+            .sum();
+        workers + cpu_secs(std::process::id())
     }
 
     /// Waits until every member has opened its streams; returns (opened, failed) over all.

@@ -37,6 +37,9 @@ pub struct Report {
     pub deliveries_per_sec: Option<f64>,
     pub cpu_secs: Option<f64>,
     pub cpu_us_per_delivery: Option<f64>,
+    /// The load tool's own CPU per delivery (with its workers): if the machine's cores are all
+    /// busy, latency is the machine's, not the server's.
+    pub client_cpu_us_per_delivery: Option<f64>,
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
     pub p999_ms: Option<f64>,
@@ -136,6 +139,11 @@ impl Report {
                         .map_or("-".into(), |u| format!("{u:.2} µs")),
                 );
                 row(
+                    "tool CPU per delivery",
+                    self.client_cpu_us_per_delivery
+                        .map_or("-".into(), |u| format!("{u:.2} µs")),
+                );
+                row(
                     "latency p50/p99/p999/max",
                     format!(
                         "{} / {} / {} / {} ms",
@@ -174,10 +182,16 @@ fn fmt_opt(v: Option<f64>, decimals: usize) -> String {
 /// latency and CPU, above 1 for deliveries/s).
 pub fn markdown(reports: &[Report]) -> String {
     let mut out = String::new();
+    let mut machines: Vec<&str> = reports.iter().map(|r| r.machine.as_str()).collect();
+    machines.sort_unstable();
+    machines.dedup();
+    for machine in machines {
+        let _ = writeln!(out, "Machine: {machine}\n");
+    }
     if reports.iter().any(|r| r.mode == "fanout") {
         out.push_str(
-        "| date (UTC) | run | target | streams held | msg/s | RSS/stream | lost | dup | deliveries/s | CPU/delivery | p50 | p99 | p99.9 | max | note |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| date (UTC) | run | target | streams held | msg/s | RSS/stream | lost | dup | deliveries/s | CPU/delivery | tool CPU/delivery | p50 | p99 | p99.9 | max | note |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         );
     }
     let mut runs: BTreeMap<&str, Vec<&Report>> = BTreeMap::new();
@@ -189,7 +203,7 @@ pub fn markdown(reports: &[Report]) -> String {
         for r in group {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} of {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} of {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 r.date,
                 r.run,
                 r.target,
@@ -207,6 +221,8 @@ pub fn markdown(reports: &[Report]) -> String {
                 fmt_opt(r.deliveries_per_sec, 0),
                 r.cpu_us_per_delivery
                     .map_or("-".into(), |u| format!("{u:.2} µs")),
+                r.client_cpu_us_per_delivery
+                    .map_or("-".into(), |u| format!("{u:.2} µs")),
                 ms(r.p50_ms),
                 ms(r.p99_ms),
                 ms(r.p999_ms),
@@ -222,7 +238,7 @@ pub fn markdown(reports: &[Report]) -> String {
                 };
                 let _ = writeln!(
                     out,
-                    "| | {} | herald ÷ {} | | | {} | | | {} | {} | {} | {} | {} | {} | |",
+                    "| | {} | herald ÷ {} | | | {} | | | {} | {} | | {} | {} | {} | {} | |",
                     h.run,
                     peer.target,
                     ratio(h.rss_per_stream, peer.rss_per_stream),

@@ -100,6 +100,7 @@ async fn measure(
     }
 
     let cpu_before = server.cpu();
+    let client_cpu_before = fleet.cpu();
     let published = publish(endpoint, args.messages, args.rate, args.publishers).await;
     report.published = published.ok();
     report.publish_failed = args.messages - report.published;
@@ -107,6 +108,7 @@ async fn measure(
     let drain_by = (Instant::now() + args.drain).min(deadline);
     fleet.received(report.expected, drain_by).await;
     let cpu = server.cpu() - cpu_before;
+    let client_cpu = fleet.cpu() - client_cpu_before;
 
     let finish_by =
         (Instant::now() + Duration::from_secs(15)).min(deadline + Duration::from_secs(5));
@@ -125,6 +127,7 @@ async fn measure(
         report.deliveries_per_sec = Some(observed.unique as f64 / (span.max(1) as f64 / 1e6));
         report.cpu_secs = Some(cpu);
         report.cpu_us_per_delivery = Some(cpu * 1e6 / observed.unique as f64);
+        report.client_cpu_us_per_delivery = Some(client_cpu * 1e6 / observed.unique as f64);
         let h = observed.histogram();
         let ms = |us: u64| us as f64 / 1000.0;
         report.p50_ms = Some(ms(h.value_at_quantile(0.50)));
