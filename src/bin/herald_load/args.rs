@@ -256,6 +256,10 @@ pub fn parse(raw: impl IntoIterator<Item = String>) -> Result<Args, String> {
         args.drain = Duration::from_secs(5);
         args.max_time = args.max_time.min(Duration::from_secs(60));
     }
+    // Every stream keeps one bit per message to find losses and duplicates.
+    if args.streams as u128 * args.messages as u128 / 8 > 2 << 30 {
+        return Err("--streams x --messages is too large: the loss bitmaps would pass 2 GB".into());
+    }
     if !args.spawn && args.url.is_none() && !matches!(args.mode, Mode::Help) {
         return Err("give --spawn, or --url (and --pid) of a running server".into());
     }
@@ -340,6 +344,7 @@ mod tests {
         assert!(parse_str("--streams 5").is_err());
         assert!(parse_str("--spawn --bogus 1").is_err());
         assert!(parse_str("--spawn --processes 0").is_err());
+        assert!(parse_str("--spawn --streams 100000 --messages 1000000").is_err());
     }
 
     #[test]
