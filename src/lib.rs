@@ -88,15 +88,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let hub = app.state.hub.clone();
-    // `into_make_service` hands each connection a clone of the finished router (an Arc). Serving
-    // the `Router` itself re-applies its state for every connection, rebuilding the route table:
-    // about 10 KB that an idle SSE stream holds for its whole life (BENCHMARKS.md: 29 -> 19 KB).
-    axum::serve(listener, app.router.into_make_service())
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            hub.close();
-        })
-        .await
+    web::serve::serve(listener, app.router, async move {
+        shutdown.await;
+        hub.close();
+    })
+    .await
 }
 
 async fn forget_old_clients(store: SharedStore) {
