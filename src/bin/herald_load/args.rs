@@ -91,6 +91,9 @@ pub struct Args {
     pub herald_bin: Option<PathBuf>,
     pub herald_args: Vec<String>,
     pub smoke: bool,
+    /// Rates for the saturation search (empty: one run at `rate`).
+    pub sweep: Vec<f64>,
+    pub sweep_secs: f64,
     pub label: String,
     pub json_out: Option<PathBuf>,
 }
@@ -120,6 +123,8 @@ impl Default for Args {
             herald_bin: None,
             herald_args: Vec::new(),
             smoke: false,
+            sweep: Vec::new(),
+            sweep_secs: 10.0,
             label: String::new(),
             json_out: None,
         }
@@ -158,6 +163,9 @@ Load:
   --settle SECS           wait after opening before measuring RSS [2]
   --drain SECS            wait for stragglers after the last publish [5]
   --max-seconds SECS      hard bound on the whole run [120]
+  --sweep R1,R2,..        saturation search: a run per rate (messages = rate x --sweep-secs), until
+                          a target loses messages or delivers under 95% of what was offered
+  --sweep-secs SECS       publishing time per sweep rate [10]
   --import-needle TEXT    text on the stream that means the import finished [import-done]
 
 Output:
@@ -236,6 +244,13 @@ pub fn parse(raw: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--import" => import = Some(positive(&name, &value()?)?),
             "--import-needle" => needle = value()?,
             "--churn" => churn = Some(positive(&name, &value()?)?),
+            "--sweep" => {
+                args.sweep = value()?
+                    .split(',')
+                    .map(|r| rate(&name, r))
+                    .collect::<Result<_, _>>()?
+            }
+            "--sweep-secs" => args.sweep_secs = secs(&name, &value()?)?.as_secs_f64().max(1.0),
             "--label" => args.label = value()?,
             "--json-out" => args.json_out = Some(value()?.into()),
             _ => return Err(format!("unknown option {arg:?}; see --help")),
@@ -329,6 +344,14 @@ mod tests {
         assert_eq!(a.streams, 2000);
         assert_eq!(a.rate, 10.0);
         assert_eq!(a.targets, vec![Target::Herald, Target::Nchan]);
+    }
+
+    #[test]
+    fn sweep_takes_a_list_of_rates() {
+        let a = parse_str("--spawn --sweep 10,50,200 --sweep-secs 5").unwrap();
+        assert_eq!(a.sweep, vec![10.0, 50.0, 200.0]);
+        assert_eq!(a.sweep_secs, 5.0);
+        assert!(parse_str("--spawn --sweep 10,0").is_err());
     }
 
     #[test]

@@ -117,6 +117,11 @@ async fn measure(args: &Args) -> u8 {
                 reports.push(r);
             }
         }
+        _ if !args.sweep.is_empty() => {
+            reports = sweep(args, &ctx, deadline).await;
+            println!("\n{}", report::markdown(&reports));
+            println!("{}", report::saturation(&reports));
+        }
         _ => {
             for &target in &args.targets {
                 let r = bounded(deadline, run::fanout(args, target, &ctx, deadline)).await;
@@ -136,6 +141,39 @@ async fn measure(args: &Args) -> u8 {
         return if ok { 0 } else { 1 };
     }
     if all_clean { 0 } else { 1 }
+}
+
+/// The saturation search: the same streams at each `--sweep` rate in turn, every target at a
+/// rate before the next rate; a target drops out once it falls behind or loses messages. Each
+/// rate is its own run, so the tables compare the targets rate by rate.
+async fn sweep(args: &Args, ctx: &Context, deadline: Instant) -> Vec<Report> {
+    let mut reports = Vec::new();
+    let mut going = args.targets.clone();
+    for &rate in &args.sweep {
+        let step = Args {
+            rate,
+            messages: (rate * args.sweep_secs).ceil() as u64,
+            ..args.clone()
+        };
+        let ctx = Context {
+            run: format!("{}-r{rate}", ctx.run),
+            ..ctx.clone()
+        };
+        let mut still = Vec::new();
+        for &target in &going {
+            let r = bounded(deadline, run::fanout(&step, target, &ctx, deadline)).await;
+            emit(args, &r);
+            if report::keeps_up(&r) {
+                still.push(target);
+            }
+            reports.push(r);
+        }
+        going = still;
+        if going.is_empty() || Instant::now() >= deadline {
+            break;
+        }
+    }
+    reports
 }
 
 /// Ends a run at the deadline with a report that says so.

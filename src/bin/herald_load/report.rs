@@ -301,6 +301,39 @@ fn ms(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{v:.1} ms"))
 }
 
+/// Whether a fan-out run kept up: nothing lost or failed, and at least 95% of the offered
+/// deliveries per second (rate x streams) actually delivered.
+pub fn keeps_up(r: &Report) -> bool {
+    let offered = r.rate * r.held as f64;
+    r.clean() && r.deliveries_per_sec.is_some_and(|d| d >= 0.95 * offered)
+}
+
+/// The saturation point of each target: its most deliveries/s in a run that kept up.
+pub fn saturation(reports: &[Report]) -> String {
+    let mut best: BTreeMap<&str, &Report> = BTreeMap::new();
+    for r in reports.iter().filter(|r| keeps_up(r)) {
+        let better = best
+            .get(r.target.as_str())
+            .is_none_or(|b| r.deliveries_per_sec > b.deliveries_per_sec);
+        if better {
+            best.insert(&r.target, r);
+        }
+    }
+    let mut out = String::from("saturation (most deliveries/s with nothing lost, keeping up):\n");
+    for (target, r) in best {
+        let _ = writeln!(
+            out,
+            "  {target:<8} {} deliveries/s ({} streams x {} msg/s), {} server CPU per delivery",
+            fmt_opt(r.deliveries_per_sec, 0),
+            r.held,
+            r.rate,
+            r.cpu_us_per_delivery
+                .map_or("-".into(), |u| format!("{u:.2} µs"))
+        );
+    }
+    out
+}
+
 /// Parses JSON result lines, skipping anything else (the human tables in a saved log).
 pub fn parse_lines(text: &str) -> Vec<Report> {
     text.lines()
@@ -346,6 +379,30 @@ mod tests {
         assert!(table.contains("| herald ÷ nchan | | | ×0.50 |"), "{table}");
         assert!(table.contains("| herald ÷ node | | | ×2.00 |"), "{table}");
         assert!(table.contains("×0.25"), "p99 ratio to nchan: {table}");
+    }
+
+    #[test]
+    fn saturation_is_the_best_run_that_kept_up() {
+        let run = |target: &str, rate: f64, dps: f64, lost: u64| Report {
+            rate,
+            deliveries_per_sec: Some(dps),
+            lost,
+            ..report(target, 1.0, 1.0)
+        };
+        let reports = [
+            run("herald", 10.0, 100.0, 0),
+            run("herald", 20.0, 199.0, 0),
+            run("herald", 40.0, 300.0, 0),
+            run("nchan", 10.0, 100.0, 0),
+            run("nchan", 20.0, 200.0, 3),
+        ];
+        assert!(
+            !keeps_up(&reports[2]),
+            "300 of 400 offered is falling behind"
+        );
+        let text = saturation(&reports);
+        assert!(text.contains("herald   199 deliveries/s"), "{text}");
+        assert!(text.contains("nchan    100 deliveries/s"), "{text}");
     }
 
     #[test]

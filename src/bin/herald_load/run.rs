@@ -18,6 +18,7 @@ use super::target::Endpoint;
 /// Extra time allowed for the streams to open beyond what the open rate needs.
 const OPEN_SLACK: Duration = Duration::from_secs(30);
 
+#[derive(Clone)]
 pub struct Context {
     pub run: String,
     pub date: String,
