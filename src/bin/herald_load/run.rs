@@ -12,8 +12,9 @@ use super::http::{self, Conn};
 use super::publish::publish;
 use super::report::Report;
 use super::server::Server;
-use super::streams::Plan;
-use super::target::Endpoint;
+use super::sse::Marker;
+use super::streams::{Plan, now_us};
+use super::target::{Endpoint, exchange};
 
 /// Extra time allowed for the streams to open beyond what the open rate needs.
 const OPEN_SLACK: Duration = Duration::from_secs(30);
@@ -139,15 +140,28 @@ async fn measure(
     Ok(())
 }
 
-/// One request before measuring, so first-use costs (a Herald page's first render, lazily
-/// created pools) do not count as memory per stream.
+/// One page load and one publish before measuring, so first-use costs (a Herald page's first
+/// render, the first database write, lazily created pools, a peer's channel) count neither as
+/// memory per stream nor as latency. The warm-up message's number is beyond the run's, so the
+/// streams ignore it.
 async fn warm_up(endpoint: &Endpoint) -> io::Result<()> {
-    if endpoint.target != Target::Herald {
-        return Ok(());
-    }
     let mut conn = Conn::new(http::connect(endpoint.addr, None).await?);
-    endpoint.load_page(&mut conn).await.map(|_| ())
+    if endpoint.target == Target::Herald {
+        endpoint.load_page(&mut conn).await?;
+    }
+    let marker = Marker {
+        seq: WARM_UP_SEQ,
+        sent_us: now_us(),
+    };
+    let (head, _) = exchange(&mut conn, &endpoint.publish_request(marker)).await?;
+    if !(200..300).contains(&head.status) {
+        return Err(http::bad(&format!("warm-up publish: status {}", head.status)));
+    }
+    Ok(())
 }
+
+/// Far beyond any run's message count (the loss bitmaps are sized by `--messages`).
+const WARM_UP_SEQ: u64 = 1 << 40;
 
 /// The streams split over `--processes` shares.
 fn plans(args: &Args, endpoint: &Endpoint) -> Vec<Plan> {
