@@ -155,7 +155,10 @@ async fn warm_up(endpoint: &Endpoint) -> io::Result<()> {
     };
     let (head, _) = exchange(&mut conn, &endpoint.publish_request(marker)).await?;
     if !(200..300).contains(&head.status) {
-        return Err(http::bad(&format!("warm-up publish: status {}", head.status)));
+        return Err(http::bad(&format!(
+            "warm-up publish: status {}",
+            head.status
+        )));
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Holding streams: each one a task that opens, reads, and counts what it receives, until told
 //! which messages the server accepted; then it works out what it lost.
 
+use std::io;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -12,6 +13,10 @@ use tokio::sync::watch;
 
 use super::sse::{Messages, Seen};
 use super::target::Endpoint;
+
+/// A stream that has not started by then counts as failed (a server out of file descriptors
+/// leaves connections unaccepted in its backlog).
+const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// What one process's share of the streams should do.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -166,7 +171,9 @@ async fn hold(
     mut stop: Stop,
 ) {
     let subscribed = tokio::select! {
-        s = endpoint.subscribe(Some(source)) => s,
+        s = tokio::time::timeout(OPEN_TIMEOUT, endpoint.subscribe(Some(source))) => {
+            s.unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "no stream within 15 s")))
+        }
         _ = stop.wait_for(Option::is_some) => return,
     };
     let (mut conn, head) = match subscribed {
