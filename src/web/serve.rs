@@ -6,17 +6,21 @@
 //! of 8 KB per open stream. Herald only speaks HTTP/1.1 (browsers open one SSE stream per tab
 //! and no HTTP/2 is configured), so it serves HTTP/1 directly (BENCHMARKS.md).
 //!
+//! At the open-files limit it answers `503` rather than leaving connections unanswered (see
+//! [`Spare`]).
+//!
 //! Each connection gets a clone of the finished router, which is an `Arc`: `axum::serve` on a
 //! `Router` instead re-applies its state per connection, rebuilding the route table (about
 //! 10 KB more per open stream).
 
 use std::future::Future;
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -30,11 +34,16 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     // Every connection holds a receiver; `closed()` resolves when the last one is dropped.
     let (done_tx, done_rx) = watch::channel(());
+    let mut spare = Spare::new();
     tokio::pin!(shutdown);
     loop {
         let tcp = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _)) => tcp,
+                Err(e) if out_of_files(&e) => {
+                    spare.refuse(&listener).await;
+                    continue;
+                }
                 Err(e) => {
                     accept_failed(e).await;
                     continue;
@@ -71,8 +80,65 @@ pub async fn serve(
     Ok(())
 }
 
-/// Errors of one connection are that connection's; anything else (out of file descriptors) is
-/// logged and retried after a pause instead of spinning or ending the server.
+fn out_of_files(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
+/// Answers `503` when the process is out of file descriptors, instead of leaving connections
+/// unanswered in the backlog: one descriptor is kept in reserve, given up to accept a waiting
+/// connection, refuse it, and taken back. Every stream is a descriptor, so this is the limit on
+/// streams, and Herald itself adds no lower one.
+struct Spare {
+    file: Option<std::fs::File>,
+    refused: u64,
+    reported: Option<Instant>,
+}
+
+/// The answer at the limit; browsers' EventSource (htmx) retries after its backoff.
+const UNAVAILABLE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+Content-Type: text/plain; charset=utf-8\r\nRetry-After: 5\r\nConnection: close\r\n\
+Content-Length: 47\r\n\r\nThe server is at its connection limit; retry.\r\n";
+
+impl Spare {
+    fn new() -> Spare {
+        Spare {
+            file: std::fs::File::open("/dev/null").ok(),
+            refused: 0,
+            reported: None,
+        }
+    }
+
+    async fn refuse(&mut self, listener: &TcpListener) {
+        self.file = None;
+        if let Ok(Ok((mut tcp, _))) =
+            tokio::time::timeout(Duration::from_millis(100), listener.accept()).await
+        {
+            // Best effort and brief: the accept loop must not wait on a slow client.
+            let _ =
+                tokio::time::timeout(Duration::from_millis(100), tcp.write_all(UNAVAILABLE)).await;
+            self.refused += 1;
+        }
+        self.file = std::fs::File::open("/dev/null").ok();
+        if self.file.is_none() {
+            // Nothing to give up next time: pause rather than spin.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if self.reported.is_none_or(|at| at.elapsed() >= REPORT_EVERY) {
+            tracing::error!(
+                refused = self.refused,
+                "out of file descriptors (the open-files limit): answering new connections 503"
+            );
+            self.reported = Some(Instant::now());
+            self.refused = 0;
+        }
+    }
+}
+
+/// At most one log line this often while connections are being refused.
+const REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// Errors of one connection are that connection's; anything else is logged and retried after a
+/// pause instead of spinning or ending the server.
 async fn accept_failed(e: io::Error) {
     use io::ErrorKind::*;
     if matches!(
@@ -83,4 +149,40 @@ async fn accept_failed(e: io::Error) {
     }
     tracing::error!(error = %e, "cannot accept connections; retrying in 1 s");
     tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn at_the_limit_a_waiting_connection_is_answered_503_and_closed() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let mut spare = Spare::new();
+        assert!(spare.file.is_some());
+        spare.refuse(&listener).await;
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(
+            head.contains(&format!("Content-Length: {}", body.len())),
+            "{answer}"
+        );
+        assert!(spare.file.is_some(), "the reserve is taken back");
+    }
+
+    #[test]
+    fn only_running_out_of_descriptors_is_answered_503() {
+        assert!(out_of_files(&io::Error::from_raw_os_error(libc::EMFILE)));
+        assert!(out_of_files(&io::Error::from_raw_os_error(libc::ENFILE)));
+        assert!(!out_of_files(&io::Error::from(
+            io::ErrorKind::ConnectionReset
+        )));
+    }
 }
