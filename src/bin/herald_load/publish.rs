@@ -11,6 +11,13 @@ use super::sse::Marker;
 use super::streams::now_us;
 use super::target::{Endpoint, exchange};
 
+/// A publish not answered by then counts as failed, and its connection is dropped.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn timed_out() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer within 10 s")
+}
+
 /// What publishing produced: which messages the server accepted, and when it started.
 pub struct Published {
     pub accepted: Vec<bool>,
@@ -51,7 +58,9 @@ pub async fn publish(
                         seq,
                         sent_us: now_us(),
                     };
-                    let ok = match send(&endpoint, &mut conn, marker).await {
+                    let sent =
+                        tokio::time::timeout(PUBLISH_TIMEOUT, send(&endpoint, &mut conn, marker));
+                    let ok = match sent.await.unwrap_or_else(|_| Err(timed_out())) {
                         Ok(()) => true,
                         Err(e) => {
                             error.get_or_insert(format!("publish {seq}: {e}"));

@@ -82,7 +82,9 @@ async fn measure(
     deadline: Instant,
     report: &mut Report,
 ) -> io::Result<()> {
-    warm_up(endpoint).await?;
+    tokio::time::timeout(Duration::from_secs(15), warm_up(endpoint))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "warm-up: no answer within 15 s"))??;
     tokio::time::sleep(Duration::from_millis(300)).await;
     report.rss_before = server.rss();
 
