@@ -31,6 +31,7 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    raise_fd_limit();
     let (stop_tx, stop_rx) = watch::channel(false);
     // Every connection holds a receiver; `closed()` resolves when the last one is dropped.
     let (done_tx, done_rx) = watch::channel(());
@@ -78,6 +79,34 @@ pub async fn serve(
     drop(done_rx);
     done_tx.closed().await;
     Ok(())
+}
+
+/// Every open stream is a file descriptor, and the soft limit is often 1,024 while the hard one
+/// is far higher: raise it, so that the only ceiling on streams is the one the system sets.
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit with a valid, initialised struct.
+    let raised = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0
+            && limit.rlim_cur < limit.rlim_max
+            && libc::setrlimit(
+                libc::RLIMIT_NOFILE,
+                &libc::rlimit {
+                    rlim_cur: limit.rlim_max,
+                    rlim_max: limit.rlim_max,
+                },
+            ) == 0
+    };
+    if raised {
+        tracing::info!(
+            from = limit.rlim_cur,
+            to = limit.rlim_max,
+            "raised the open-files limit (one per stream)"
+        );
+    }
 }
 
 fn out_of_files(e: &io::Error) -> bool {
