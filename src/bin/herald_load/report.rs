@@ -190,25 +190,29 @@ pub fn markdown(reports: &[Report]) -> String {
     }
     if reports.iter().any(|r| r.mode == "fanout") {
         out.push_str(
-        "| date (UTC) | run | target | streams held | msg/s | RSS/stream | lost | dup | deliveries/s | CPU/delivery | tool CPU/delivery | p50 | p99 | p99.9 | max | note |\n\
+        "| date (UTC) | run | target | streams held, opened in | msg/s | RSS/stream | lost | dup | deliveries/s | CPU/delivery | tool CPU/delivery | p50 | p99 | p99.9 | max | note |\n\
          |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         );
     }
-    let mut runs: BTreeMap<&str, Vec<&Report>> = BTreeMap::new();
+    // In time order; a sweep's runs (`<start>-r<rate>`) by rising rate.
+    let mut runs: BTreeMap<(&str, u64), Vec<&Report>> = BTreeMap::new();
     for r in reports.iter().filter(|r| r.mode == "fanout") {
-        runs.entry(&r.run).or_default().push(r);
+        let start = r.run.split_once("-r").map_or(r.run.as_str(), |(s, _)| s);
+        let key = (start, (r.rate * 1000.0) as u64);
+        runs.entry(key).or_default().push(r);
     }
     for group in runs.values() {
         let herald = group.iter().find(|r| r.target == "herald");
         for r in group {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} of {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} of {} in {:.1} s | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 r.date,
                 r.run,
                 r.target,
                 r.held,
                 r.streams,
+                r.open_secs,
                 if r.messages > 0 {
                     format!("{}", r.rate)
                 } else {
@@ -257,6 +261,30 @@ pub fn markdown(reports: &[Report]) -> String {
             out.push('\n');
         }
     };
+    let mut sweeps: BTreeMap<&str, Vec<Report>> = BTreeMap::new();
+    for r in reports.iter().filter(|r| r.mode == "fanout") {
+        if let Some((start, _)) = r.run.split_once("-r") {
+            sweeps.entry(start).or_default().push(r.clone());
+        }
+    }
+    if !sweeps.is_empty() {
+        gap(&mut out);
+        out.push_str(
+            "| sweep | target | saturation: most deliveries/s while keeping up, nothing lost | at msg/s | CPU/delivery there |\n|---|---|---|---|---|\n",
+        );
+        for (start, runs) in &sweeps {
+            for (target, r) in best_clean(runs) {
+                let _ = writeln!(
+                    out,
+                    "| {start} | {target} | {} | {} | {} |",
+                    fmt_opt(r.deliveries_per_sec, 0),
+                    r.rate,
+                    r.cpu_us_per_delivery
+                        .map_or("-".into(), |u| format!("{u:.2} µs"))
+                );
+            }
+        }
+    }
     let imports: Vec<_> = reports.iter().filter(|r| r.mode == "import").collect();
     if !imports.is_empty() {
         gap(&mut out);
@@ -308,8 +336,8 @@ pub fn keeps_up(r: &Report) -> bool {
     r.clean() && r.deliveries_per_sec.is_some_and(|d| d >= 0.95 * offered)
 }
 
-/// The saturation point of each target: its most deliveries/s in a run that kept up.
-pub fn saturation(reports: &[Report]) -> String {
+/// Each target's run with the most deliveries/s among those that kept up.
+fn best_clean(reports: &[Report]) -> BTreeMap<&str, &Report> {
     let mut best: BTreeMap<&str, &Report> = BTreeMap::new();
     for r in reports.iter().filter(|r| keeps_up(r)) {
         let better = best
@@ -319,6 +347,12 @@ pub fn saturation(reports: &[Report]) -> String {
             best.insert(&r.target, r);
         }
     }
+    best
+}
+
+/// The saturation point of each target: its most deliveries/s in a run that kept up.
+pub fn saturation(reports: &[Report]) -> String {
+    let best = best_clean(reports);
     let mut out = String::from("saturation (most deliveries/s with nothing lost, keeping up):\n");
     for (target, r) in best {
         let _ = writeln!(
