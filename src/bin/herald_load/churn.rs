@@ -26,6 +26,7 @@ pub async fn churn(
         run: ctx.run.clone(),
         date: ctx.date.clone(),
         machine: ctx.machine.clone(),
+        commit: ctx.commit.clone(),
         label: args.label.clone(),
         target: target.name().into(),
         mode: "churn".into(),

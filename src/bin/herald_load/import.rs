@@ -31,6 +31,7 @@ pub async fn import(
         run: ctx.run.clone(),
         date: ctx.date.clone(),
         machine: ctx.machine.clone(),
+        commit: ctx.commit.clone(),
         label: args.label.clone(),
         target: "herald".into(),
         mode: "import".into(),

@@ -86,6 +86,7 @@ async fn measure(args: &Args) -> u8 {
             now.minute()
         ),
         machine: server::machine(),
+        commit: commit(),
     };
     // A hard stop: whatever is stuck, the run ends (servers die with us: kill_on_drop).
     let hard_stop = args.max_time + Duration::from_secs(20);
@@ -174,6 +175,17 @@ async fn sweep(args: &Args, ctx: &Context, deadline: Instant) -> Vec<Report> {
         }
     }
     reports
+}
+
+/// The commit the tool (and the Herald beside it) was built from, when run inside the repository.
+fn commit() -> String {
+    std::process::Command::new("git")
+        .args(["describe", "--always", "--dirty"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
 }
 
 /// Ends a run at the deadline with a report that says so.

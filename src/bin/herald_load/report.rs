@@ -15,6 +15,9 @@ pub struct Report {
     pub run: String,
     pub date: String,
     pub machine: String,
+    /// `git describe` of the build measured (empty for runs recorded before it was kept).
+    #[serde(default)]
+    pub commit: String,
     pub label: String,
     pub target: String,
     pub mode: String,
@@ -231,7 +234,7 @@ pub fn markdown(reports: &[Report]) -> String {
                 ms(r.p99_ms),
                 ms(r.p999_ms),
                 ms(r.max_ms),
-                r.label
+                note(r)
             );
         }
         if let Some(h) = herald {
@@ -299,7 +302,7 @@ pub fn markdown(reports: &[Report]) -> String {
                 fmt_opt(r.rows_per_sec, 0),
                 r.cpu_secs.map_or("-".into(), |c| format!("{c:.2} s")),
                 mib(r.rss_growth.unwrap_or(0)),
-                r.label
+                note(r)
             );
         }
     }
@@ -318,11 +321,20 @@ pub fn markdown(reports: &[Report]) -> String {
                 mib(r.rss_before),
                 mib(r.rss_streams),
                 pct(r.rss_before, r.rss_streams),
-                r.label
+                note(r)
             );
         }
     }
     out
+}
+
+/// The run's label, and the build it measured when known.
+fn note(r: &Report) -> String {
+    match (r.label.is_empty(), r.commit.is_empty()) {
+        (_, true) => r.label.clone(),
+        (true, false) => format!("build {}", r.commit),
+        (false, false) => format!("{}; build {}", r.label, r.commit),
+    }
 }
 
 fn ms(v: Option<f64>) -> String {

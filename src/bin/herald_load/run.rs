@@ -24,6 +24,7 @@ pub struct Context {
     pub run: String,
     pub date: String,
     pub machine: String,
+    pub commit: String,
 }
 
 pub async fn fanout(args: &Args, target: Target, ctx: &Context, deadline: Instant) -> Report {
@@ -31,6 +32,7 @@ pub async fn fanout(args: &Args, target: Target, ctx: &Context, deadline: Instan
         run: ctx.run.clone(),
         date: ctx.date.clone(),
         machine: ctx.machine.clone(),
+        commit: ctx.commit.clone(),
         label: args.label.clone(),
         target: target.name().into(),
         mode: "fanout".into(),
