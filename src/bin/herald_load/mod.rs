@@ -177,15 +177,34 @@ async fn sweep(args: &Args, ctx: &Context, deadline: Instant) -> Vec<Report> {
     reports
 }
 
-/// The commit the tool (and the Herald beside it) was built from, when run inside the repository.
+/// The commit the tool (and the Herald beside it) was built from, when run inside the
+/// repository; `-modified` when the code differs from it (results files do not count).
 fn commit() -> String {
-    std::process::Command::new("git")
-        .args(["describe", "--always", "--dirty"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let Some(head) = git(&["describe", "--always"]) else {
+        return String::new();
+    };
+    let code = [
+        "status",
+        "--porcelain",
+        "--",
+        "src",
+        "templates",
+        "static",
+        "Cargo.toml",
+        "Cargo.lock",
+    ];
+    match git(&code) {
+        Some(changes) if changes.is_empty() => head,
+        _ => format!("{head}-modified"),
+    }
 }
 
 /// Ends a run at the deadline with a report that says so.
