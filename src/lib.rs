@@ -115,12 +115,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let hub = app.state.hub.clone();
-    axum::serve(listener, app.router)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            hub.close();
-        })
-        .await
+    web::serve::serve(listener, app.router, async move {
+        shutdown.await;
+        hub.close();
+    })
+    .await
 }
 
 async fn forget_old_clients(store: SharedStore) {

@@ -100,6 +100,15 @@ impl Log {
         self.history.read().expect("log lock poisoned").head
     }
 
+    /// Whether nothing was ever appended (eviction always keeps the newest message).
+    pub fn is_empty(&self) -> bool {
+        self.history
+            .read()
+            .expect("log lock poisoned")
+            .entries
+            .is_empty()
+    }
+
     pub fn watch(&self) -> watch::Receiver<u64> {
         self.head.subscribe()
     }

@@ -244,14 +244,19 @@ impl Hub {
         entry.log.clone()
     }
 
-    fn touch(&self, client: ClientId) {
-        if let Some(entry) = self
-            .inner
-            .clients
-            .lock()
-            .expect("clients lock")
-            .get_mut(&client)
-        {
+    /// A stream of `client` has ended. A private log that never held a message goes at once
+    /// when no other stream reads it: recreating it costs that tab at most a private resync,
+    /// while keeping it for `client_idle` made memory follow every tab that connected in that
+    /// time (herald-load --churn: ~700 bytes per connect, see BENCHMARKS.md).
+    fn release(&self, client: ClientId) {
+        let mut clients = self.inner.clients.lock().expect("clients lock");
+        let Some(entry) = clients.get_mut(&client) else {
+            return;
+        };
+        // The map and the ending stream hold the only references.
+        if Arc::strong_count(&entry.log) <= 2 && entry.log.is_empty() {
+            clients.remove(&client);
+        } else {
             entry.last_used = Instant::now();
         }
     }
@@ -302,11 +307,12 @@ async fn heartbeat(hub: Weak<Inner>) {
 /// that are open rather than every tab that ever was.
 fn sweep_idle_clients(inner: &Inner) {
     let idle = inner.config.client_idle;
-    inner
-        .clients
-        .lock()
-        .expect("clients lock")
-        .retain(|_, c| Arc::strong_count(&c.log) > 1 || c.last_used.elapsed() < idle);
+    let mut clients = inner.clients.lock().expect("clients lock");
+    clients.retain(|_, c| Arc::strong_count(&c.log) > 1 || c.last_used.elapsed() < idle);
+    // A map keeps its capacity when emptied: give it back after a wave of tabs has gone.
+    if clients.capacity() > 64 && clients.len() * 4 < clients.capacity() {
+        clients.shrink_to_fit();
+    }
 }
 
 fn rand_epoch() -> u64 {

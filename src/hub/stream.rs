@@ -172,7 +172,7 @@ impl LiveStream {
 
 impl Drop for LiveStream {
     fn drop(&mut self) {
-        self.hub.touch(self.client);
+        self.hub.release(self.client);
     }
 }
 

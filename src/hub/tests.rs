@@ -332,3 +332,62 @@ async fn changes_publish_in_the_order_they_were_made() {
     drop(first);
     assert_eq!(second.await.unwrap(), 2);
 }
+
+#[tokio::test]
+async fn an_unused_private_log_goes_with_its_last_stream() {
+    let (hub, regions) = hub(8);
+    let (quiet, busy) = (client(), client());
+    let first = hub.stream(quiet, None, regions.clone());
+    let second = hub.stream(quiet, None, regions.clone());
+    let mut kept = hub.stream(busy, None, regions.clone());
+    publish(&hub, Audience::Client(busy), "<p>for busy</p>").await;
+    assert_eq!(hub.client_logs(), 2);
+    drop(first);
+    assert_eq!(hub.client_logs(), 2, "another stream still reads it");
+    drop(second);
+    assert_eq!(
+        hub.client_logs(),
+        1,
+        "an unused log goes with its last stream"
+    );
+    let cursor = {
+        let chunk = next(&mut kept).await;
+        let opened = next(&mut kept).await;
+        assert!(opened.contains("for busy"), "{chunk}{opened}");
+        messages(&opened).last().unwrap().0.clone()
+    };
+    drop(kept);
+    assert_eq!(
+        hub.client_logs(),
+        1,
+        "a log with history waits for the idle sweep"
+    );
+    let mut again = hub.stream(busy, Some(&cursor), regions);
+    let resumed = next(&mut again).await;
+    assert!(
+        !resumed.contains("for busy"),
+        "nothing replayed twice: {resumed}"
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_unused_log_resyncs_its_tab_at_worst() {
+    let (hub, regions) = hub(8);
+    let (quiet, other) = (client(), client());
+    let mut stream = hub.stream(quiet, None, regions.clone());
+    let cursor = messages(&next(&mut stream).await)[0].0.clone();
+    drop(stream);
+    assert_eq!(hub.client_logs(), 0);
+    // Other tabs' private messages move the shared sequence past the dropped log's start.
+    publish(&hub, Audience::Client(other), "<p>elsewhere</p>").await;
+    publish(&hub, Audience::Client(quiet), "<p>new for quiet</p>").await;
+    let mut back = hub.stream(quiet, Some(&cursor), regions);
+    let first = next(&mut back).await;
+    let rest = next(&mut back).await;
+    let all = format!("{first}{rest}");
+    assert!(
+        all.contains(&format!("hx-swap=\"innerHTML\">for {quiet}")),
+        "the tab's private regions are re-rendered: {all}"
+    );
+    assert!(!all.contains("elsewhere"), "{all}");
+}

@@ -5,4 +5,5 @@ pub mod error;
 pub mod guard;
 pub mod input;
 pub mod page;
+pub mod serve;
 pub mod session;

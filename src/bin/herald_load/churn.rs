@@ -1,0 +1,120 @@
+//! Churn mode: connect and disconnect streams many times over (page, stream, first message,
+//! close), to show that memory follows the open tabs rather than every tab there ever was.
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::args::{Args, Target};
+use super::report::Report;
+use super::run::Context;
+use super::server::Server;
+use super::target::Endpoint;
+
+pub async fn churn(
+    args: &Args,
+    target: Target,
+    cycles: u64,
+    ctx: &Context,
+    deadline: Instant,
+) -> Report {
+    let mut report = Report {
+        run: ctx.run.clone(),
+        date: ctx.date.clone(),
+        machine: ctx.machine.clone(),
+        commit: ctx.commit.clone(),
+        label: args.label.clone(),
+        target: target.name().into(),
+        mode: "churn".into(),
+        streams: args.streams as u64,
+        ..Report::default()
+    };
+    let server = match args.url {
+        Some(addr) => Server::attach(addr, args.pids.clone()),
+        None => match Server::spawn(target, args).await {
+            Ok(s) => s,
+            Err(e) => {
+                report.error = Some(e.to_string());
+                return report;
+            }
+        },
+    };
+    let endpoint = Arc::new(Endpoint {
+        target,
+        addr: server.addr,
+        publish: args.publish,
+        channel: args.channel.clone(),
+    });
+    // A first round warms the server up, so its start-up allocations do not count as growth.
+    let warm = (args.streams as u64 * 2).min(cycles);
+    let (_, error) = cycle(&endpoint, args, warm, deadline).await;
+    tokio::time::sleep(args.settle).await;
+    report.rss_before = server.rss();
+    let started = Instant::now();
+    let (done, later_error) = cycle(&endpoint, args, cycles, deadline).await;
+    report.open_secs = started.elapsed().as_secs_f64();
+    tokio::time::sleep(args.settle).await;
+    report.rss_streams = server.rss();
+    report.churned = Some(done);
+    report.failed = cycles - done;
+    report.error = error.or(later_error);
+    server.stop().await;
+    report
+}
+
+/// Runs `cycles` connect-read-close cycles over `--streams` concurrent loops; returns how many
+/// completed and the first error.
+async fn cycle(
+    endpoint: &Arc<Endpoint>,
+    args: &Args,
+    cycles: u64,
+    deadline: Instant,
+) -> (u64, Option<String>) {
+    let next = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicU64::new(0));
+    let loops: Vec<_> = (0..args.streams.max(1))
+        .map(|i| {
+            let (endpoint, next, done) = (endpoint.clone(), next.clone(), done.clone());
+            let source = Ipv4Addr::new(127, 0, 0, 1 + (i % args.sources as usize) as u8);
+            tokio::spawn(async move {
+                let mut error = None;
+                while next.fetch_add(1, Relaxed) < cycles && Instant::now() < deadline {
+                    match once(&endpoint, source).await {
+                        Ok(()) => {
+                            done.fetch_add(1, Relaxed);
+                        }
+                        Err(e) => {
+                            error.get_or_insert(e.to_string());
+                        }
+                    }
+                }
+                error
+            })
+        })
+        .collect();
+    let mut first_error = None;
+    for l in loops {
+        if let Ok(Some(e)) = l.await {
+            first_error.get_or_insert(e);
+        }
+    }
+    (done.load(Relaxed), first_error)
+}
+
+/// One tab's life: open the stream, wait for its first bytes, close.
+async fn once(endpoint: &Endpoint, source: Ipv4Addr) -> io::Result<()> {
+    let (mut conn, head) = endpoint.subscribe(Some(source)).await?;
+    let first = conn.read_body(&head, |_| false);
+    // Peers send nothing until a publish; the response head is enough there.
+    let wait = if endpoint.target == Target::Herald {
+        Duration::from_secs(10)
+    } else {
+        Duration::ZERO
+    };
+    let _ = tokio::time::timeout(wait, first).await;
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! Publishing M messages at a fixed rate through the server's normal publish path, over a few
+//! kept-alive connections so a slow answer never delays the next message's schedule much.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::http::{self, Conn};
+use super::sse::Marker;
+use super::streams::now_us;
+use super::target::{Endpoint, exchange};
+
+/// A publish not answered by then counts as failed, and its connection is dropped.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn timed_out() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer within 10 s")
+}
+
+/// What publishing produced: which messages the server accepted, and when it started.
+pub struct Published {
+    pub accepted: Vec<bool>,
+    pub first_us: u64,
+    pub last_us: u64,
+    pub first_error: Option<String>,
+}
+
+impl Published {
+    pub fn ok(&self) -> u64 {
+        self.accepted.iter().filter(|&&ok| ok).count() as u64
+    }
+}
+
+/// Message `seq` is due `seq / rate` seconds after the start; publisher `j` of `p` sends the
+/// messages with `seq % p == j`, in order.
+pub async fn publish(
+    endpoint: &Endpoint,
+    messages: u64,
+    rate: f64,
+    publishers: usize,
+) -> Published {
+    let endpoint = Arc::new(endpoint.clone());
+    let start = Instant::now();
+    let first_us = now_us();
+    let publishers = publishers.min(messages.max(1) as usize);
+    let tasks: Vec<_> = (0..publishers)
+        .map(|j| {
+            let endpoint = endpoint.clone();
+            tokio::spawn(async move {
+                let mut results = Vec::new();
+                let mut conn: Option<Conn> = None;
+                let mut error = None;
+                for seq in (j as u64..messages).step_by(publishers) {
+                    tokio::time::sleep_until(start + Duration::from_secs_f64(seq as f64 / rate))
+                        .await;
+                    let marker = Marker {
+                        seq,
+                        sent_us: now_us(),
+                    };
+                    let sent =
+                        tokio::time::timeout(PUBLISH_TIMEOUT, send(&endpoint, &mut conn, marker));
+                    let ok = match sent.await.unwrap_or_else(|_| Err(timed_out())) {
+                        Ok(()) => true,
+                        Err(e) => {
+                            error.get_or_insert(format!("publish {seq}: {e}"));
+                            false
+                        }
+                    };
+                    results.push((seq, ok));
+                }
+                (results, error)
+            })
+        })
+        .collect();
+    let mut accepted = vec![false; messages as usize];
+    let mut first_error = None;
+    for task in tasks {
+        if let Ok((results, error)) = task.await {
+            for (seq, ok) in results {
+                accepted[seq as usize] = ok;
+            }
+            first_error = first_error.or(error);
+        }
+    }
+    Published {
+        accepted,
+        first_us,
+        last_us: now_us(),
+        first_error,
+    }
+}
+
+/// One publish request; the connection is reused while the server keeps it open. A reused
+/// connection the server has just closed (an idle timeout) is retried once on a fresh one.
+async fn send(endpoint: &Endpoint, conn: &mut Option<Conn>, marker: Marker) -> std::io::Result<()> {
+    let request = endpoint.publish_request(marker);
+    let answer = match conn.take() {
+        Some(mut c) => match exchange(&mut c, &request).await {
+            Ok(answer) => Ok((c, answer)),
+            Err(_) => fresh(endpoint, &request).await,
+        },
+        None => fresh(endpoint, &request).await,
+    };
+    let (c, (head, body)) = answer?;
+    if !(200..300).contains(&head.status) {
+        return Err(http::bad(&format!(
+            "status {}: {}",
+            head.status,
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+        )));
+    }
+    if head.keep_alive() {
+        *conn = Some(c);
+    }
+    Ok(())
+}
+
+async fn fresh(
+    endpoint: &Endpoint,
+    request: &[u8],
+) -> std::io::Result<(Conn, (http::Head, Vec<u8>))> {
+    let mut c = Conn::new(http::connect(endpoint.addr, None).await?);
+    let answer = exchange(&mut c, request).await?;
+    Ok((c, answer))
+}

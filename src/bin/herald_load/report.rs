@@ -1,0 +1,461 @@
+//! Results: one JSON line per run (the machine-readable record), a human table, and the
+//! Markdown table for BENCHMARKS.md built from JSON lines, with each figure's ratio to the peers
+//! measured in the same run.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde::{Deserialize, Serialize};
+
+/// One target's figures from one run. Optional figures are absent when the run did not measure
+/// them (an idle run has no latency; an import has no streams).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Report {
+    /// Identifies the run (UTC start time); targets measured together share it.
+    pub run: String,
+    pub date: String,
+    pub machine: String,
+    /// `git describe` of the build measured (empty for runs recorded before it was kept).
+    #[serde(default)]
+    pub commit: String,
+    pub label: String,
+    pub target: String,
+    pub mode: String,
+    pub streams: u64,
+    pub held: u64,
+    pub failed: u64,
+    pub dropped: u64,
+    pub open_secs: f64,
+    pub rss_before: u64,
+    pub rss_streams: u64,
+    pub rss_per_stream: Option<f64>,
+    pub messages: u64,
+    pub rate: f64,
+    pub published: u64,
+    pub publish_failed: u64,
+    pub expected: u64,
+    pub deliveries: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub deliveries_per_sec: Option<f64>,
+    pub cpu_secs: Option<f64>,
+    pub cpu_us_per_delivery: Option<f64>,
+    /// The load tool's own CPU per delivery (with its workers): if the machine's cores are all
+    /// busy, latency is the machine's, not the server's.
+    pub client_cpu_us_per_delivery: Option<f64>,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub p999_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+    pub rows: Option<u64>,
+    pub import_secs: Option<f64>,
+    pub rows_per_sec: Option<f64>,
+    pub rss_growth: Option<u64>,
+    /// Churn mode: streams opened and closed.
+    pub churned: Option<u64>,
+    pub error: Option<String>,
+}
+
+impl Report {
+    /// Whether the run delivered everything it should have, exactly once.
+    pub fn clean(&self) -> bool {
+        self.failed == 0
+            && self.dropped == 0
+            && self.lost == 0
+            && self.duplicated == 0
+            && self.publish_failed == 0
+            && self.error.is_none()
+    }
+
+    pub fn human(&self) -> String {
+        let mut out = String::new();
+        let mut row = |name: &str, value: String| {
+            let _ = writeln!(out, "  {name:<26} {value}");
+        };
+        row("target", format!("{} ({})", self.target, self.mode));
+        if let Some(churned) = self.churned {
+            row(
+                "connect + disconnect",
+                format!(
+                    "{churned} ({} failed) in {:.1} s",
+                    self.failed, self.open_secs
+                ),
+            );
+            row(
+                "server RSS",
+                format!(
+                    "{} before -> {} after ({})",
+                    mib(self.rss_before),
+                    mib(self.rss_streams),
+                    pct(self.rss_before, self.rss_streams)
+                ),
+            );
+        } else if let (Some(rows), Some(secs)) = (self.rows, self.import_secs) {
+            row("rows imported", format!("{rows} in {secs:.2} s"));
+            row("rows/s", fmt_opt(self.rows_per_sec, 0));
+            row("server RSS growth", mib(self.rss_growth.unwrap_or(0)));
+            row(
+                "server CPU",
+                self.cpu_secs.map_or("-".into(), |c| format!("{c:.2} s")),
+            );
+        } else {
+            row(
+                "streams held",
+                format!(
+                    "{} of {} ({} failed to open, {} dropped) in {:.1} s",
+                    self.held, self.streams, self.failed, self.dropped, self.open_secs
+                ),
+            );
+            row(
+                "server RSS",
+                format!(
+                    "{} idle -> {} with streams",
+                    mib(self.rss_before),
+                    mib(self.rss_streams)
+                ),
+            );
+            row(
+                "RSS per stream",
+                self.rss_per_stream
+                    .map_or("-".into(), |b| format!("{:.1} KB", b / 1024.0)),
+            );
+            if self.messages > 0 {
+                row(
+                    "published",
+                    format!(
+                        "{} of {} at {}/s ({} failed)",
+                        self.published, self.messages, self.rate, self.publish_failed
+                    ),
+                );
+                row(
+                    "deliveries",
+                    format!("{} of {} expected", self.deliveries, self.expected),
+                );
+                row(
+                    "lost / duplicated",
+                    format!("{} / {}", self.lost, self.duplicated),
+                );
+                row("deliveries/s", fmt_opt(self.deliveries_per_sec, 0));
+                row(
+                    "server CPU per delivery",
+                    self.cpu_us_per_delivery
+                        .map_or("-".into(), |u| format!("{u:.2} µs")),
+                );
+                row(
+                    "tool CPU per delivery",
+                    self.client_cpu_us_per_delivery
+                        .map_or("-".into(), |u| format!("{u:.2} µs")),
+                );
+                row(
+                    "latency p50/p99/p999/max",
+                    format!(
+                        "{} / {} / {} / {} ms",
+                        fmt_opt(self.p50_ms, 1),
+                        fmt_opt(self.p99_ms, 1),
+                        fmt_opt(self.p999_ms, 1),
+                        fmt_opt(self.max_ms, 1)
+                    ),
+                );
+            }
+        }
+        if let Some(e) = &self.error {
+            row("first error", e.clone());
+        }
+        out
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+fn pct(before: u64, after: u64) -> String {
+    format!(
+        "{:+.1}%",
+        (after as f64 - before as f64) * 100.0 / before.max(1) as f64
+    )
+}
+
+fn fmt_opt(v: Option<f64>, decimals: usize) -> String {
+    v.map_or("-".into(), |v| format!("{v:.decimals$}"))
+}
+
+/// The Markdown results table: one row per report, grouped by run, each Herald figure followed
+/// by its ratio to every peer of the same run (Herald ÷ peer: below 1 is better for memory,
+/// latency and CPU, above 1 for deliveries/s).
+pub fn markdown(reports: &[Report]) -> String {
+    let mut out = String::new();
+    let mut machines: Vec<&str> = reports.iter().map(|r| r.machine.as_str()).collect();
+    machines.sort_unstable();
+    machines.dedup();
+    for machine in machines {
+        let _ = writeln!(out, "Machine: {machine}\n");
+    }
+    if reports.iter().any(|r| r.mode == "fanout") {
+        out.push_str(
+        "| date (UTC) | run | target | streams held, opened in | msg/s | RSS/stream | lost | dup | deliveries/s | CPU/delivery | tool CPU/delivery | p50 | p99 | p99.9 | max | note |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        );
+    }
+    // In time order; a sweep's runs (`<start>-r<rate>`) by rising rate.
+    let mut runs: BTreeMap<(&str, u64), Vec<&Report>> = BTreeMap::new();
+    for r in reports.iter().filter(|r| r.mode == "fanout") {
+        let start = r.run.split_once("-r").map_or(r.run.as_str(), |(s, _)| s);
+        let key = (start, (r.rate * 1000.0) as u64);
+        runs.entry(key).or_default().push(r);
+    }
+    for group in runs.values() {
+        let herald = group.iter().find(|r| r.target == "herald");
+        for r in group {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} of {} in {:.1} s | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.date,
+                r.run,
+                r.target,
+                r.held,
+                r.streams,
+                r.open_secs,
+                if r.messages > 0 {
+                    format!("{}", r.rate)
+                } else {
+                    "idle".into()
+                },
+                r.rss_per_stream
+                    .map_or("-".into(), |b| format!("{:.1} KB", b / 1024.0)),
+                r.lost,
+                r.duplicated,
+                fmt_opt(r.deliveries_per_sec, 0),
+                r.cpu_us_per_delivery
+                    .map_or("-".into(), |u| format!("{u:.2} µs")),
+                r.client_cpu_us_per_delivery
+                    .map_or("-".into(), |u| format!("{u:.2} µs")),
+                ms(r.p50_ms),
+                ms(r.p99_ms),
+                ms(r.p999_ms),
+                ms(r.max_ms),
+                note(r)
+            );
+        }
+        if let Some(h) = herald {
+            for peer in group.iter().filter(|r| r.target != "herald") {
+                let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                    (Some(a), Some(b)) if b > 0.0 => format!("×{:.2}", a / b),
+                    _ => "-".into(),
+                };
+                let _ = writeln!(
+                    out,
+                    "| | {} | herald ÷ {} | | | {} | | | {} | {} | | {} | {} | {} | {} | |",
+                    h.run,
+                    peer.target,
+                    ratio(h.rss_per_stream, peer.rss_per_stream),
+                    ratio(h.deliveries_per_sec, peer.deliveries_per_sec),
+                    ratio(h.cpu_us_per_delivery, peer.cpu_us_per_delivery),
+                    ratio(h.p50_ms, peer.p50_ms),
+                    ratio(h.p99_ms, peer.p99_ms),
+                    ratio(h.p999_ms, peer.p999_ms),
+                    ratio(h.max_ms, peer.max_ms),
+                );
+            }
+        }
+    }
+    let gap = |out: &mut String| {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+    };
+    let mut sweeps: BTreeMap<&str, Vec<Report>> = BTreeMap::new();
+    for r in reports.iter().filter(|r| r.mode == "fanout") {
+        if let Some((start, _)) = r.run.split_once("-r") {
+            sweeps.entry(start).or_default().push(r.clone());
+        }
+    }
+    if !sweeps.is_empty() {
+        gap(&mut out);
+        out.push_str(
+            "| sweep | target | saturation: most deliveries/s while keeping up, nothing lost | at msg/s | CPU/delivery there |\n|---|---|---|---|---|\n",
+        );
+        for (start, runs) in &sweeps {
+            for (target, r) in best_clean(runs) {
+                let _ = writeln!(
+                    out,
+                    "| {start} | {target} | {} | {} | {} |",
+                    fmt_opt(r.deliveries_per_sec, 0),
+                    r.rate,
+                    r.cpu_us_per_delivery
+                        .map_or("-".into(), |u| format!("{u:.2} µs"))
+                );
+            }
+        }
+    }
+    let imports: Vec<_> = reports.iter().filter(|r| r.mode == "import").collect();
+    if !imports.is_empty() {
+        gap(&mut out);
+        out.push_str("| date (UTC) | rows | seconds | rows/s | server CPU | server RSS growth | note |\n|---|---|---|---|---|---|---|\n");
+        for r in imports {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                r.date,
+                r.rows.unwrap_or(0),
+                fmt_opt(r.import_secs, 2),
+                fmt_opt(r.rows_per_sec, 0),
+                r.cpu_secs.map_or("-".into(), |c| format!("{c:.2} s")),
+                mib(r.rss_growth.unwrap_or(0)),
+                note(r)
+            );
+        }
+    }
+    let churns: Vec<_> = reports.iter().filter(|r| r.mode == "churn").collect();
+    if !churns.is_empty() {
+        gap(&mut out);
+        out.push_str("| date (UTC) | target | connects + disconnects | concurrent | server RSS before | after | change | note |\n|---|---|---|---|---|---|---|---|\n");
+        for r in churns {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.date,
+                r.target,
+                r.churned.unwrap_or(0),
+                r.streams,
+                mib(r.rss_before),
+                mib(r.rss_streams),
+                pct(r.rss_before, r.rss_streams),
+                note(r)
+            );
+        }
+    }
+    out
+}
+
+/// The run's label, and the build it measured when known.
+fn note(r: &Report) -> String {
+    match (r.label.is_empty(), r.commit.is_empty()) {
+        (_, true) => r.label.clone(),
+        (true, false) => format!("build {}", r.commit),
+        (false, false) => format!("{}; build {}", r.label, r.commit),
+    }
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.1} ms"))
+}
+
+/// Whether a fan-out run kept up: nothing lost or failed, and at least 95% of the offered
+/// deliveries per second (rate x streams) actually delivered.
+pub fn keeps_up(r: &Report) -> bool {
+    let offered = r.rate * r.held as f64;
+    r.clean() && r.deliveries_per_sec.is_some_and(|d| d >= 0.95 * offered)
+}
+
+/// Each target's run with the most deliveries/s among those that kept up.
+fn best_clean(reports: &[Report]) -> BTreeMap<&str, &Report> {
+    let mut best: BTreeMap<&str, &Report> = BTreeMap::new();
+    for r in reports.iter().filter(|r| keeps_up(r)) {
+        let better = best
+            .get(r.target.as_str())
+            .is_none_or(|b| r.deliveries_per_sec > b.deliveries_per_sec);
+        if better {
+            best.insert(&r.target, r);
+        }
+    }
+    best
+}
+
+/// The saturation point of each target: its most deliveries/s in a run that kept up.
+pub fn saturation(reports: &[Report]) -> String {
+    let best = best_clean(reports);
+    let mut out = String::from("saturation (most deliveries/s with nothing lost, keeping up):\n");
+    for (target, r) in best {
+        let _ = writeln!(
+            out,
+            "  {target:<8} {} deliveries/s ({} streams x {} msg/s), {} server CPU per delivery",
+            fmt_opt(r.deliveries_per_sec, 0),
+            r.held,
+            r.rate,
+            r.cpu_us_per_delivery
+                .map_or("-".into(), |u| format!("{u:.2} µs"))
+        );
+    }
+    out
+}
+
+/// Parses JSON result lines, skipping anything else (the human tables in a saved log).
+pub fn parse_lines(text: &str) -> Vec<Report> {
+    text.lines()
+        .filter(|l| l.starts_with('{'))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(target: &str, p99: f64, rss: f64) -> Report {
+        Report {
+            run: "r1".into(),
+            date: "2026-11-21 12:00".into(),
+            target: target.into(),
+            mode: "fanout".into(),
+            streams: 10,
+            held: 10,
+            messages: 5,
+            rate: 10.0,
+            p99_ms: Some(p99),
+            rss_per_stream: Some(rss),
+            ..Report::default()
+        }
+    }
+
+    #[test]
+    fn table_has_a_row_per_target_and_ratios_to_each_peer() {
+        let reports = [
+            report("herald", 10.0, 4096.0),
+            report("nchan", 40.0, 8192.0),
+            report("node", 20.0, 2048.0),
+        ];
+        let lines: Vec<String> = reports
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap())
+            .collect();
+        let parsed = parse_lines(&format!("human text\n{}\n", lines.join("\n")));
+        assert_eq!(parsed.len(), 3);
+        let table = markdown(&parsed);
+        assert!(table.contains("| herald ÷ nchan | | | ×0.50 |"), "{table}");
+        assert!(table.contains("| herald ÷ node | | | ×2.00 |"), "{table}");
+        assert!(table.contains("×0.25"), "p99 ratio to nchan: {table}");
+    }
+
+    #[test]
+    fn saturation_is_the_best_run_that_kept_up() {
+        let run = |target: &str, rate: f64, dps: f64, lost: u64| Report {
+            rate,
+            deliveries_per_sec: Some(dps),
+            lost,
+            ..report(target, 1.0, 1.0)
+        };
+        let reports = [
+            run("herald", 10.0, 100.0, 0),
+            run("herald", 20.0, 199.0, 0),
+            run("herald", 40.0, 300.0, 0),
+            run("nchan", 10.0, 100.0, 0),
+            run("nchan", 20.0, 200.0, 3),
+        ];
+        assert!(
+            !keeps_up(&reports[2]),
+            "300 of 400 offered is falling behind"
+        );
+        let text = saturation(&reports);
+        assert!(text.contains("herald   199 deliveries/s"), "{text}");
+        assert!(text.contains("nchan    100 deliveries/s"), "{text}");
+    }
+
+    #[test]
+    fn clean_means_nothing_lost_duplicated_or_failed() {
+        let mut r = report("herald", 1.0, 1.0);
+        assert!(r.clean());
+        r.duplicated = 1;
+        assert!(!r.clean());
+    }
+}

@@ -1,0 +1,190 @@
+//! One fan-out run against one server: measure it idle, open the streams, measure again, publish,
+//! wait for the deliveries, and turn what was observed into a [`Report`].
+
+use std::io;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::args::{Args, Target};
+use super::fleet::Fleet;
+use super::http::{self, Conn};
+use super::publish::publish;
+use super::report::Report;
+use super::server::Server;
+use super::sse::Marker;
+use super::streams::{Plan, now_us};
+use super::target::{Endpoint, exchange};
+
+/// Extra time allowed for the streams to open beyond what the open rate needs.
+const OPEN_SLACK: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
+pub struct Context {
+    pub run: String,
+    pub date: String,
+    pub machine: String,
+    pub commit: String,
+}
+
+pub async fn fanout(args: &Args, target: Target, ctx: &Context, deadline: Instant) -> Report {
+    let mut report = Report {
+        run: ctx.run.clone(),
+        date: ctx.date.clone(),
+        machine: ctx.machine.clone(),
+        commit: ctx.commit.clone(),
+        label: args.label.clone(),
+        target: target.name().into(),
+        mode: "fanout".into(),
+        streams: args.streams as u64,
+        messages: args.messages,
+        rate: args.rate,
+        ..Report::default()
+    };
+    let server = match start(args, target).await {
+        Ok(s) => s,
+        Err(e) => {
+            report.error = Some(e.to_string());
+            return report;
+        }
+    };
+    let endpoint = Endpoint {
+        target,
+        addr: server.addr,
+        publish: args.publish,
+        channel: args.channel.clone(),
+    };
+    if let Err(e) = measure(args, &endpoint, &server, deadline, &mut report).await {
+        report.error = Some(format!("{e}{}", tail(&server)));
+    }
+    server.stop().await;
+    report
+}
+
+async fn start(args: &Args, target: Target) -> io::Result<Server> {
+    match args.url {
+        Some(addr) => Ok(Server::attach(addr, args.pids.clone())),
+        None => Server::spawn(target, args).await,
+    }
+}
+
+fn tail(server: &Server) -> String {
+    let log = server.log_tail();
+    if log.trim().is_empty() {
+        String::new()
+    } else {
+        format!("\nserver log:\n{log}")
+    }
+}
+
+async fn measure(
+    args: &Args,
+    endpoint: &Endpoint,
+    server: &Server,
+    deadline: Instant,
+    report: &mut Report,
+) -> io::Result<()> {
+    tokio::time::timeout(Duration::from_secs(15), warm_up(endpoint))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "warm-up: no answer within 15 s"))??;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    report.rss_before = server.rss();
+
+    let began = Instant::now();
+    let mut fleet = Fleet::start(plans(args, endpoint))?;
+    let open_by =
+        (began + Duration::from_secs_f64(args.streams as f64 / args.open_rate) + OPEN_SLACK)
+            .min(deadline);
+    let (opened, failed) = fleet.opened(open_by).await?;
+    report.open_secs = began.elapsed().as_secs_f64();
+    report.failed = failed;
+    tokio::time::sleep(args.settle).await;
+    report.rss_streams = server.rss();
+    if opened > 0 {
+        report.rss_per_stream =
+            Some(report.rss_streams.saturating_sub(report.rss_before) as f64 / opened as f64);
+    }
+
+    let cpu_before = server.cpu();
+    let client_cpu_before = fleet.cpu();
+    let published = publish(endpoint, args.messages, args.rate, args.publishers).await;
+    report.published = published.ok();
+    report.publish_failed = args.messages - report.published;
+    report.expected = report.published * opened;
+    let drain_by = (Instant::now() + args.drain).min(deadline);
+    fleet.received(report.expected, drain_by).await;
+    let cpu = server.cpu() - cpu_before;
+    let client_cpu = fleet.cpu() - client_cpu_before;
+
+    let finish_by =
+        (Instant::now() + Duration::from_secs(15)).min(deadline + Duration::from_secs(5));
+    let observed = fleet.finish(published.accepted, finish_by).await?;
+    report.held = observed.opened - observed.dropped;
+    report.dropped = observed.dropped;
+    report.deliveries = observed.unique;
+    report.lost = observed.lost;
+    report.duplicated = observed.duplicates;
+    report.error = observed.first_error.clone().or(published.first_error);
+    if args.messages > 0 && observed.unique > 0 {
+        let span = observed
+            .last_us
+            .max(published.last_us)
+            .saturating_sub(published.first_us);
+        report.deliveries_per_sec = Some(observed.unique as f64 / (span.max(1) as f64 / 1e6));
+        report.cpu_secs = Some(cpu);
+        report.cpu_us_per_delivery = Some(cpu * 1e6 / observed.unique as f64);
+        report.client_cpu_us_per_delivery = Some(client_cpu * 1e6 / observed.unique as f64);
+        let h = observed.histogram();
+        let ms = |us: u64| us as f64 / 1000.0;
+        report.p50_ms = Some(ms(h.value_at_quantile(0.50)));
+        report.p99_ms = Some(ms(h.value_at_quantile(0.99)));
+        report.p999_ms = Some(ms(h.value_at_quantile(0.999)));
+        report.max_ms = Some(ms(h.max()));
+    }
+    Ok(())
+}
+
+/// One page load and one publish before measuring, so first-use costs (a Herald page's first
+/// render, the first database write, lazily created pools, a peer's channel) count neither as
+/// memory per stream nor as latency. The warm-up message's number is beyond the run's, so the
+/// streams ignore it.
+async fn warm_up(endpoint: &Endpoint) -> io::Result<()> {
+    let mut conn = Conn::new(http::connect(endpoint.addr, None).await?);
+    if endpoint.target == Target::Herald {
+        endpoint.load_page(&mut conn).await?;
+    }
+    let marker = Marker {
+        seq: WARM_UP_SEQ,
+        sent_us: now_us(),
+    };
+    let (head, _) = exchange(&mut conn, &endpoint.publish_request(marker)).await?;
+    if !(200..300).contains(&head.status) {
+        return Err(http::bad(&format!(
+            "warm-up publish: status {}",
+            head.status
+        )));
+    }
+    Ok(())
+}
+
+/// Far beyond any run's message count (the loss bitmaps are sized by `--messages`).
+const WARM_UP_SEQ: u64 = 1 << 40;
+
+/// The streams split over `--processes` shares.
+fn plans(args: &Args, endpoint: &Endpoint) -> Vec<Plan> {
+    let k = args.processes.min(args.streams.max(1));
+    (0..k)
+        .map(|i| {
+            let first = args.streams * i / k;
+            let next = args.streams * (i + 1) / k;
+            Plan {
+                endpoint: endpoint.clone(),
+                streams: next - first,
+                first,
+                open_rate: args.open_rate / k as f64,
+                messages: args.messages,
+                sources: args.sources,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,189 @@
+//! What differs between the servers: how a browser opens a stream, and how a message is
+//! published. Everything else (counting, timing) is the same for all of them.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+use super::args::{PublishPath, Target};
+use super::http::{self, Conn, Head, bad};
+use super::sse::Marker;
+
+/// A server to load: which kind, where, and the publish path or channel.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub target: Target,
+    pub addr: SocketAddr,
+    pub publish: PublishPath,
+    pub channel: String,
+}
+
+/// The largest page or publish answer read into memory.
+const MAX_BODY: usize = 4 << 20;
+
+impl Endpoint {
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Opens one stream the way a browser does; returns the connection positioned at the start
+    /// of the event-stream body.
+    pub async fn subscribe(&self, source: Option<Ipv4Addr>) -> io::Result<(Conn, Head)> {
+        let mut conn = Conn::new(http::connect(self.addr, source).await?);
+        let (path, cookie) = match self.target {
+            Target::Herald => {
+                let (path, cookie, reusable) = self.load_page(&mut conn).await?;
+                if !reusable {
+                    conn = Conn::new(http::connect(self.addr, source).await?);
+                }
+                (path, cookie)
+            }
+            Target::Nchan => (format!("/sub/{}", self.channel), None),
+            Target::Node => ("/sub".to_string(), None),
+        };
+        let head = self
+            .open_stream(&mut conn, &path, cookie.as_deref())
+            .await?;
+        Ok((conn, head))
+    }
+
+    /// Requests the event stream at `path` on `conn` and checks that one started.
+    pub async fn open_stream(
+        &self,
+        conn: &mut Conn,
+        path: &str,
+        cookie: Option<&str>,
+    ) -> io::Result<Head> {
+        let mut headers = vec![
+            ("Accept", "text/event-stream"),
+            ("Cache-Control", "no-cache"),
+        ];
+        if let Some(cookie) = cookie {
+            headers.push(("Cookie", cookie));
+        }
+        conn.send(&http::request("GET", path, &self.host(), &headers, b""))
+            .await?;
+        let head = conn.read_head().await?;
+        let is_sse = head
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("text/event-stream"));
+        if head.status != 200 || !is_sse {
+            return Err(bad(&format!(
+                "GET {path}: status {} ({})",
+                head.status,
+                head.header("content-type").unwrap_or("no content type")
+            )));
+        }
+        Ok(head)
+    }
+
+    /// `GET /` on Herald: the tab's stream URL (from `hx-sse:connect`), the session cookie, and
+    /// whether the connection can carry the stream request next, as a browser would reuse it.
+    pub async fn load_page(&self, conn: &mut Conn) -> io::Result<(String, Option<String>, bool)> {
+        let headers = [("Accept", "text/html")];
+        conn.send(&http::request("GET", "/", &self.host(), &headers, b""))
+            .await?;
+        let head = conn.read_head().await?;
+        let body = conn.read_full_body(&head, MAX_BODY).await?;
+        if head.status != 200 {
+            return Err(bad(&format!("GET /: status {}", head.status)));
+        }
+        let path = stream_url(&String::from_utf8_lossy(&body))
+            .ok_or_else(|| bad("GET /: no hx-sse:connect in the page"))?;
+        let cookie = head
+            .header("set-cookie")
+            .and_then(|c| c.split(';').next())
+            .map(str::to_string);
+        Ok((path, cookie, head.keep_alive()))
+    }
+
+    /// The request that publishes `marker` through the server's normal publish path.
+    pub fn publish_request(&self, marker: Marker) -> Vec<u8> {
+        let host = self.host();
+        let text = marker.text();
+        match (self.target, self.publish) {
+            (Target::Herald, PublishPath::Board) => {
+                http::request("GET", &format!("/send?message={text}"), &host, &[], b"")
+            }
+            (Target::Herald, PublishPath::Notify) => {
+                let body = serde_json::json!({"type": "info", "title": text, "body": "load test"});
+                let json = [("Content-Type", "application/json")];
+                http::request(
+                    "POST",
+                    "/send-notification",
+                    &host,
+                    &json,
+                    body.to_string().as_bytes(),
+                )
+            }
+            (Target::Nchan, _) => {
+                let plain = [("Content-Type", "text/plain")];
+                http::request(
+                    "POST",
+                    &format!("/pub/{}", self.channel),
+                    &host,
+                    &plain,
+                    text.as_bytes(),
+                )
+            }
+            (Target::Node, _) => {
+                let plain = [("Content-Type", "text/plain")];
+                http::request("POST", "/pub", &host, &plain, text.as_bytes())
+            }
+        }
+    }
+}
+
+/// The stream URL a Herald page names in its one `hx-sse:connect` attribute.
+pub fn stream_url(page: &str) -> Option<String> {
+    let start = page.find("hx-sse:connect=\"")? + "hx-sse:connect=\"".len();
+    let end = page[start..].find('"')?;
+    Some(page[start..start + end].replace("&amp;", "&"))
+}
+
+/// Sends a request on a kept-alive connection and reads the whole answer.
+pub async fn exchange(conn: &mut Conn, request: &[u8]) -> io::Result<(Head, Vec<u8>)> {
+    conn.send(request).await?;
+    let head = conn.read_head().await?;
+    let body = conn.read_full_body(&head, MAX_BODY).await?;
+    Ok((head, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_pages_stream_url() {
+        let page = r#"<main id="live" hx-sse:connect="/sse/ab-cd?cursor=1f-0-0" hx-swap="none">"#;
+        assert_eq!(
+            stream_url(page).as_deref(),
+            Some("/sse/ab-cd?cursor=1f-0-0")
+        );
+        assert_eq!(stream_url("<main>"), None);
+    }
+
+    #[test]
+    fn publishes_through_each_servers_normal_path() {
+        let marker = Marker { seq: 3, sent_us: 9 };
+        let ep = |target, publish| Endpoint {
+            target,
+            addr: "127.0.0.1:1".parse().unwrap(),
+            publish,
+            channel: "bench".into(),
+        };
+        let text = |r: Vec<u8>| String::from_utf8(r).unwrap();
+        let board = text(ep(Target::Herald, PublishPath::Board).publish_request(marker));
+        assert!(board.starts_with("GET /send?message=HLM3.9 HTTP/1.1\r\n"));
+        let notify = text(ep(Target::Herald, PublishPath::Notify).publish_request(marker));
+        assert!(
+            notify.starts_with("POST /send-notification ")
+                && notify.contains("\"title\":\"HLM3.9\"")
+        );
+        let nchan = text(ep(Target::Nchan, PublishPath::Board).publish_request(marker));
+        assert!(nchan.starts_with("POST /pub/bench ") && nchan.ends_with("\r\n\r\nHLM3.9"));
+        let node = text(ep(Target::Node, PublishPath::Board).publish_request(marker));
+        assert!(node.starts_with("POST /pub ") && node.contains("Content-Length: 6\r\n"));
+    }
+}

@@ -1,0 +1,217 @@
+//! The accept loop: HTTP/1.1 straight into hyper, with graceful shutdown.
+//!
+//! `axum::serve` hands every connection to hyper-util's protocol-sniffing builder, which first
+//! reads a few bytes to tell HTTP/1 from HTTP/2 and replays them. hyper then sees a partial read
+//! and doubles its read buffer, which an SSE connection keeps for its whole life: 16 KB instead
+//! of 8 KB per open stream. Herald only speaks HTTP/1.1 (browsers open one SSE stream per tab
+//! and no HTTP/2 is configured), so it serves HTTP/1 directly (BENCHMARKS.md).
+//!
+//! At the open-files limit it answers `503` rather than leaving connections unanswered (see
+//! [`Spare`]).
+//!
+//! Each connection gets a clone of the finished router, which is an `Arc`: `axum::serve` on a
+//! `Router` instead re-applies its state per connection, rebuilding the route table (about
+//! 10 KB more per open stream).
+
+use std::future::Future;
+use std::io;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Serves `router` until `shutdown` resolves, then lets every connection finish its current
+/// response (the caller ends the streams) and returns once all are closed.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    raise_fd_limit();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // Every connection holds a receiver; `closed()` resolves when the last one is dropped.
+    let (done_tx, done_rx) = watch::channel(());
+    let mut spare = Spare::new();
+    tokio::pin!(shutdown);
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) if out_of_files(&e) => {
+                    spare.refuse(&listener).await;
+                    continue;
+                }
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let service = TowerToHyperService::new(router.clone());
+        let mut stop = stop_rx.clone();
+        stop.mark_unchanged();
+        let done = done_rx.clone();
+        tokio::spawn(async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), service);
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                result = conn.as_mut() => result,
+                _ = stop.changed() => {
+                    // Finish the response in flight (streams end as the hub closes), then close.
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
+                tracing::trace!(error = %e, "connection ended with an error");
+            }
+            drop(done);
+        });
+    }
+    drop(listener);
+    stop_tx.send_replace(true);
+    drop(done_rx);
+    done_tx.closed().await;
+    Ok(())
+}
+
+/// Every open stream is a file descriptor, and the soft limit is often 1,024 while the hard one
+/// is far higher: raise it, so that the only ceiling on streams is the one the system sets.
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit with a valid, initialised struct.
+    let raised = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0
+            && limit.rlim_cur < limit.rlim_max
+            && libc::setrlimit(
+                libc::RLIMIT_NOFILE,
+                &libc::rlimit {
+                    rlim_cur: limit.rlim_max,
+                    rlim_max: limit.rlim_max,
+                },
+            ) == 0
+    };
+    if raised {
+        tracing::info!(
+            from = limit.rlim_cur,
+            to = limit.rlim_max,
+            "raised the open-files limit (one per stream)"
+        );
+    }
+}
+
+fn out_of_files(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
+/// Answers `503` when the process is out of file descriptors, instead of leaving connections
+/// unanswered in the backlog: one descriptor is kept in reserve, given up to accept a waiting
+/// connection, refuse it, and taken back. Every stream is a descriptor, so this is the limit on
+/// streams, and Herald itself adds no lower one.
+struct Spare {
+    file: Option<std::fs::File>,
+    refused: u64,
+    reported: Option<Instant>,
+}
+
+/// The answer at the limit; browsers' EventSource (htmx) retries after its backoff.
+const UNAVAILABLE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+Content-Type: text/plain; charset=utf-8\r\nRetry-After: 5\r\nConnection: close\r\n\
+Content-Length: 47\r\n\r\nThe server is at its connection limit; retry.\r\n";
+
+impl Spare {
+    fn new() -> Spare {
+        Spare {
+            file: std::fs::File::open("/dev/null").ok(),
+            refused: 0,
+            reported: None,
+        }
+    }
+
+    async fn refuse(&mut self, listener: &TcpListener) {
+        self.file = None;
+        if let Ok(Ok((mut tcp, _))) =
+            tokio::time::timeout(Duration::from_millis(100), listener.accept()).await
+        {
+            // Best effort and brief: the accept loop must not wait on a slow client.
+            let _ =
+                tokio::time::timeout(Duration::from_millis(100), tcp.write_all(UNAVAILABLE)).await;
+            self.refused += 1;
+        }
+        self.file = std::fs::File::open("/dev/null").ok();
+        if self.file.is_none() {
+            // Nothing to give up next time: pause rather than spin.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if self.reported.is_none_or(|at| at.elapsed() >= REPORT_EVERY) {
+            tracing::error!(
+                refused = self.refused,
+                "out of file descriptors (the open-files limit): answering new connections 503"
+            );
+            self.reported = Some(Instant::now());
+            self.refused = 0;
+        }
+    }
+}
+
+/// At most one log line this often while connections are being refused.
+const REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// Errors of one connection are that connection's; anything else is logged and retried after a
+/// pause instead of spinning or ending the server.
+async fn accept_failed(e: io::Error) {
+    use io::ErrorKind::*;
+    if matches!(
+        e.kind(),
+        ConnectionRefused | ConnectionAborted | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %e, "cannot accept connections; retrying in 1 s");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn at_the_limit_a_waiting_connection_is_answered_503_and_closed() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let mut spare = Spare::new();
+        assert!(spare.file.is_some());
+        spare.refuse(&listener).await;
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(
+            head.contains(&format!("Content-Length: {}", body.len())),
+            "{answer}"
+        );
+        assert!(spare.file.is_some(), "the reserve is taken back");
+    }
+
+    #[test]
+    fn only_running_out_of_descriptors_is_answered_503() {
+        assert!(out_of_files(&io::Error::from_raw_os_error(libc::EMFILE)));
+        assert!(out_of_files(&io::Error::from_raw_os_error(libc::ENFILE)));
+        assert!(!out_of_files(&io::Error::from(
+            io::ErrorKind::ConnectionReset
+        )));
+    }
+}
