@@ -23,15 +23,8 @@ pub async fn churn(
     deadline: Instant,
 ) -> Report {
     let mut report = Report {
-        run: ctx.run.clone(),
-        date: ctx.date.clone(),
-        machine: ctx.machine.clone(),
-        commit: ctx.commit.clone(),
-        label: args.label.clone(),
-        target: target.name().into(),
-        mode: "churn".into(),
         streams: args.streams as u64,
-        ..Report::default()
+        ..ctx.report(args, target.name(), "churn")
     };
     let server = match args.url {
         Some(addr) => Server::attach(addr, args.pids.clone()),

@@ -28,15 +28,8 @@ pub async fn import(
     deadline: Instant,
 ) -> Report {
     let mut report = Report {
-        run: ctx.run.clone(),
-        date: ctx.date.clone(),
-        machine: ctx.machine.clone(),
-        commit: ctx.commit.clone(),
-        label: args.label.clone(),
-        target: "herald".into(),
-        mode: "import".into(),
         rows: Some(rows),
-        ..Report::default()
+        ..ctx.report(args, "herald", "import")
     };
     let server = match args.url {
         Some(addr) => Server::attach(addr, args.pids.clone()),

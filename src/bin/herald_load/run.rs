@@ -27,19 +27,28 @@ pub struct Context {
     pub commit: String,
 }
 
+impl Context {
+    /// A report of this run against `target` in `mode`, its figures still to be filled in.
+    pub fn report(&self, args: &Args, target: &str, mode: &str) -> Report {
+        Report {
+            run: self.run.clone(),
+            date: self.date.clone(),
+            machine: self.machine.clone(),
+            commit: self.commit.clone(),
+            label: args.label.clone(),
+            target: target.into(),
+            mode: mode.into(),
+            ..Report::default()
+        }
+    }
+}
+
 pub async fn fanout(args: &Args, target: Target, ctx: &Context, deadline: Instant) -> Report {
     let mut report = Report {
-        run: ctx.run.clone(),
-        date: ctx.date.clone(),
-        machine: ctx.machine.clone(),
-        commit: ctx.commit.clone(),
-        label: args.label.clone(),
-        target: target.name().into(),
-        mode: "fanout".into(),
         streams: args.streams as u64,
         messages: args.messages,
         rate: args.rate,
-        ..Report::default()
+        ..ctx.report(args, target.name(), "fanout")
     };
     let server = match start(args, target).await {
         Ok(s) => s,
