@@ -83,6 +83,19 @@ async fn until_finished(stream: &mut Sse) -> Vec<Event> {
 }
 
 /// The cells of each `<tr>` appended to the live table, in stream order.
+/// Uploads `data.csv`, reads the tab's stream until ten rows have arrived, then drops the
+/// stream mid-import: what arrived, and the `Last-Event-ID` a browser would reconnect with.
+async fn drop_after_ten_rows(browser: &Client, tab: &common::Tab) -> (Vec<Event>, String) {
+    let mut stream = open(browser, &tab.stream_url).await;
+    upload(browser, &tab.client, "data.csv", DATA.as_bytes()).await;
+    let mut before = Vec::new();
+    while live_rows(&before).len() < 10 {
+        before.push(stream.next_data().await);
+    }
+    let last_id = before.last().unwrap().id.clone().unwrap();
+    (before, last_id)
+}
+
 fn live_rows(events: &[Event]) -> Vec<Vec<String>> {
     events
         .iter()
@@ -558,14 +571,7 @@ async fn a_reconnect_mid_import_replays_exactly_the_missed_rows() {
     let app = spawn_app_with(|c| c.import.row_delay = Duration::from_millis(10)).await;
     let browser = app.client();
     let tab = browser.open_tab().await;
-    let mut stream = open(&browser, &tab.stream_url).await;
-    upload(&browser, &tab.client, "data.csv", DATA.as_bytes()).await;
-    let mut before = Vec::new();
-    while live_rows(&before).len() < 10 {
-        before.push(stream.next_data().await);
-    }
-    let last_id = before.last().unwrap().id.clone().unwrap();
-    drop(stream);
+    let (before, last_id) = drop_after_ten_rows(&browser, &tab).await;
     assert!(
         app.state.imports.is_running(tab.client.parse().unwrap()),
         "still importing"
@@ -593,14 +599,7 @@ async fn a_reconnect_past_the_history_resyncs_the_import_region() {
     .await;
     let browser = app.client();
     let tab = browser.open_tab().await;
-    let mut stream = open(&browser, &tab.stream_url).await;
-    upload(&browser, &tab.client, "data.csv", DATA.as_bytes()).await;
-    let mut before = Vec::new();
-    while live_rows(&before).len() < 10 {
-        before.push(stream.next_data().await);
-    }
-    let last_id = before.last().unwrap().id.clone().unwrap();
-    drop(stream);
+    let (_, last_id) = drop_after_ten_rows(&browser, &tab).await;
     wait_until_idle(&app, &tab.client).await;
 
     let mut stream = browser
