@@ -1,6 +1,7 @@
 //! What every feature shares on the web side: the page, sessions, assets, errors and guards.
 
 pub mod assets;
+mod connection;
 pub mod error;
 pub mod guard;
 pub mod input;

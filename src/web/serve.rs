@@ -18,11 +18,11 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+use super::connection;
 
 /// Serves `router` until `shutdown` resolves, then lets every connection finish its current
 /// response (the caller ends the streams) and returns once all are closed.
@@ -52,25 +52,12 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
-        let service = TowerToHyperService::new(router.clone());
         let mut stop = stop_rx.clone();
         stop.mark_unchanged();
         let done = done_rx.clone();
+        let router = router.clone();
         tokio::spawn(async move {
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tcp), service);
-            tokio::pin!(conn);
-            let result = tokio::select! {
-                result = conn.as_mut() => result,
-                _ = stop.changed() => {
-                    // Finish the response in flight (streams end as the hub closes), then close.
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            if let Err(e) = result {
-                tracing::trace!(error = %e, "connection ended with an error");
-            }
+            connection::serve(tcp, router, stop).await;
             drop(done);
         });
     }
