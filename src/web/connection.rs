@@ -54,7 +54,7 @@ pub async fn serve(mut tcp: TcpStream, router: Router, mut stop: watch::Receiver
             Next::Hyper => return hyper_for_the_rest(tcp, read, service, stop).await,
             Next::Closed => return,
         };
-        let Ok(response) = service.call(request).await;
+        let Ok(response) = service.call(*request).await;
         let close = close || *stop.borrow();
         if respond(&mut tcp, &mut read, response, close).await.is_err() || close {
             let _ = tcp.shutdown().await;
@@ -64,7 +64,10 @@ pub async fn serve(mut tcp: TcpStream, router: Router, mut stop: watch::Receiver
 }
 
 enum Next {
-    Native { request: Request<Body>, close: bool },
+    Native {
+        request: Box<Request<Body>>,
+        close: bool,
+    },
     Hyper,
     Closed,
 }
@@ -112,7 +115,7 @@ async fn next_request(
 
 enum Parsed {
     Native {
-        request: Request<Body>,
+        request: Box<Request<Body>>,
         len: usize,
         close: bool,
     },
@@ -158,7 +161,7 @@ fn parse(bytes: &[u8]) -> Parsed {
     *request.uri_mut() = uri;
     *request.headers_mut() = map;
     Parsed::Native {
-        request,
+        request: Box::new(request),
         len,
         close,
     }
