@@ -13,6 +13,7 @@
 //! costs no parallelism it had.
 
 mod cursor;
+mod fanout;
 pub mod frame;
 mod log;
 mod partial;
@@ -33,10 +34,11 @@ use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard, watch};
 use uuid::Uuid;
 
 pub use cursor::Cursor;
+pub use fanout::Sink;
 pub use log::Limits;
 use log::{Log, Sequence};
 pub use partial::{Swap, partial, push_partial};
-pub use stream::{LiveStream, sse_response};
+pub use stream::{Due, LiveStream, Parked, Takeover, live_response, sse_response};
 
 /// A browser tab's identity; each has a private log beside the broadcast one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -139,6 +141,7 @@ struct Inner {
     beat: Box<dyn Fn() -> String + Send + Sync>,
     heartbeat: watch::Sender<Bytes>,
     closing: watch::Sender<bool>,
+    fanout: fanout::Fanout,
 }
 
 struct ClientLog {
@@ -159,9 +162,14 @@ impl Hub {
             heartbeat: watch::Sender::new(Bytes::new()),
             closing: watch::Sender::new(false),
             beat: Box::new(beat),
+            fanout: fanout::Fanout::new(),
             config,
         });
         tokio::spawn(heartbeat(Arc::downgrade(&inner)));
+        let parts = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for part in 0..parts {
+            tokio::spawn(fanout::run(Arc::downgrade(&inner), part, parts));
+        }
         Hub { inner }
     }
 

@@ -1,15 +1,16 @@
 //! One tab's SSE stream: greet, resync or replay from the cursor, then follow both logs live.
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::Stream;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
+use super::fanout::{Sink, Ticket};
 use super::log::{After, Log};
 use super::{ClientId, Cursor, Hub, Regions, Scope, Snapshot, Swap, frame, push_partial};
 
@@ -28,6 +29,16 @@ pub struct LiveStream {
     private_rx: watch::Receiver<u64>,
     heartbeat_rx: watch::Receiver<Bytes>,
     closing_rx: watch::Receiver<bool>,
+    /// How the fan-out hands a parked stream back; made on first park.
+    wake: Option<Arc<Notify>>,
+}
+
+/// What a stream has to write now.
+pub enum Due {
+    Chunk(Bytes),
+    /// Nothing until a log or the heartbeat moves: time to wait, or to park.
+    CaughtUp,
+    Closed,
 }
 
 impl Hub {
@@ -65,6 +76,7 @@ impl Hub {
             regions,
             cursor,
             opening: Some(resync_all),
+            wake: None,
         }
     }
 }
@@ -72,16 +84,11 @@ impl Hub {
 impl LiveStream {
     /// The next bytes to write, or `None` when the hub closes.
     pub async fn next_chunk(&mut self) -> Option<Bytes> {
-        if let Some(resync_all) = self.opening.take() {
-            return Some(self.open(resync_all).await);
-        }
         loop {
-            if *self.closing_rx.borrow() {
-                return None;
-            }
-            let chunk = self.drain().await;
-            if !chunk.is_empty() {
-                return Some(chunk);
+            match self.due().await {
+                Due::Chunk(chunk) => return Some(chunk),
+                Due::Closed => return None,
+                Due::CaughtUp => {}
             }
             tokio::select! {
                 biased;
@@ -90,13 +97,50 @@ impl LiveStream {
                 r = self.private_rx.changed() => r.ok()?,
                 r = self.heartbeat_rx.changed() => {
                     r.ok()?;
-                    let beat = self.heartbeat_rx.borrow_and_update().clone();
-                    let mut out = BytesMut::with_capacity(beat.len() + 48);
-                    put_id(&mut out, self.cursor);
-                    out.put_slice(&beat);
-                    return Some(out.freeze());
+                    return Some(self.beat());
                 }
             }
+        }
+    }
+
+    /// What is due now, without waiting for anything new.
+    pub async fn due(&mut self) -> Due {
+        if let Some(resync_all) = self.opening.take() {
+            return Due::Chunk(self.open(resync_all).await);
+        }
+        if *self.closing_rx.borrow() {
+            return Due::Closed;
+        }
+        let chunk = self.drain().await;
+        if !chunk.is_empty() {
+            return Due::Chunk(chunk);
+        }
+        if self.heartbeat_rx.has_changed().unwrap_or(false) {
+            return Due::Chunk(self.beat());
+        }
+        Due::CaughtUp
+    }
+
+    fn beat(&mut self) -> Bytes {
+        let beat = self.heartbeat_rx.borrow_and_update().clone();
+        let mut out = BytesMut::with_capacity(beat.len() + 48);
+        put_id(&mut out, self.cursor);
+        out.put_slice(&beat);
+        out.freeze()
+    }
+
+    /// Hands a caught-up stream to the fan-out, which writes broadcast messages and heartbeats
+    /// to `sink` without waking the stream's task; gives it back if a message arrived since it
+    /// caught up.
+    pub fn park(mut self, sink: Arc<dyn Sink>) -> Result<Parked, LiveStream> {
+        let wake = self.wake.get_or_insert_with(Default::default).clone();
+        let hub = self.hub.clone();
+        match hub.inner.fanout.park(&hub.inner, sink, self.cursor, wake) {
+            Some(ticket) => Ok(Parked {
+                live: Some(self),
+                ticket,
+            }),
+            None => Err(self),
         }
     }
 
@@ -162,11 +206,49 @@ impl LiveStream {
         }
         out.freeze()
     }
+}
 
-    pub fn into_stream(self) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
-        futures_util::stream::unfold(self, |mut s| async move {
-            s.next_chunk().await.map(|chunk| (Ok(chunk), s))
-        })
+/// A stream the fan-out writes to; its task waits in [`Parked::woken`].
+pub struct Parked {
+    live: Option<LiveStream>,
+    ticket: Ticket,
+}
+
+impl Parked {
+    /// Resolves when the stream needs its task again: the fan-out handed it back, a private
+    /// message arrived, or the hub is closing. Cancel-safe.
+    pub async fn woken(&mut self) {
+        let live = self.live.as_mut().expect("parked stream");
+        let wake = live.wake.clone().expect("made when parked");
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = live.private_rx.changed() => {}
+            _ = live.closing_rx.changed() => {}
+        }
+    }
+
+    /// Takes the stream back from the fan-out, with what its socket has yet to take (write
+    /// that first).
+    pub fn resume(mut self) -> (LiveStream, Vec<u8>) {
+        let mut live = self.live.take().expect("parked stream");
+        let (cursor, unwritten) = live
+            .hub
+            .inner
+            .fanout
+            .unpark(&self.ticket)
+            .expect("a parked stream stays in its shard until resumed");
+        live.cursor = cursor;
+        // The fan-out wrote the heartbeats while it was parked.
+        live.heartbeat_rx.mark_unchanged();
+        (live, unwritten)
+    }
+}
+
+impl Drop for Parked {
+    fn drop(&mut self) {
+        if let Some(live) = &self.live {
+            live.hub.inner.fanout.unpark(&self.ticket);
+        }
     }
 }
 
@@ -189,6 +271,39 @@ fn put_id(out: &mut BytesMut, cursor: Cursor) {
 fn put_message(out: &mut BytesMut, cursor: Cursor, data: &[u8]) {
     put_id(out, cursor);
     out.put_slice(data);
+}
+
+/// A tab's stream as a response. A connection that writes to its socket itself takes the stream
+/// out through the [`Takeover`] extension (and parks it between messages); any other connection
+/// polls the body, which then reads the stream itself.
+pub fn live_response(live: LiveStream) -> Response {
+    let takeover = Takeover(Arc::new(Mutex::new(Some(live))));
+    let slot = takeover.clone();
+    let body = futures_util::stream::unfold(None, move |live: Option<LiveStream>| {
+        let slot = slot.clone();
+        async move {
+            let mut live = match live {
+                Some(live) => live,
+                None => slot.take()?,
+            };
+            let chunk = live.next_chunk().await?;
+            Some((Ok(chunk), Some(live)))
+        }
+    });
+    let mut response = sse_response(body);
+    response.extensions_mut().insert(takeover);
+    response
+}
+
+/// The stream inside a [`live_response`], for whichever takes it first: the connection or the
+/// body.
+#[derive(Clone)]
+pub struct Takeover(Arc<Mutex<Option<LiveStream>>>);
+
+impl Takeover {
+    pub fn take(&self) -> Option<LiveStream> {
+        self.0.lock().expect("takeover lock").take()
+    }
 }
 
 /// Wraps an SSE body with the headers every stream needs: no caching, and no proxy buffering.

@@ -21,6 +21,7 @@ use std::time::SystemTime;
 
 use axum::Router;
 use axum::body::Body;
+use axum::http::response::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Response, Uri, header};
 use futures_util::FutureExt;
 use http_body_util::BodyExt;
@@ -32,6 +33,9 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use super::sse;
+use crate::hub::Takeover;
+
 /// Request heads larger than this go to hyper, which has the limits and the answers for them.
 const MAX_HEAD: usize = 16 * 1024;
 /// Headers parsed here at most (on the stack); a request with more goes to hyper.
@@ -40,7 +44,7 @@ const MAX_HEADERS: usize = 64;
 /// stream holds none.
 const READ_SIZE: usize = 2048;
 /// Ready frames of a streamed body are gathered up to this size before one write.
-const MAX_WRITE: usize = 64 * 1024;
+pub(super) const MAX_WRITE: usize = 64 * 1024;
 
 type Service = TowerToHyperService<Router>;
 
@@ -55,6 +59,14 @@ pub async fn serve(mut tcp: TcpStream, router: Router, mut stop: watch::Receiver
             Next::Closed => return,
         };
         let Ok(response) = service.call(*request).await;
+        if let Some(live) = response
+            .extensions()
+            .get::<Takeover>()
+            .and_then(Takeover::take)
+        {
+            // A tab's stream owns its connection from here on.
+            return sse::serve(tcp, response.into_parts().0, live).await;
+        }
         let close = close || *stop.borrow();
         if respond(&mut tcp, &mut read, response, close).await.is_err() || close {
             let _ = tcp.shutdown().await;
@@ -173,12 +185,14 @@ fn has_token(value: &[u8], token: &str) -> bool {
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
-/// How the body is delimited on the wire.
+/// How a body is delimited on the wire.
 #[derive(Clone, Copy, PartialEq)]
-enum Framing {
+pub(super) enum Framing {
     None,
     Length,
     Chunked,
+    /// The body ends when the connection closes: a stream that owns its connection.
+    Close,
 }
 
 /// Writes `response`; `Err` when the client went away or the body failed part-way (the
@@ -200,35 +214,7 @@ async fn respond(
     } else {
         Framing::Chunked
     };
-    let mut out = Vec::with_capacity(512);
-    write!(
-        out,
-        "HTTP/1.1 {} {}\r\n",
-        status.as_str(),
-        status.canonical_reason().unwrap_or("")
-    )?;
-    for (name, value) in &parts.headers {
-        put_header(&mut out, name.as_str(), value.as_bytes());
-    }
-    if !parts.headers.contains_key(header::DATE) {
-        put_header(
-            &mut out,
-            "date",
-            httpdate::fmt_http_date(SystemTime::now()).as_bytes(),
-        );
-    }
-    match framing {
-        Framing::Length if !parts.headers.contains_key(header::CONTENT_LENGTH) => {
-            let len = body.size_hint().exact().unwrap_or(0);
-            put_header(&mut out, "content-length", len.to_string().as_bytes());
-        }
-        Framing::Chunked => put_header(&mut out, "transfer-encoding", b"chunked"),
-        _ => {}
-    }
-    if close {
-        put_header(&mut out, "connection", b"close");
-    }
-    out.extend_from_slice(b"\r\n");
+    let mut out = head(&parts, framing, body.size_hint().exact(), close);
     if framing == Framing::None {
         return tcp.write_all(&out).await;
     }
@@ -272,6 +258,47 @@ async fn respond(
         out.extend_from_slice(b"0\r\n\r\n");
     }
     tcp.write_all(&out).await
+}
+
+/// The status line and headers, with `date`, the framing headers and `connection: close` added.
+pub(super) fn head(parts: &Parts, framing: Framing, len: Option<u64>, close: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    let status = parts.status;
+    for piece in [
+        "HTTP/1.1 ",
+        status.as_str(),
+        " ",
+        status.canonical_reason().unwrap_or(""),
+        "\r\n",
+    ] {
+        out.extend_from_slice(piece.as_bytes());
+    }
+    for (name, value) in &parts.headers {
+        put_header(&mut out, name.as_str(), value.as_bytes());
+    }
+    if !parts.headers.contains_key(header::DATE) {
+        put_header(
+            &mut out,
+            "date",
+            httpdate::fmt_http_date(SystemTime::now()).as_bytes(),
+        );
+    }
+    match framing {
+        Framing::Length if !parts.headers.contains_key(header::CONTENT_LENGTH) => {
+            put_header(
+                &mut out,
+                "content-length",
+                len.unwrap_or(0).to_string().as_bytes(),
+            );
+        }
+        Framing::Chunked => put_header(&mut out, "transfer-encoding", b"chunked"),
+        _ => {}
+    }
+    if close || framing == Framing::Close {
+        put_header(&mut out, "connection", b"close");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
 }
 
 fn put_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {

@@ -8,3 +8,4 @@ pub mod input;
 pub mod page;
 pub mod serve;
 pub mod session;
+mod sse;

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::assets;
 use super::error::ApiError;
 use super::session::Session;
-use crate::hub::{BoxFuture, ClientId, Region, Regions, Scope, Snapshot, sse_response};
+use crate::hub::{BoxFuture, ClientId, Region, Regions, Scope, Snapshot, live_response};
 use crate::store::{SharedStore, StoreResult};
 use crate::{AppState, board, clock, import, jobs, notify, offers};
 
@@ -89,7 +89,7 @@ pub async fn stream(
     let live = state
         .hub
         .stream(client, requested.as_deref(), state.regions.clone());
-    let mut response = sse_response(live.into_stream());
+    let mut response = live_response(live);
     if let Some((name, value)) = session.set_cookie() {
         response.headers_mut().insert(name, value);
     }
