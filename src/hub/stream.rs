@@ -132,15 +132,15 @@ impl LiveStream {
     /// Hands a caught-up stream to the fan-out, which writes broadcast messages and heartbeats
     /// to `sink` without waking the stream's task; gives it back if a message arrived since it
     /// caught up.
-    pub fn park(mut self, sink: Arc<dyn Sink>) -> Result<Parked, LiveStream> {
+    pub fn park(mut self, sink: Arc<dyn Sink>) -> Park {
         let wake = self.wake.get_or_insert_with(Default::default).clone();
         let hub = self.hub.clone();
         match hub.inner.fanout.park(&hub.inner, sink, self.cursor, wake) {
-            Some(ticket) => Ok(Parked {
+            Some(ticket) => Park::Parked(Parked {
                 live: Some(self),
                 ticket,
             }),
-            None => Err(self),
+            None => Park::Behind(self),
         }
     }
 
@@ -206,6 +206,13 @@ impl LiveStream {
         }
         out.freeze()
     }
+}
+
+/// The outcome of [`LiveStream::park`].
+pub enum Park {
+    Parked(Parked),
+    /// A message arrived since the stream caught up: write it first.
+    Behind(LiveStream),
 }
 
 /// A stream the fan-out writes to; its task waits in [`Parked::woken`].

@@ -14,7 +14,7 @@ use axum::http::response::Parts;
 use tokio::net::TcpStream;
 
 use super::connection::{Framing, MAX_WRITE, head};
-use crate::hub::{Due, LiveStream, Sink};
+use crate::hub::{Due, LiveStream, Park, Sink};
 
 impl Sink for TcpStream {
     fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
@@ -52,8 +52,8 @@ async fn follow(
             Due::CaughtUp => {}
         }
         live = match live.park(tcp.clone()) {
-            Err(live) => live,
-            Ok(mut parked) => {
+            Park::Behind(live) => live,
+            Park::Parked(mut parked) => {
                 loop {
                     tokio::select! {
                         () = parked.woken() => break,
