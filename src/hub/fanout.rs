@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use super::log::After;
 use super::{Cursor, Inner};
@@ -155,11 +155,15 @@ fn put_message(out: &mut Vec<u8>, cursor: Cursor, data: &[u8]) {
 
 /// One of the fan-out tasks: on each broadcast or heartbeat, a pass over its share of the
 /// shards, yielding between shards so that requests are served during a long fan-out.
-pub(super) async fn run(hub: Weak<Inner>, part: usize, parts: usize) {
-    let (mut broadcast_rx, mut heartbeat_rx) = match hub.upgrade() {
-        Some(inner) => (inner.broadcast.watch(), inner.heartbeat.subscribe()),
-        None => return,
-    };
+///
+/// The receivers are subscribed by the caller, before anything can be published.
+pub(super) async fn run(
+    hub: Weak<Inner>,
+    mut broadcast_rx: watch::Receiver<u64>,
+    mut heartbeat_rx: watch::Receiver<Bytes>,
+    part: usize,
+    parts: usize,
+) {
     let mut out = Vec::new();
     loop {
         let beat = tokio::select! {

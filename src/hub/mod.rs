@@ -168,7 +168,13 @@ impl Hub {
         tokio::spawn(heartbeat(Arc::downgrade(&inner)));
         let parts = std::thread::available_parallelism().map_or(1, |n| n.get());
         for part in 0..parts {
-            tokio::spawn(fanout::run(Arc::downgrade(&inner), part, parts));
+            tokio::spawn(fanout::run(
+                Arc::downgrade(&inner),
+                inner.broadcast.watch(),
+                inner.heartbeat.subscribe(),
+                part,
+                parts,
+            ));
         }
         Hub { inner }
     }
@@ -330,3 +336,6 @@ fn rand_epoch() -> u64 {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fanout_tests;

@@ -1,0 +1,279 @@
+//! Parked streams: what the fan-out writes to their sockets, and when it hands them back.
+
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::*;
+
+/// A socket that takes `room` bytes and then blocks.
+struct Wire {
+    taken: Mutex<Vec<u8>>,
+    room: AtomicUsize,
+}
+
+impl Wire {
+    fn new(room: usize) -> Arc<Wire> {
+        Arc::new(Wire {
+            taken: Mutex::new(Vec::new()),
+            room: AtomicUsize::new(room),
+        })
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8(self.taken.lock().unwrap().clone()).unwrap()
+    }
+}
+
+impl Sink for Wire {
+    fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
+        let room = self.room.load(Ordering::SeqCst);
+        if room == 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = room.min(bytes.len());
+        self.room.fetch_sub(n, Ordering::SeqCst);
+        self.taken.lock().unwrap().extend_from_slice(&bytes[..n]);
+        Ok(n)
+    }
+}
+
+struct Nothing;
+
+impl Regions for Nothing {
+    fn broadcast(&self) -> BoxFuture<Vec<Region>> {
+        Box::pin(async { Vec::new() })
+    }
+    fn private(&self, _: ClientId) -> BoxFuture<Vec<Region>> {
+        Box::pin(async { Vec::new() })
+    }
+}
+
+fn hub_with(heartbeat: Duration) -> Hub {
+    let limits = Limits {
+        messages: 1024,
+        bytes: 1 << 20,
+    };
+    Hub::new(
+        HubConfig {
+            history: limits,
+            client_history: limits,
+            heartbeat,
+            retry: Duration::from_millis(1500),
+            client_idle: Duration::from_secs(3600),
+        },
+        || "beat".to_string(),
+    )
+}
+
+fn hub() -> Hub {
+    hub_with(Duration::from_secs(3600))
+}
+
+/// A stream past its first message and caught up.
+async fn caught_up(hub: &Hub, client: ClientId) -> LiveStream {
+    let mut live = hub.stream(client, None, Arc::new(Nothing));
+    assert!(matches!(live.due().await, Due::Chunk(_)), "first message");
+    assert!(matches!(live.due().await, Due::CaughtUp));
+    live
+}
+
+fn parked(live: LiveStream, wire: &Arc<Wire>) -> Parked {
+    match live.park(wire.clone()) {
+        Park::Parked(parked) => parked,
+        Park::Behind(_) => panic!("a caught-up stream parks"),
+    }
+}
+
+fn client() -> ClientId {
+    ClientId(Uuid::new_v4())
+}
+
+async fn eventually(what: &str, done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+async fn woken(parked: &mut Parked) {
+    tokio::time::timeout(Duration::from_secs(5), parked.woken())
+        .await
+        .expect("woken in time");
+}
+
+fn data_of(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_parked_stream_gets_broadcasts_written_to_its_socket_once_and_in_order() {
+    let hub = hub();
+    let wire = Wire::new(usize::MAX);
+    let me = client();
+    let mut parked = parked(caught_up(&hub, me).await, &wire);
+    for n in 1..=3 {
+        hub.change()
+            .await
+            .publish(Audience::Everyone, &format!("m{n}"));
+    }
+    eventually("three messages on the wire", || {
+        data_of(&wire.text()).len() == 3
+    })
+    .await;
+    let text = wire.text();
+    assert_eq!(data_of(&text), ["m1", "m2", "m3"]);
+    let ids: Vec<Cursor> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .map(|id| id.parse().unwrap())
+        .collect();
+    assert_eq!(
+        ids.iter().map(|c| c.broadcast).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    // Nothing was handed back, and the task resumes exactly where the fan-out stopped.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), parked.woken())
+            .await
+            .is_err()
+    );
+    let (mut live, unwritten) = parked.resume();
+    assert!(unwritten.is_empty());
+    assert!(matches!(live.due().await, Due::CaughtUp), "no repeat");
+    hub.change().await.publish(Audience::Everyone, "m4");
+    let Due::Chunk(chunk) = live.due().await else {
+        panic!("the resumed task reads the next message");
+    };
+    assert_eq!(data_of(std::str::from_utf8(&chunk).unwrap()), ["m4"]);
+    assert_eq!(
+        data_of(&wire.text()).len(),
+        3,
+        "the fan-out no longer writes"
+    );
+}
+
+#[tokio::test]
+async fn a_socket_that_takes_part_hands_the_stream_back_with_the_rest() {
+    let hub = hub();
+    let wire = Wire::new(10);
+    let mut parked = parked(caught_up(&hub, client()).await, &wire);
+    hub.change()
+        .await
+        .publish(Audience::Everyone, "a message longer than ten bytes");
+    woken(&mut parked).await;
+    let (mut live, unwritten) = parked.resume();
+    let whole = wire.text() + std::str::from_utf8(&unwritten).unwrap();
+    assert_eq!(wire.text().len(), 10);
+    assert_eq!(data_of(&whole), ["a message longer than ten bytes"]);
+    assert!(matches!(live.due().await, Due::CaughtUp), "written once");
+}
+
+#[tokio::test]
+async fn a_socket_that_takes_nothing_hands_back_the_whole_message() {
+    let hub = hub();
+    let wire = Wire::new(0);
+    let mut parked = parked(caught_up(&hub, client()).await, &wire);
+    hub.change().await.publish(Audience::Everyone, "blocked");
+    woken(&mut parked).await;
+    let (_, unwritten) = parked.resume();
+    assert_eq!(
+        data_of(std::str::from_utf8(&unwritten).unwrap()),
+        ["blocked"]
+    );
+}
+
+#[tokio::test]
+async fn a_private_message_wakes_the_parked_stream_and_its_task_writes_it() {
+    let hub = hub();
+    let wire = Wire::new(usize::MAX);
+    let me = client();
+    let mut parked = parked(caught_up(&hub, me).await, &wire);
+    hub.change().await.publish(Audience::Client(me), "for me");
+    woken(&mut parked).await;
+    let (mut live, unwritten) = parked.resume();
+    assert!(unwritten.is_empty());
+    let Due::Chunk(chunk) = live.due().await else {
+        panic!("the private message is due");
+    };
+    assert_eq!(data_of(std::str::from_utf8(&chunk).unwrap()), ["for me"]);
+    assert_eq!(wire.text(), "", "private messages are the task's");
+}
+
+#[tokio::test]
+async fn a_stream_behind_the_log_does_not_park() {
+    let hub = hub();
+    let live = caught_up(&hub, client()).await;
+    hub.change().await.publish(Audience::Everyone, "since");
+    let Park::Behind(mut live) = live.park(Wire::new(usize::MAX)) else {
+        panic!("parked behind the log");
+    };
+    let Due::Chunk(chunk) = live.due().await else {
+        panic!("the missed message is due");
+    };
+    assert_eq!(data_of(std::str::from_utf8(&chunk).unwrap()), ["since"]);
+}
+
+#[tokio::test]
+async fn a_backlog_longer_than_a_batch_is_handed_back_whole() {
+    let hub = hub();
+    let wire = Wire::new(usize::MAX);
+    let mut parked = parked(caught_up(&hub, client()).await, &wire);
+    {
+        // One change, no await in between: the fan-out cannot run before all are appended.
+        let change = hub.change().await;
+        for n in 0..100 {
+            change.publish(Audience::Everyone, &format!("m{n}"));
+        }
+    }
+    woken(&mut parked).await;
+    let (mut live, unwritten) = parked.resume();
+    assert!(unwritten.is_empty());
+    assert_eq!(wire.text(), "");
+    let Due::Chunk(chunk) = live.due().await else {
+        panic!("the backlog is due");
+    };
+    let expected: Vec<String> = (0..100).map(|n| format!("m{n}")).collect();
+    assert_eq!(data_of(std::str::from_utf8(&chunk).unwrap()), expected);
+}
+
+#[tokio::test]
+async fn heartbeats_are_written_to_parked_streams() {
+    let hub = hub_with(Duration::from_millis(20));
+    let wire = Wire::new(usize::MAX);
+    let _parked = parked(caught_up(&hub, client()).await, &wire);
+    eventually("a heartbeat on the wire", || {
+        wire.text().contains(": heartbeat\ndata: beat\n\n")
+    })
+    .await;
+    assert!(wire.text().starts_with("id: "), "{}", wire.text());
+}
+
+#[tokio::test]
+async fn closing_wakes_parked_streams_and_ends_them() {
+    let hub = hub();
+    let wire = Wire::new(usize::MAX);
+    let mut parked = parked(caught_up(&hub, client()).await, &wire);
+    hub.close();
+    woken(&mut parked).await;
+    let (mut live, _) = parked.resume();
+    assert!(matches!(live.due().await, Due::Closed));
+}
+
+#[tokio::test]
+async fn a_dropped_parked_stream_leaves_the_fan_out() {
+    let hub = hub();
+    let wire = Wire::new(usize::MAX);
+    let me = client();
+    let parked = parked(caught_up(&hub, me).await, &wire);
+    assert_eq!(Arc::strong_count(&wire), 2, "the shard holds the socket");
+    drop(parked);
+    assert_eq!(Arc::strong_count(&wire), 1, "and lets it go");
+    assert_eq!(hub.client_logs(), 0, "the tab's unused log goes too");
+}
