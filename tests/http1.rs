@@ -279,6 +279,29 @@ async fn pipelined_gets_are_answered_in_order() {
 }
 
 #[tokio::test]
+async fn a_pipelined_post_between_gets_is_handed_to_hyper_with_the_bytes_already_read() {
+    let app = spawn_app().await;
+    let mut conn = Conn::open(&app).await;
+    let json = r#"{"type":"success","title":"Piped","body":"in one write"}"#;
+    let all = format!(
+        "{}POST /send-notification HTTP/1.1\r\nHost: herald.test\r\n\
+         Content-Type: application/json\r\nSec-Fetch-Site: same-origin\r\n\
+         Content-Length: {}\r\n\r\n{json}{}",
+        get("/csv?rows=1"),
+        json.len(),
+        get("/csv?rows=2")
+    );
+    conn.send(all.as_bytes()).await;
+    assert_eq!(csv_lines(&conn.response().await), 2);
+    let created = conn.response().await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    assert!(created.text().contains(r#""title":"Piped""#));
+    let last = conn.response().await;
+    assert_eq!(last.status, 200, "{last:?}");
+    assert_eq!(csv_lines(&last), 3);
+}
+
+#[tokio::test]
 async fn a_post_after_a_native_get_is_answered_by_hyper_and_gets_still_work_after_it() {
     let app = spawn_app().await;
     let mut conn = Conn::open(&app).await;
@@ -547,4 +570,27 @@ async fn a_get_with_a_body_is_answered_by_hyper_and_the_connection_goes_on() {
     assert_eq!(csv_lines(&conn.response().await), 2);
     conn.send(get("/csv?rows=1").as_bytes()).await;
     assert_eq!(csv_lines(&conn.response().await), 2);
+}
+
+#[tokio::test]
+async fn gets_with_transfer_encoding_expect_or_upgrade_are_handed_to_hyper() {
+    let app = spawn_app().await;
+    let mut conn = Conn::open(&app).await;
+    for extra in [
+        "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        "Expect: 100-continue\r\n\r\n",
+        "Upgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+    ] {
+        conn.send(format!("GET /csv?rows=1 HTTP/1.1\r\nHost: herald.test\r\n{extra}").as_bytes())
+            .await;
+        let resp = conn.response().await;
+        assert_eq!(resp.status, 200, "{extra:?}: {resp:?}");
+        assert_eq!(csv_lines(&resp), 2, "{extra:?}: {}", resp.text());
+    }
+    conn.send(get("/csv?rows=2").as_bytes()).await;
+    assert_eq!(
+        csv_lines(&conn.response().await),
+        3,
+        "the connection goes on"
+    );
 }
