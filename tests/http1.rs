@@ -594,3 +594,34 @@ async fn gets_with_transfer_encoding_expect_or_upgrade_are_handed_to_hyper() {
         "the connection goes on"
     );
 }
+
+#[tokio::test]
+async fn shutdown_closes_idle_connections_whoever_serves_them() {
+    let mut app = spawn_app().await;
+    let mut native = Conn::open(&app).await;
+    native.send(get("/csv?rows=1").as_bytes()).await;
+    assert_eq!(native.response().await.status, 200);
+    let mut handed = Conn::open(&app).await;
+    handed
+        .send(b"HEAD / HTTP/1.1\r\nHost: herald.test\r\n\r\n")
+        .await;
+    assert_eq!(handed.head_response().await.status, 200);
+    let mut half_sent = Conn::open(&app).await;
+    // Read or not by the time the server stops, half a head does not hold up the shutdown.
+    half_sent.send(b"GET / HT").await;
+    app.stop().await;
+    native.expect_eof().await;
+    handed.expect_eof().await;
+    // Unread bytes make the kernel answer the close with a reset, which is a close too.
+    let mut rest = Vec::new();
+    let end = tokio::time::timeout(WAIT, half_sent.tcp.read_to_end(&mut rest))
+        .await
+        .expect("the half-sent connection is closed in time");
+    assert!(
+        matches!(&end, Ok(0))
+            || end
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "{end:?} {rest:?}"
+    );
+}
