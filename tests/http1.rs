@@ -529,7 +529,10 @@ async fn closing_the_socket_during_a_tab_stream_releases_it() {
     let head = String::from_utf8_lossy(&conn.buf).into_owned();
     assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
     assert!(head.contains("content-type: text/event-stream"), "{head}");
-    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    // A tab's stream owns its connection: its body ends when the connection does, so its
+    // messages go out as plain SSE bytes.
+    assert!(head.contains("connection: close"), "{head}");
+    assert!(!head.contains("transfer-encoding"), "{head}");
     conn.wait_for("retry:").await;
     assert_eq!(app.state.hub.client_logs(), 1, "the open stream keeps it");
 
