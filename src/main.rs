@@ -4,8 +4,25 @@ use herald::config::{Config, ConfigError};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // Store calls are the only blocking work, and SQLite is one connection behind a lock: a few
+    // threads serve them as fast as tokio's default of 512 would. A burst of page loads used to
+    // grow the pool to hundreds of threads, whose stacks and malloc arenas stayed behind
+    // (BENCHMARKS.md, churn).
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(4)
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(e) => {
+            eprintln!("herald: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()

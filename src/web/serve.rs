@@ -1,17 +1,14 @@
-//! The accept loop: HTTP/1.1 straight into hyper, with graceful shutdown.
+//! The accept loop, with graceful shutdown and a `503` at the open-files limit.
 //!
-//! `axum::serve` hands every connection to hyper-util's protocol-sniffing builder, which first
-//! reads a few bytes to tell HTTP/1 from HTTP/2 and replays them. hyper then sees a partial read
-//! and doubles its read buffer, which an SSE connection keeps for its whole life: 16 KB instead
-//! of 8 KB per open stream. Herald only speaks HTTP/1.1 (browsers open one SSE stream per tab
-//! and no HTTP/2 is configured), so it serves HTTP/1 directly (BENCHMARKS.md).
+//! Each connection is served by [`connection`]: GETs without a body on Herald's own small
+//! HTTP/1.1 loop, everything else by hyper. (`axum::serve` would hand every connection to
+//! hyper-util's protocol-sniffing builder, which doubles hyper's read buffer, and re-apply the
+//! router's state per connection: an SSE connection keeps both for its life, BENCHMARKS.md.)
 //!
 //! At the open-files limit it answers `503` rather than leaving connections unanswered (see
 //! [`Spare`]).
 //!
-//! Each connection gets a clone of the finished router, which is an `Arc`: `axum::serve` on a
-//! `Router` instead re-applies its state per connection, rebuilding the route table (about
-//! 10 KB more per open stream).
+//! Each connection gets a clone of the finished router, which is an `Arc`.
 
 use std::future::Future;
 use std::io;
