@@ -12,6 +12,8 @@
 
 use std::future::Future;
 use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -33,6 +35,8 @@ pub async fn serve(
     // Every connection holds a receiver; `closed()` resolves when the last one is dropped.
     let (done_tx, done_rx) = watch::channel(());
     let mut spare = Spare::new();
+    let ended = Arc::new(AtomicU64::new(0));
+    let trimmer = tokio::spawn(give_back_memory(ended.clone()));
     tokio::pin!(shutdown);
     loop {
         let tcp = tokio::select! {
@@ -53,17 +57,45 @@ pub async fn serve(
         stop.mark_unchanged();
         let done = done_rx.clone();
         let router = router.clone();
+        let ended = ended.clone();
         tokio::spawn(async move {
             connection::serve(tcp, router, stop).await;
+            ended.fetch_add(1, Ordering::Relaxed);
             drop(done);
         });
     }
     drop(listener);
+    trimmer.abort();
     stop_tx.send_replace(true);
     drop(done_rx);
     done_tx.closed().await;
     Ok(())
 }
+
+/// After connections have ended, hands the memory they freed back to the system.
+///
+/// glibc's malloc keeps freed memory in its arenas, so after a wave of connections the process
+/// stays at its high-water mark: a million connects and disconnects left RSS 12.5% above where
+/// it started, 8% of it free memory (BENCHMARKS.md, churn). `malloc_trim` returns it; it takes
+/// well under a millisecond, and runs at most every few seconds, only when connections ended.
+async fn give_back_memory(ended: Arc<AtomicU64>) {
+    let mut trimmed_at = 0;
+    let mut ticks = tokio::time::interval(TRIM_EVERY);
+    loop {
+        ticks.tick().await;
+        let now = ended.load(Ordering::Relaxed);
+        if now != trimmed_at {
+            trimmed_at = now;
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            // SAFETY: malloc_trim only releases free memory; it is safe to call at any time.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        }
+    }
+}
+
+const TRIM_EVERY: Duration = Duration::from_secs(5);
 
 /// Every open stream is a file descriptor, and the soft limit is often 1,024 while the hard one
 /// is far higher: raise it, so that the only ceiling on streams is the one the system sets.
