@@ -55,20 +55,32 @@ pub async fn serve(mut tcp: TcpStream, router: Router, mut stop: watch::Receiver
     loop {
         let (request, close) = match next_request(&mut tcp, &mut read, &mut stop).await {
             Next::Native { request, close } => (request, close),
-            Next::Hyper => return hyper_for_the_rest(tcp, read, service, stop).await,
+            Next::Hyper => return Box::pin(hyper_for_the_rest(tcp, read, service, stop)).await,
             Next::Closed => return,
         };
-        let Ok(response) = service.call(*request).await;
+        // Boxed, like `respond` below: a future awaited inline makes the connection's task as
+        // large as the largest, and an open stream would keep that size for its whole life
+        // (about 2.5 KB per stream instead of what `sse::serve` needs, heap profile).
+        let Ok(response) = Box::pin(service.call(*request)).await;
         if let Some(live) = response
             .extensions()
             .get::<Takeover>()
             .and_then(Takeover::take)
         {
-            // A tab's stream owns its connection from here on.
-            return sse::serve(tcp, response.into_parts().0, live).await;
+            // A tab's stream owns its connection from here on; the response's headers and
+            // unused body go now rather than live as long as the stream.
+            let (parts, body) = response.into_parts();
+            drop(body);
+            let head = head(&parts, Framing::Close, None, true);
+            drop(parts);
+            return sse::serve(tcp, head, live).await;
         }
         let close = close || *stop.borrow();
-        if respond(&mut tcp, &mut read, response, close).await.is_err() || close {
+        if Box::pin(respond(&mut tcp, &mut read, response, close))
+            .await
+            .is_err()
+            || close
+        {
             let _ = tcp.shutdown().await;
             return;
         }

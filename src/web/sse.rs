@@ -10,10 +10,9 @@
 use std::io;
 use std::sync::Arc;
 
-use axum::http::response::Parts;
 use tokio::net::TcpStream;
 
-use super::connection::{Framing, MAX_WRITE, head};
+use super::connection::MAX_WRITE;
 use crate::hub::{Due, LiveStream, Park, Sink};
 
 impl Sink for TcpStream {
@@ -23,9 +22,9 @@ impl Sink for TcpStream {
 }
 
 /// Serves `live` on `tcp` until the client goes or the hub closes.
-pub async fn serve(tcp: TcpStream, response: Parts, live: LiveStream) {
+/// `head` is the response head, written with the first message.
+pub async fn serve(tcp: TcpStream, head: Vec<u8>, live: LiveStream) {
     let tcp = Arc::new(tcp);
-    let head = head(&response, Framing::Close, None, true);
     if let Err(e) = follow(&tcp, head, live).await {
         tracing::trace!(error = %e, "stream ended with an error");
     }
