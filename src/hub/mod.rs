@@ -3,7 +3,8 @@
 //! It knows nothing of Herald's features. A feature changes state and publishes the rendered HTML
 //! inside one [`Change`]; the hub frames it once and every stream reads the same bytes. A page, or
 //! a stream whose cursor history no longer covers, gets a [`Snapshot`] of the regions the
-//! application describes through [`Regions`].
+//! application describes through [`Regions`]. A stream that has caught up can park with the
+//! fan-out (`fanout.rs`), which then writes broadcasts to its socket without waking its task.
 //!
 //! Consistency rule: a state change and its publish happen under one lock, and so does a
 //! snapshot. So a snapshot at cursor C reflects exactly the messages up to C, replay after C
