@@ -628,3 +628,52 @@ async fn shutdown_closes_idle_connections_whoever_serves_them() {
         "{end:?} {rest:?}"
     );
 }
+
+#[tokio::test]
+async fn a_tab_stream_on_a_connection_hyper_serves_is_a_chunked_body_that_stays_live() {
+    let app = spawn_app().await;
+    let mut conn = Conn::open(&app).await;
+    conn.send(get("/").as_bytes()).await;
+    let page = conn.response().await;
+    let cookie = page
+        .header("set-cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let text = page.text();
+    let start = text.find("hx-sse:connect=\"").unwrap() + "hx-sse:connect=\"".len();
+    let stream_url = text[start..][..text[start..].find('"').unwrap()].replace("&#38;", "&");
+
+    // A POST hands this connection to hyper for good.
+    let json = r#"{"type":"info","title":"First","body":"before the stream"}"#;
+    conn.send(
+        format!(
+            "POST /send-notification HTTP/1.1\r\nHost: herald.test\r\n\
+             Content-Type: application/json\r\nSec-Fetch-Site: same-origin\r\n\
+             Content-Length: {}\r\n\r\n{json}",
+            json.len()
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert_eq!(conn.response().await.status, 201);
+
+    conn.send(
+        format!("GET {stream_url} HTTP/1.1\r\nHost: herald.test\r\nCookie: {cookie}\r\n\r\n")
+            .as_bytes(),
+    )
+    .await;
+    conn.wait_for("\r\n\r\n").await;
+    let head = String::from_utf8_lossy(&conn.buf).into_owned();
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert!(head.contains("content-type: text/event-stream"), "{head}");
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    conn.wait_for("retry:").await;
+
+    // The stream is not parked with the fan-out, but still live.
+    let client = app.client();
+    let sent = client.get("/send?message=through%20hyper").await;
+    assert_eq!(sent.status, 200);
+    conn.wait_for("through hyper").await;
+}
