@@ -8,9 +8,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestApp, WAIT, spawn_app};
+use common::{TestApp, WAIT, spawn_app, spawn_app_with};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 /// One raw connection and the bytes read from it but not yet consumed.
 struct Conn {
@@ -50,6 +50,17 @@ impl Conn {
     async fn open(app: &TestApp) -> Conn {
         Conn {
             tcp: TcpStream::connect(app.addr).await.expect("connect"),
+            buf: Vec::new(),
+        }
+    }
+
+    /// A client that takes little at a time: a 4 KB receive buffer, so the server's socket fills
+    /// as soon as it stops reading.
+    async fn open_narrow(app: &TestApp) -> Conn {
+        let socket = TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("receive buffer");
+        Conn {
+            tcp: socket.connect(app.addr).await.expect("connect"),
             buf: Vec::new(),
         }
     }
@@ -676,4 +687,91 @@ async fn a_tab_stream_on_a_connection_hyper_serves_is_a_chunked_body_that_stays_
     let sent = client.get("/send?message=through%20hyper").await;
     assert_eq!(sent.status, 200);
     conn.wait_for("through hyper").await;
+}
+
+#[tokio::test]
+async fn a_tab_that_stops_reading_delays_nobody_and_is_resynced_when_it_reads_again() {
+    let app = spawn_app_with(|config| {
+        config.hub.history.messages = 8;
+        config.limits.message_chars = 200_000;
+        config.limits.request_bytes = 1 << 20;
+    })
+    .await;
+    let mut slow = Conn::open_narrow(&app).await;
+    slow.send(get("/").as_bytes()).await;
+    let page = slow.response().await;
+    let cookie = page
+        .header("set-cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let text = page.text();
+    let start = text.find("hx-sse:connect=\"").unwrap() + "hx-sse:connect=\"".len();
+    let stream_url = text[start..][..text[start..].find('"').unwrap()].replace("&#38;", "&");
+    slow.send(
+        format!("GET {stream_url} HTTP/1.1\r\nHost: herald.test\r\nCookie: {cookie}\r\n\r\n")
+            .as_bytes(),
+    )
+    .await;
+    slow.wait_for("retry:").await;
+
+    let client = app.client();
+    let tab = client.open_tab().await;
+    let mut fast = client.stream(&tab.stream_url).await;
+    // 60 messages of 150 KB: far more than the slow tab's socket buffers take, and than history.
+    let padding = "x".repeat(150_000);
+    for n in 0..60 {
+        let sent = client
+            .post_form("/send", &[("message", &format!("m{n}-{padding}"))])
+            .await;
+        assert_eq!(sent.status, 200, "{}", sent.body);
+        // The other tab is not held up by the one that stopped reading.
+        fast.until(&format!("m{n}-")).await;
+    }
+    assert_eq!(client.get("/send?message=after").await.status, 200);
+
+    // Reading again, the slow tab catches up through a resync (the board as it is now) rather
+    // than every message it missed.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut tail: Vec<u8> = std::mem::take(&mut slow.buf);
+    let mut chunk = vec![0u8; 64 * 1024];
+    let deadline = tokio::time::Instant::now() + WAIT * 4;
+    loop {
+        // Board messages that arrived, one by one.
+        let mut from = 0;
+        while let Some(at) = find(&tail[from..], b"board-text\">m") {
+            let rest = &tail[from + at + 13..];
+            let Some(dash) = rest.iter().position(|&b| b == b'-') else {
+                break;
+            };
+            seen.insert(String::from_utf8_lossy(&rest[..dash]).into_owned());
+            from += at + 13;
+        }
+        assert!(
+            find(&tail, b"xid: ").is_none(),
+            "a message was cut short and the next written after it"
+        );
+        if find(&tail, b">after</blockquote>").is_some() {
+            break;
+        }
+        // Scanned bytes go; the last 64 may hold the start of a marker or of "after".
+        let cut = from.max(tail.len().saturating_sub(64));
+        tail.drain(..cut);
+        let n = tokio::time::timeout_at(deadline, slow.tcp.read(&mut chunk))
+            .await
+            .unwrap_or_else(|_| panic!("the slow tab did not catch up in time; saw {seen:?}"))
+            .expect("read");
+        assert!(n > 0, "the stream ended");
+        tail.extend_from_slice(&chunk[..n]);
+    }
+    assert!(
+        !seen.is_empty() && seen.len() < 60,
+        "what its socket held, then one resync instead of the rest: {seen:?}"
+    );
+    assert!(!seen.contains("59"), "{seen:?}");
+    // And it is live again.
+    assert_eq!(client.get("/send?message=live").await.status, 200);
+    slow.buf = tail;
+    slow.wait_for(">live</blockquote>").await;
 }
