@@ -65,6 +65,23 @@ impl Conn {
         }
     }
 
+    /// Loads the page on this connection, as a browser tab does; returns the request for the
+    /// tab's stream (its URL from the page, with the session cookie).
+    async fn load_page(&mut self) -> String {
+        self.send(get("/").as_bytes()).await;
+        let page = self.response().await;
+        let cookie = page
+            .header("set-cookie")
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let text = page.text();
+        let start = text.find("hx-sse:connect=\"").unwrap() + "hx-sse:connect=\"".len();
+        let url = text[start..][..text[start..].find('"').unwrap()].replace("&#38;", "&");
+        format!("GET {url} HTTP/1.1\r\nHost: herald.test\r\nCookie: {cookie}\r\n\r\n")
+    }
+
     async fn send(&mut self, bytes: &[u8]) {
         self.tcp.write_all(bytes).await.expect("write request");
     }
@@ -513,17 +530,7 @@ async fn a_head_split_across_writes_is_served() {
 async fn closing_the_socket_during_a_tab_stream_releases_it() {
     let app = spawn_app().await;
     let mut conn = Conn::open(&app).await;
-    conn.send(get("/").as_bytes()).await;
-    let page = conn.response().await;
-    let cookie = page
-        .header("set-cookie")
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let text = page.text();
-    let start = text.find("hx-sse:connect=\"").unwrap() + "hx-sse:connect=\"".len();
-    let stream_url = text[start..][..text[start..].find('"').unwrap()].replace("&#38;", "&");
+    let stream_request = conn.load_page().await;
     assert_eq!(
         app.state.hub.client_logs(),
         1,
@@ -531,11 +538,7 @@ async fn closing_the_socket_during_a_tab_stream_releases_it() {
     );
 
     // The stream on the same keep-alive connection.
-    conn.send(
-        format!("GET {stream_url} HTTP/1.1\r\nHost: herald.test\r\nCookie: {cookie}\r\n\r\n")
-            .as_bytes(),
-    )
-    .await;
+    conn.send(stream_request.as_bytes()).await;
     conn.wait_for("\r\n\r\n").await;
     let head = String::from_utf8_lossy(&conn.buf).into_owned();
     assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
@@ -644,17 +647,7 @@ async fn shutdown_closes_idle_connections_whoever_serves_them() {
 async fn a_tab_stream_on_a_connection_hyper_serves_is_a_chunked_body_that_stays_live() {
     let app = spawn_app().await;
     let mut conn = Conn::open(&app).await;
-    conn.send(get("/").as_bytes()).await;
-    let page = conn.response().await;
-    let cookie = page
-        .header("set-cookie")
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let text = page.text();
-    let start = text.find("hx-sse:connect=\"").unwrap() + "hx-sse:connect=\"".len();
-    let stream_url = text[start..][..text[start..].find('"').unwrap()].replace("&#38;", "&");
+    let stream_request = conn.load_page().await;
 
     // A POST hands this connection to hyper for good.
     let json = r#"{"type":"info","title":"First","body":"before the stream"}"#;
@@ -670,11 +663,7 @@ async fn a_tab_stream_on_a_connection_hyper_serves_is_a_chunked_body_that_stays_
     .await;
     assert_eq!(conn.response().await.status, 201);
 
-    conn.send(
-        format!("GET {stream_url} HTTP/1.1\r\nHost: herald.test\r\nCookie: {cookie}\r\n\r\n")
-            .as_bytes(),
-    )
-    .await;
+    conn.send(stream_request.as_bytes()).await;
     conn.wait_for("\r\n\r\n").await;
     let head = String::from_utf8_lossy(&conn.buf).into_owned();
     assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
@@ -698,22 +687,8 @@ async fn a_tab_that_stops_reading_delays_nobody_and_is_resynced_when_it_reads_ag
     })
     .await;
     let mut slow = Conn::open_narrow(&app).await;
-    slow.send(get("/").as_bytes()).await;
-    let page = slow.response().await;
-    let cookie = page
-        .header("set-cookie")
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let text = page.text();
-    let start = text.find("hx-sse:connect=\"").unwrap() + "hx-sse:connect=\"".len();
-    let stream_url = text[start..][..text[start..].find('"').unwrap()].replace("&#38;", "&");
-    slow.send(
-        format!("GET {stream_url} HTTP/1.1\r\nHost: herald.test\r\nCookie: {cookie}\r\n\r\n")
-            .as_bytes(),
-    )
-    .await;
+    let stream_request = slow.load_page().await;
+    slow.send(stream_request.as_bytes()).await;
     slow.wait_for("retry:").await;
 
     let client = app.client();
