@@ -230,6 +230,16 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
+/// A same-origin JSON `POST /send-notification`, which the loop hands to hyper (it has a body).
+fn notify(json: &str) -> String {
+    format!(
+        "POST /send-notification HTTP/1.1\r\nHost: herald.test\r\n\
+         Content-Type: application/json\r\nSec-Fetch-Site: same-origin\r\n\
+         Content-Length: {}\r\n\r\n{json}",
+        json.len()
+    )
+}
+
 fn get(path: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: herald.test\r\n\r\n")
 }
@@ -312,11 +322,9 @@ async fn a_pipelined_post_between_gets_is_handed_to_hyper_with_the_bytes_already
     let mut conn = Conn::open(&app).await;
     let json = r#"{"type":"success","title":"Piped","body":"in one write"}"#;
     let all = format!(
-        "{}POST /send-notification HTTP/1.1\r\nHost: herald.test\r\n\
-         Content-Type: application/json\r\nSec-Fetch-Site: same-origin\r\n\
-         Content-Length: {}\r\n\r\n{json}{}",
+        "{}{}{}",
         get("/csv?rows=1"),
-        json.len(),
+        notify(json),
         get("/csv?rows=2")
     );
     conn.send(all.as_bytes()).await;
@@ -337,13 +345,7 @@ async fn a_post_after_a_native_get_is_answered_by_hyper_and_gets_still_work_afte
     assert_eq!(conn.response().await.status, 200);
 
     let json = r#"{"type":"info","title":"Raw","body":"over raw TCP"}"#;
-    let post = format!(
-        "POST /send-notification HTTP/1.1\r\nHost: herald.test\r\n\
-         Content-Type: application/json\r\nSec-Fetch-Site: same-origin\r\n\
-         Content-Length: {}\r\n\r\n{json}",
-        json.len()
-    );
-    conn.send(post.as_bytes()).await;
+    conn.send(notify(json).as_bytes()).await;
     let created = conn.response().await;
     assert_eq!(created.status, 201, "{}", created.text());
     assert_dated(&created);
@@ -355,13 +357,7 @@ async fn a_post_after_a_native_get_is_answered_by_hyper_and_gets_still_work_afte
 
     // Invalid input on the same connection: the readable error, nothing stored.
     let bad = r#"{"type":"loud","title":"x","body":"y"}"#;
-    let post = format!(
-        "POST /send-notification HTTP/1.1\r\nHost: herald.test\r\n\
-         Content-Type: application/json\r\nSec-Fetch-Site: same-origin\r\n\
-         Content-Length: {}\r\n\r\n{bad}",
-        bad.len()
-    );
-    conn.send(post.as_bytes()).await;
+    conn.send(notify(bad).as_bytes()).await;
     let refused = conn.response().await;
     assert_eq!(refused.status, 422, "{}", refused.text());
     assert!(refused.text().contains(r#""field":"type""#), "{refused:?}");
@@ -651,16 +647,7 @@ async fn a_tab_stream_on_a_connection_hyper_serves_is_a_chunked_body_that_stays_
 
     // A POST hands this connection to hyper for good.
     let json = r#"{"type":"info","title":"First","body":"before the stream"}"#;
-    conn.send(
-        format!(
-            "POST /send-notification HTTP/1.1\r\nHost: herald.test\r\n\
-             Content-Type: application/json\r\nSec-Fetch-Site: same-origin\r\n\
-             Content-Length: {}\r\n\r\n{json}",
-            json.len()
-        )
-        .as_bytes(),
-    )
-    .await;
+    conn.send(notify(json).as_bytes()).await;
     assert_eq!(conn.response().await.status, 201);
 
     conn.send(stream_request.as_bytes()).await;
