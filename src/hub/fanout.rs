@@ -13,7 +13,7 @@
 //! or the hub closing. The entry is owned by the shard while parked and by the task otherwise,
 //! so a message is written by exactly one of them, in order.
 
-use std::io::{self, Write as _};
+use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -21,6 +21,7 @@ use bytes::Bytes;
 use tokio::sync::{Notify, watch};
 
 use super::log::After;
+use super::stream::put_message;
 use super::{Cursor, Inner};
 
 /// Something a stream's bytes can be written to without waiting: the stream's socket.
@@ -145,12 +146,6 @@ impl Entry {
         self.unwritten = Some(unwritten);
         self.wake.notify_one();
     }
-}
-
-fn put_message(out: &mut Vec<u8>, cursor: Cursor, data: &[u8]) {
-    // Writing to a Vec cannot fail.
-    let _ = writeln!(out, "id: {cursor}");
-    out.extend_from_slice(data);
 }
 
 /// One of the fan-out tasks: on each broadcast or heartbeat, a pass over its share of the

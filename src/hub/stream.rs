@@ -1,6 +1,7 @@
 //! One tab's SSE stream: greet, resync or replay from the cursor, then follow both logs live.
 
 use std::convert::Infallible;
+use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
@@ -124,8 +125,7 @@ impl LiveStream {
     fn beat(&mut self) -> Bytes {
         let beat = self.heartbeat_rx.borrow_and_update().clone();
         let mut out = BytesMut::with_capacity(beat.len() + 48);
-        put_id(&mut out, self.cursor);
-        out.put_slice(&beat);
+        put_message(&mut out, self.cursor, &beat);
         out.freeze()
     }
 
@@ -271,11 +271,14 @@ fn push_regions(html: &mut String, snap: &Snapshot) {
     }
 }
 
-fn put_id(out: &mut BytesMut, cursor: Cursor) {
-    out.put_slice(format!("id: {cursor}\n").as_bytes());
+fn put_id(out: &mut impl BufMut, cursor: Cursor) {
+    // Writing into memory cannot fail.
+    let _ = writeln!(out.writer(), "id: {cursor}");
 }
 
-fn put_message(out: &mut BytesMut, cursor: Cursor, data: &[u8]) {
+/// One message as the stream writes it: its `id:` line, then its framed data. The fan-out writes
+/// parked streams' messages with it too.
+pub(super) fn put_message(out: &mut impl BufMut, cursor: Cursor, data: &[u8]) {
     put_id(out, cursor);
     out.put_slice(data);
 }
