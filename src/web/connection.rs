@@ -128,13 +128,20 @@ async fn next_request(
             },
             () = stopped(stop) => return Next::Closed,
         }
-        read.reserve(READ_SIZE);
-        match tcp.try_read_buf(read) {
-            Ok(0) => return Next::Closed,
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(_) => return Next::Closed,
+        if read_ready(tcp, read).is_err() {
+            return Next::Closed;
         }
+    }
+}
+
+/// Appends what a readable socket holds to `read`; `Err` when the client closed it or it failed.
+fn read_ready(tcp: &TcpStream, read: &mut Vec<u8>) -> io::Result<()> {
+    read.reserve(READ_SIZE);
+    match tcp.try_read_buf(read) {
+        Ok(0) => Err(io::ErrorKind::UnexpectedEof.into()),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -333,13 +340,7 @@ async fn next_frame(tcp: &mut TcpStream, read: &mut Vec<u8>, body: &mut Body) ->
             frame = body.frame() => return Ok(frame),
             ready = tcp.readable(), if read.len() < MAX_HEAD => {
                 ready?;
-                read.reserve(READ_SIZE);
-                match tcp.try_read_buf(read) {
-                    Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(e),
-                }
+                read_ready(tcp, read)?;
             }
         }
     }
