@@ -23,14 +23,13 @@ mod stream;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::future::BoxFuture;
 use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard, watch};
 use uuid::Uuid;
 
@@ -83,14 +82,12 @@ pub struct Region {
     pub html: String,
 }
 
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
 /// The application's view of its regions, rendered from current state.
 pub trait Regions: Send + Sync + 'static {
     /// Regions every tab shares.
-    fn broadcast(&self) -> BoxFuture<Vec<Region>>;
+    fn broadcast(&self) -> BoxFuture<'static, Vec<Region>>;
     /// Regions only this tab sees.
-    fn private(&self, client: ClientId) -> BoxFuture<Vec<Region>>;
+    fn private(&self, client: ClientId) -> BoxFuture<'static, Vec<Region>>;
 }
 
 /// Which logs a snapshot covers.

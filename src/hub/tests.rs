@@ -14,7 +14,7 @@ struct Counted {
 }
 
 impl Regions for Counted {
-    fn broadcast(&self) -> BoxFuture<Vec<Region>> {
+    fn broadcast(&self) -> BoxFuture<'static, Vec<Region>> {
         let n = self.renders.fetch_add(1, Ordering::SeqCst) + 1;
         Box::pin(async move {
             vec![Region {
@@ -24,7 +24,7 @@ impl Regions for Counted {
         })
     }
 
-    fn private(&self, client: ClientId) -> BoxFuture<Vec<Region>> {
+    fn private(&self, client: ClientId) -> BoxFuture<'static, Vec<Region>> {
         Box::pin(async move {
             vec![Region {
                 id: "mine",

@@ -7,13 +7,14 @@ use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::future::BoxFuture;
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::assets;
 use super::error::ApiError;
 use super::session::Session;
-use crate::hub::{BoxFuture, ClientId, Region, Regions, Scope, Snapshot, live_response};
+use crate::hub::{ClientId, Region, Regions, Scope, Snapshot, live_response};
 use crate::store::{SharedStore, StoreResult};
 use crate::{AppState, board, clock, import, jobs, notify, offers};
 
@@ -108,7 +109,7 @@ impl PageRegions {
 }
 
 impl Regions for PageRegions {
-    fn broadcast(&self) -> BoxFuture<Vec<Region>> {
+    fn broadcast(&self) -> BoxFuture<'static, Vec<Region>> {
         let store = self.store.clone();
         Box::pin(async move {
             let mut regions = or_notice(board::regions(&store).await, &[board::REGION]);
@@ -125,7 +126,7 @@ impl Regions for PageRegions {
         })
     }
 
-    fn private(&self, client: ClientId) -> BoxFuture<Vec<Region>> {
+    fn private(&self, client: ClientId) -> BoxFuture<'static, Vec<Region>> {
         let store = self.store.clone();
         Box::pin(async move { or_notice(import::regions(&store, client).await, &[import::REGION]) })
     }
