@@ -14,10 +14,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::clock;
-use crate::hub::{Audience, Region, Swap, frame, partial, periodic, sse_response};
+use crate::hub::{Audience, Region, Swap, frame, partial, periodic};
 use crate::store::{SharedStore, StoreResult, call};
 use crate::web::error::ApiError;
 use crate::web::input::{Input, is_htmx, required_text};
+use crate::web::sse;
 pub use views::{BoardForm, MessageView};
 
 pub const REGION: &str = "board-message";
@@ -118,7 +119,7 @@ struct EventData {
 /// `GET /event`: `event: message` with `{message, timestamp}` every second.
 pub async fn events(State(state): State<AppState>) -> Response {
     let store = state.store.clone();
-    sse_response(periodic::every(
+    sse::response(periodic::every(
         EVENT_EVERY,
         state.hub.closing(),
         move || {

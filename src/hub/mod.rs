@@ -38,7 +38,7 @@ pub use fanout::Sink;
 pub use log::Limits;
 use log::{Log, Sequence};
 pub use partial::{Swap, partial, push_partial};
-pub use stream::{Due, LiveStream, Park, Parked, Takeover, live_response, sse_response};
+pub use stream::{Due, LiveStream, Park, Parked};
 
 /// A browser tab's identity; each has a private log beside the broadcast one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

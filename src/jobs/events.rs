@@ -12,9 +12,10 @@ use tokio::sync::watch;
 use super::routes::{no_such_job, parse_id};
 use super::{Job, JobState, percent};
 use crate::AppState;
-use crate::hub::{frame, periodic, sse_response};
+use crate::hub::{frame, periodic};
 use crate::store::call;
 use crate::web::error::ApiError;
+use crate::web::sse;
 
 /// The demo task of `GET /events`: 0 → 100 in steps of one every 100 ms, then again.
 const DEMO_TOTAL: u32 = 100;
@@ -64,7 +65,7 @@ fn ending(job: &Job) -> Bytes {
 /// `GET /events`: each connection runs its own demo task, forever (until the app stops).
 pub async fn demo_events(State(state): State<AppState>) -> Response {
     let mut moved = 0;
-    sse_response(periodic::every(
+    sse::response(periodic::every(
         DEMO_EVERY,
         state.hub.closing(),
         move || {
@@ -98,7 +99,7 @@ pub async fn job_events(State(state): State<AppState>, Path(id): Path<String>) -
         },
     };
     let keep_alive = state.hub.config().heartbeat;
-    sse_response(follow(job_rx, state.hub.closing(), keep_alive))
+    sse::response(follow(job_rx, state.hub.closing(), keep_alive))
 }
 
 struct Follow {

@@ -13,11 +13,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::clock;
-use crate::hub::{Audience, Region, Swap, frame, periodic, push_partial, sse_response};
+use crate::hub::{Audience, Region, Swap, frame, periodic, push_partial};
 use crate::store::{SharedStore, StoreResult, call};
 use crate::web::assets;
 use crate::web::error::{ApiError, FieldError};
 use crate::web::input::{Input, required_text};
+use crate::web::sse;
 pub use views::{NotifyForm, NotifyPage, RecentList, Toast};
 
 pub const LIST_REGION: &str = "notifications-list";
@@ -159,7 +160,7 @@ pub async fn regions(store: &SharedStore) -> StoreResult<Vec<Region>> {
 
 /// `GET /ping`: `data: pong` every two seconds.
 pub async fn ping(State(state): State<AppState>) -> Response {
-    sse_response(periodic::every(PING_EVERY, state.hub.closing(), || async {
+    sse::response(periodic::every(PING_EVERY, state.hub.closing(), || async {
         frame::message(None, "pong")
     }))
 }

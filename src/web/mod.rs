@@ -8,4 +8,4 @@ pub mod input;
 pub mod page;
 pub mod serve;
 pub mod session;
-mod sse;
+pub mod sse;

@@ -14,7 +14,8 @@ use uuid::Uuid;
 use super::assets;
 use super::error::ApiError;
 use super::session::Session;
-use crate::hub::{ClientId, Region, Regions, Scope, Snapshot, live_response};
+use super::sse::live_response;
+use crate::hub::{ClientId, Region, Regions, Scope, Snapshot};
 use crate::store::{SharedStore, StoreResult};
 use crate::{AppState, board, clock, import, jobs, notify, offers};
 
