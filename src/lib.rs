@@ -4,6 +4,7 @@
 //! shutdown signal, then closes every stream cleanly. Tests use both to spawn the real app.
 
 pub mod board;
+pub mod change;
 pub mod clock;
 pub mod config;
 pub mod hub;

@@ -19,6 +19,7 @@ pub mod frame;
 mod log;
 mod partial;
 pub mod periodic;
+mod publish;
 mod stream;
 
 use std::collections::HashMap;
@@ -38,6 +39,7 @@ pub use fanout::Sink;
 pub use log::Limits;
 use log::{Log, Sequence};
 pub use partial::{Swap, partial, push_partial};
+pub use publish::{Outgoing, Publish};
 pub use stream::{Due, LiveStream, Park, Parked};
 
 /// A browser tab's identity; each has a private log beside the broadcast one.

@@ -131,7 +131,7 @@ pub fn unpack_header(packed: &str) -> Vec<String> {
 
 /// The tab's import region for a page or a resync.
 pub async fn regions(store: &SharedStore, client: ClientId) -> StoreResult<Vec<Region>> {
-    let found = call(store, move |s| {
+    let found = call(store, move |s| -> StoreResult<_> {
         let Some(record) = s.latest_import(client)? else {
             return Ok(None);
         };

@@ -16,7 +16,7 @@ use super::{ImportRecord, Status};
 use crate::AppState;
 use crate::clock;
 use crate::hub::{Audience, ClientId};
-use crate::store::call;
+use crate::store::{StoreResult, call};
 use crate::web::error::{ApiError, FieldError};
 use crate::web::input::is_htmx;
 use crate::web::session::Session;
@@ -299,7 +299,7 @@ pub async fn rows_page(
         .own(&state.store, &client)
         .await?;
     let page = query.page.unwrap_or(1).max(1);
-    let found = call(&state.store, move |s| {
+    let found = call(&state.store, move |s| -> StoreResult<_> {
         let Some(record) = s.latest_import(client)? else {
             return Ok(None);
         };

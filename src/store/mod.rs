@@ -52,10 +52,11 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Runs a store call on the blocking pool, in the caller's tracing span and subscriber, so what
 /// the call logs is told apart by the request that made it.
-pub async fn call<T, F>(store: &SharedStore, f: F) -> StoreResult<T>
+pub async fn call<T, E, F>(store: &SharedStore, f: F) -> Result<T, E>
 where
     T: Send + 'static,
-    F: FnOnce(&dyn Store) -> StoreResult<T> + Send + 'static,
+    E: From<StoreError> + Send + 'static,
+    F: FnOnce(&dyn Store) -> Result<T, E> + Send + 'static,
 {
     let store = store.clone();
     let span = tracing::Span::current();
@@ -96,7 +97,7 @@ mod tests {
         let store: SharedStore = Arc::new(SqliteStore::open(&dir.path().join("t.db")).unwrap());
         call(&store, |_| {
             tracing::info!("inside the store call");
-            Ok(())
+            Ok::<_, StoreError>(())
         })
         .instrument(tracing::info_span!("request"))
         .await
