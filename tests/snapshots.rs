@@ -5,8 +5,10 @@ mod common;
 use std::time::Duration;
 
 use common::{redact, spawn_app, spawn_app_with};
+use herald::board::input::Typed;
 use herald::board::{BoardForm, BoardMessage, MessageView};
 use herald::notify::{Kind, Notification, NotifyForm, RecentList, Toast};
+use herald::web::error::FieldError;
 use insta::assert_snapshot;
 
 const AT: i64 = 1_795_258_433_120;
@@ -33,7 +35,14 @@ fn board_fragments() {
     assert_snapshot!("board_form_sent", BoardForm::sent(100).html());
     assert_snapshot!(
         "board_form_failed",
-        BoardForm::failed("<b>kept</b>", "message must not be empty".into(), 100).html()
+        BoardForm::failed(
+            100,
+            &Typed {
+                message: "<b>kept</b>".into()
+            },
+            FieldError::new("message", "message must not be empty").into()
+        )
+        .html()
     );
 }
 

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::assets;
 use super::error::ApiError;
+use super::negotiate::{ErrorPage, Wants};
 use super::session::Session;
 use super::sse::live_response;
 use crate::hub::{ClientId, Region, Regions, Scope, Snapshot};
@@ -170,26 +171,19 @@ pub fn status_html(heartbeat_secs: u64) -> impl Fn() -> String + Send + Sync + '
     }
 }
 
-#[derive(Template, WebTemplate)]
-#[template(path = "web/not_found.html")]
-struct NotFound {
-    assets: String,
-    path: String,
-}
-
 /// Unknown routes: a page for browsers, JSON for API callers.
-pub async fn not_found(uri: Uri, headers: HeaderMap) -> Response {
-    let wants_html = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("text/html"));
-    if wants_html {
-        let page = NotFound {
-            assets: assets::prefix(),
-            path: uri.path().to_string(),
-        };
-        (StatusCode::NOT_FOUND, page).into_response()
-    } else {
-        ApiError::not_found(format!("no route for {}", uri.path())).into_response()
-    }
+pub async fn not_found(uri: Uri, wants: Wants) -> Response {
+    let path = uri.path();
+    wants.answer(
+        || {
+            let page = ErrorPage {
+                assets: assets::prefix(),
+                title: "Not found",
+                message: String::new(),
+                unknown_path: Some(path.to_string()),
+            };
+            (StatusCode::NOT_FOUND, page).into_response()
+        },
+        || ApiError::not_found(format!("no route for {path}")).into_response(),
+    )
 }

@@ -4,10 +4,11 @@
 //! survives a restart: after a deploy every open tab reconnects instead of getting 404.
 
 use axum::http::header::{COOKIE, SET_COOKIE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue};
 use uuid::Uuid;
 
 use super::error::ApiError;
+use super::id;
 use crate::clock;
 use crate::hub::ClientId;
 use crate::store::{SharedStore, StoreResult, call};
@@ -54,12 +55,9 @@ impl Session {
 
     /// Makes sure `client` belongs to this session, claiming it if nobody holds it yet.
     pub async fn own(&self, store: &SharedStore, client: &str) -> Result<ClientId, ApiError> {
-        let client: ClientId = client.parse().map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "malformed client id: expected a UUID",
-            )
-        })?;
+        let client: ClientId = client
+            .parse()
+            .map_err(|_| id::malformed("client", client, "UUIDs"))?;
         let session = self.id;
         let owner = call(store, move |s| {
             s.claim_client(client, session, clock::now_ms() / 1000)
@@ -68,7 +66,7 @@ impl Session {
         if owner == session {
             Ok(client)
         } else {
-            Err(ApiError::not_found("no such client"))
+            Err(id::missing("client", client))
         }
     }
 }
