@@ -1,8 +1,9 @@
 //! The fan-out core: broadcast and per-client logs, cursors, replay, resync and SSE framing.
 //!
-//! It knows nothing of Herald's features. A feature changes state and publishes the rendered HTML
-//! inside one [`Change`]; the hub frames it once and every stream reads the same bytes. A page, or
-//! a stream whose cursor history no longer covers, gets a [`Snapshot`] of the regions the
+//! It knows nothing of Herald's features, nor of HTTP (`web::sse` serves its streams). A change
+//! publishes its rendered HTML through [`Hub::commit`], once the change has succeeded
+//! ([`Publish`]); the hub frames it once and every stream reads the same bytes. A page, or a
+//! stream whose cursor history no longer covers, gets a [`Snapshot`] of the regions the
 //! application describes through [`Regions`]. A stream that has caught up can park with the
 //! fan-out (`fanout.rs`), which then writes broadcasts to its socket without waking its task.
 //!
@@ -179,9 +180,10 @@ impl Hub {
         Hub { inner }
     }
 
-    /// Starts a state change; the change's messages are published through the returned guard.
-    /// Hold it from the store write to the last publish, and no longer.
-    pub async fn change(&self) -> Change<'_> {
+    /// Starts a state change; its messages are published through the returned guard, which is
+    /// held from the store write to the last publish. Only [`Hub::commit`] (and the hub's tests)
+    /// take it, so the order cannot go wrong elsewhere.
+    async fn change(&self) -> Change<'_> {
         Change {
             hub: self,
             _gate: self.inner.gate.lock().await,
@@ -282,14 +284,14 @@ impl Hub {
 }
 
 /// A state change in progress: snapshots and other changes wait until it is dropped.
-pub struct Change<'a> {
+struct Change<'a> {
     hub: &'a Hub,
     _gate: AsyncMutexGuard<'a, ()>,
 }
 
 impl Change<'_> {
     /// Frames `html` once and appends it to the audience's log; returns its sequence number.
-    pub fn publish(&self, audience: Audience, html: &str) -> u64 {
+    fn publish(&self, audience: Audience, html: &str) -> u64 {
         let data = frame::data_lines(html);
         match audience {
             Audience::Everyone => self.hub.inner.broadcast.append(data),
