@@ -66,6 +66,30 @@ fn notification_fragments() {
     );
 }
 
+#[test]
+fn error_fragments() {
+    use askama::Template;
+    use herald::web::negotiate::{Alert, ErrorPage};
+    let page = ErrorPage {
+        assets: "/static/test".into(),
+        title: "Unprocessable Entity",
+        message: "page must be <b>whole</b>".into(),
+        unknown_path: None,
+    };
+    assert_snapshot!("error_page", page.render().unwrap());
+    let not_found = ErrorPage {
+        assets: "/static/test".into(),
+        title: "Not found",
+        message: String::new(),
+        unknown_path: Some("/nowhere/<b>".into()),
+    };
+    assert_snapshot!("error_page_not_found", not_found.render().unwrap());
+    let alert = Alert {
+        message: "page must be <b>whole</b>".into(),
+    };
+    assert_snapshot!("error_alert", alert.render().unwrap());
+}
+
 #[tokio::test]
 async fn failed_notification_form() {
     let app = spawn_app().await;

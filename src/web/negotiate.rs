@@ -100,3 +100,27 @@ pub struct ErrorPage {
 pub struct Alert {
     pub message: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wants(pairs: &[(&'static str, &str)]) -> Wants {
+        let mut headers = HeaderMap::new();
+        for (k, v) in pairs {
+            headers.insert(*k, v.parse().unwrap());
+        }
+        Wants::of(&headers)
+    }
+
+    #[test]
+    fn htmx_then_accept_decide() {
+        assert_eq!(wants(&[]), Wants::Json);
+        assert_eq!(wants(&[("accept", "application/json")]), Wants::Json);
+        assert_eq!(wants(&[("accept", "text/html,*/*")]), Wants::Page);
+        let htmx = [("accept", "text/html"), ("hx-request", "true")];
+        assert_eq!(wants(&htmx), Wants::Fragment);
+        assert_eq!(wants(&[("hx-request", "TRUE")]), Wants::Fragment);
+        assert_eq!(wants(&[("hx-request", "false")]), Wants::Json);
+    }
+}
