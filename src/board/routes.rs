@@ -47,22 +47,14 @@ pub async fn send_get(
 }
 
 /// `POST /send`: the page's form (or JSON `{"message": …}`).
-pub async fn send_post(
-    State(state): State<AppState>,
-    wants: Wants,
-    input: Result<Input<JsonBody, Typed>, ApiError>,
-) -> Response {
+pub async fn send_post(State(state): State<AppState>, input: Input<JsonBody, Typed>) -> Response {
     let max = state.config.limits.message_chars;
     match input {
-        Ok(Input::Json(body)) => match set(&state, body.validate(max)).await {
+        Input::Json(body) => match set(&state, body.validate(max)).await {
             Ok(message) => Json(message).into_response(),
             Err(e) => e.into_response(),
         },
-        Ok(Input::Form(typed)) => answer_form(&state, typed).await,
-        Err(e) if wants == Wants::Fragment => {
-            (e.status, BoardForm::failed(max, &Typed::default(), e)).into_response()
-        }
-        Err(e) => e.into_response(),
+        Input::Form(typed) => answer_form(&state, typed).await,
     }
 }
 

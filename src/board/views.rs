@@ -2,13 +2,16 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
+use axum::response::{IntoResponse, Response};
 
 use super::input::Typed;
 use super::{BoardMessage, REGION};
+use crate::AppState;
 use crate::clock;
 use crate::hub::{Region, Swap, partial};
 use crate::store::{SharedStore, StoreResult, call};
 use crate::web::error::{ApiError, FormError};
+use crate::web::input::FormFields;
 
 /// The current message, as shown in the board's region.
 #[derive(Template)]
@@ -91,5 +94,12 @@ impl BoardForm {
 
     pub fn html(&self) -> String {
         self.render().expect("board form template renders")
+    }
+}
+
+impl FormFields for Typed {
+    fn unread(state: &AppState, error: ApiError) -> Response {
+        let max = state.config.limits.message_chars;
+        BoardForm::failed(max, &Typed::default(), error).into_response()
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::mpsc;
@@ -20,7 +20,7 @@ use crate::store::{StoreError, StoreResult, call};
 use crate::web::error::ApiError;
 use crate::web::negotiate::Wants;
 use crate::web::paging::Paging;
-use crate::web::session::Session;
+use crate::web::session::Tab;
 /// Rows per store transaction once past the live rows.
 const BATCH: usize = 4096;
 /// Batches in flight between the upload and the importer: the only buffer, and a small one.
@@ -32,47 +32,39 @@ const QUEUE: usize = 4;
 /// once for a browser; the import goes on in the background and streams on the tab's stream.
 pub async fn upload(
     State(state): State<AppState>,
-    Path(client): Path<String>,
+    tab: Tab,
     wants: Wants,
     headers: HeaderMap,
     request: Request,
 ) -> Response {
-    let session = Session::from_headers(&headers);
-    let mut response = match session.own(&state.store, &client).await {
-        Err(e) => e.into_response(),
-        Ok(client) => {
-            let outcome = receive(&state, client, &headers, request).await;
-            let max = state.config.import.max_upload_bytes;
-            match (outcome, wants == Wants::Fragment) {
-                (Ok(file_name), true) => {
-                    let form = ImportForm {
-                        started: Some(file_name),
-                        ..ImportForm::blank(client, max)
-                    };
-                    (StatusCode::ACCEPTED, form).into_response()
-                }
-                (Ok(file_name), false) => {
-                    let started = Started {
-                        file_name: &file_name,
-                        client,
-                    };
-                    (StatusCode::ACCEPTED, started).into_response()
-                }
-                (Err(e), true) => {
-                    let form = ImportForm {
-                        error: Some(e.message),
-                        ..ImportForm::blank(client, max)
-                    };
-                    (e.status, form).into_response()
-                }
-                (Err(e), false) => e.into_response(),
-            }
+    let client = tab.client;
+    let outcome = receive(&state, client, &headers, request).await;
+    let max = state.config.import.max_upload_bytes;
+    let response = match (outcome, wants == Wants::Fragment) {
+        (Ok(file_name), true) => {
+            let form = ImportForm {
+                started: Some(file_name),
+                ..ImportForm::blank(client, max)
+            };
+            (StatusCode::ACCEPTED, form).into_response()
         }
+        (Ok(file_name), false) => {
+            let started = Started {
+                file_name: &file_name,
+                client,
+            };
+            (StatusCode::ACCEPTED, started).into_response()
+        }
+        (Err(e), true) => {
+            let form = ImportForm {
+                error: Some(e.message),
+                ..ImportForm::blank(client, max)
+            };
+            (e.status, form).into_response()
+        }
+        (Err(e), false) => e.into_response(),
     };
-    if let Some((name, value)) = session.set_cookie() {
-        response.headers_mut().insert(name, value);
-    }
-    response
+    tab.answer(response)
 }
 
 /// Reads the upload, starts the import once the header and a first row are in, and feeds it
@@ -199,15 +191,8 @@ async fn drain(mut field: axum::extract::multipart::Field<'_>) -> Result<(), Api
 }
 
 /// `POST /upload/{client}/cancel`: stops the tab's running import.
-pub async fn cancel(
-    State(state): State<AppState>,
-    Path(client): Path<String>,
-    headers: HeaderMap,
-) -> Result<StatusCode, ApiError> {
-    let client = Session::from_headers(&headers)
-        .own(&state.store, &client)
-        .await?;
-    if state.imports.cancel(client) {
+pub async fn cancel(State(state): State<AppState>, tab: Tab) -> Result<StatusCode, ApiError> {
+    if state.imports.cancel(tab.client) {
         Ok(StatusCode::ACCEPTED)
     } else {
         Err(ApiError::new(
@@ -221,42 +206,31 @@ pub async fn cancel(
 /// page is as long as the import's live table; past the last page is the last page.
 pub async fn rows_page(
     State(state): State<AppState>,
-    Path(client): Path<String>,
+    tab: Tab,
     wants: Wants,
     paging: Paging,
-    headers: HeaderMap,
 ) -> Response {
-    let page = paging.page as u64;
-    let found = async {
-        let client = Session::from_headers(&headers)
-            .own(&state.store, &client)
-            .await?;
-        let found = call(&state.store, move |s| -> StoreResult<_> {
-            let Some(record) = s.latest_import(client)? else {
-                return Ok(None);
-            };
-            let per = record.live_rows;
-            let page = page.min(record.rows.div_ceil(per).max(1));
-            let rows = s.import_rows(record.id, (page - 1) * per + 1, per)?;
-            Ok(Some((record, page, rows)))
-        })
-        .await?;
-        found.ok_or_else(|| ApiError::not_found("no import in this tab"))
-    };
-    match found.await {
-        Ok((record, page, rows)) => {
+    let (client, page) = (tab.client, paging.page as u64);
+    let found = call(&state.store, move |s| -> StoreResult<_> {
+        let Some(record) = s.latest_import(client)? else {
+            return Ok(None);
+        };
+        let per = record.live_rows;
+        let page = page.min(record.rows.div_ceil(per).max(1));
+        let rows = s.import_rows(record.id, (page - 1) * per + 1, per)?;
+        Ok(Some((record, page, rows)))
+    })
+    .await;
+    match found {
+        Ok(Some((record, page, rows))) => {
             let table = TableView {
                 header: &record.header,
                 rows: rows.iter().map(|r| html(&RowView::new(r))).collect(),
-                pager: html(&PagerView::new(
-                    record.client,
-                    page,
-                    record.live_rows,
-                    record.rows,
-                )),
+                pager: html(&PagerView::new(client, page, record.live_rows, record.rows)),
             };
             table.into_response()
         }
-        Err(e) => wants.error(e),
+        Ok(None) => wants.error(ApiError::not_found("no import in this tab")),
+        Err(e) => wants.error(e.into()),
     }
 }

@@ -17,25 +17,17 @@ use crate::web::input::Input;
 use crate::web::negotiate::Wants;
 
 /// `POST /jobs`: JSON `{"total", "interval_ms", "fail_at"}` → 202 with the job, or the form.
-pub async fn create(
-    State(state): State<AppState>,
-    wants: Wants,
-    input: Result<Input<JsonBody, Typed>, ApiError>,
-) -> Response {
+pub async fn create(State(state): State<AppState>, input: Input<JsonBody, Typed>) -> Response {
     let limits = Limits::STANDARD;
     match input {
-        Ok(Input::Json(body)) => match start(&state, body.validate(&limits)).await {
+        Input::Json(body) => match start(&state, body.validate(&limits)).await {
             Ok(job) => (StatusCode::ACCEPTED, Json(job)).into_response(),
             Err(e) => e.into_response(),
         },
-        Ok(Input::Form(typed)) => match start(&state, typed.validate(&limits)).await {
+        Input::Form(typed) => match start(&state, typed.validate(&limits)).await {
             Ok(job) => JobForm::started(&limits, job.id).into_response(),
             Err(e) => (e.status, JobForm::failed(&limits, &typed, e)).into_response(),
         },
-        Err(e) if wants == Wants::Fragment => {
-            (e.status, JobForm::failed(&limits, &Typed::default(), e)).into_response()
-        }
-        Err(e) => e.into_response(),
     }
 }
 

@@ -3,12 +3,15 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
+use axum::response::{IntoResponse, Response};
 
 use super::input::{Limits, Typed};
 use super::{FINISHED_SHOWN, Job, JobState, REGION};
+use crate::AppState;
 use crate::hub::{Region, Swap, partial};
 use crate::store::{SharedStore, StoreResult, call};
 use crate::web::error::{ApiError, FormError};
+use crate::web::input::FormFields;
 
 /// A job's progress bar and count: what changes while it runs.
 #[derive(Template)]
@@ -182,4 +185,10 @@ impl JobForm {
 #[template(path = "jobs/notice.html")]
 pub struct Notice {
     pub text: String,
+}
+
+impl FormFields for Typed {
+    fn unread(_: &AppState, error: ApiError) -> Response {
+        JobForm::failed(&Limits::STANDARD, &Typed::default(), error).into_response()
+    }
 }

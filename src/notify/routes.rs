@@ -16,7 +16,6 @@ use crate::hub::{Publish, frame, periodic};
 use crate::web::assets;
 use crate::web::error::{ApiError, FieldError};
 use crate::web::input::Input;
-use crate::web::negotiate::Wants;
 use crate::web::sse;
 
 const PING_EVERY: Duration = Duration::from_secs(2);
@@ -30,25 +29,17 @@ pub async fn form_page(State(state): State<AppState>) -> NotifyPage {
 }
 
 /// `POST /send-notification`: JSON `{"type","title","body"}` or the form.
-pub async fn send(
-    State(state): State<AppState>,
-    wants: Wants,
-    input: Result<Input<JsonBody, Typed>, ApiError>,
-) -> Response {
+pub async fn send(State(state): State<AppState>, input: Input<JsonBody, Typed>) -> Response {
     let limits = state.config.limits;
     match input {
-        Ok(Input::Json(body)) => match broadcast(&state, body.validate(&limits)).await {
+        Input::Json(body) => match broadcast(&state, body.validate(&limits)).await {
             Ok(n) => (StatusCode::CREATED, Json(n)).into_response(),
             Err(e) => e.into_response(),
         },
-        Ok(Input::Form(typed)) => match broadcast(&state, typed.validate(&limits)).await {
+        Input::Form(typed) => match broadcast(&state, typed.validate(&limits)).await {
             Ok(n) => NotifyForm::sent(&limits, n.kind).into_response(),
             Err(e) => (e.status, NotifyForm::failed(&limits, &typed, e)).into_response(),
         },
-        Err(e) if wants == Wants::Fragment => {
-            (e.status, NotifyForm::failed(&limits, &Typed::default(), e)).into_response()
-        }
-        Err(e) => e.into_response(),
     }
 }
 

@@ -2,14 +2,17 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
+use axum::response::{IntoResponse, Response};
 
 use super::input::Typed;
 use super::{Kind, LIST_REGION, Notification, RECENT, TOASTS};
+use crate::AppState;
 use crate::clock;
 use crate::config::InputLimits;
 use crate::hub::{Region, Swap, push_partial};
 use crate::store::{SharedStore, StoreResult, call};
 use crate::web::error::{ApiError, FormError};
+use crate::web::input::FormFields;
 
 /// A toast that fades out by CSS alone.
 #[derive(Template)]
@@ -133,4 +136,10 @@ impl NotifyForm {
 pub struct NotifyPage {
     pub assets: String,
     pub form: String,
+}
+
+impl FormFields for Typed {
+    fn unread(state: &AppState, error: ApiError) -> Response {
+        NotifyForm::failed(&state.config.limits, &Typed::default(), error).into_response()
+    }
 }

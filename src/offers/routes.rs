@@ -21,19 +21,15 @@ use crate::{AppState, clock};
 
 /// `POST /offers`: JSON `{"id"?, "description", "value"}` → 201 with the stored offer, or the
 /// page's form → the form again.
-pub async fn create(
-    State(state): State<AppState>,
-    wants: Wants,
-    input: Result<Input<JsonBody, Typed>, ApiError>,
-) -> Response {
+pub async fn create(State(state): State<AppState>, input: Input<JsonBody, Typed>) -> Response {
     let max = state.config.limits.description_chars;
     match input {
-        Ok(Input::Json(body)) => match add(&state, body.validate(max)).await {
+        Input::Json(body) => match add(&state, body.validate(max)).await {
             Ok(Created::New { offer, .. }) => (StatusCode::CREATED, Json(offer)).into_response(),
             Ok(Created::Duplicate(existing)) => duplicate(existing),
             Err(e) => e.into_response(),
         },
-        Ok(Input::Form(typed)) => match add(&state, typed.validate(max)).await {
+        Input::Form(typed) => match add(&state, typed.validate(max)).await {
             Ok(Created::New { offer, .. }) => {
                 (StatusCode::CREATED, OfferForm::added(max, offer.id)).into_response()
             }
@@ -43,10 +39,6 @@ pub async fn create(
             }
             Err(e) => (e.status, OfferForm::failed(max, &typed, e)).into_response(),
         },
-        Err(e) if wants == Wants::Fragment => {
-            (e.status, OfferForm::failed(max, &Typed::default(), e)).into_response()
-        }
-        Err(e) => e.into_response(),
     }
 }
 

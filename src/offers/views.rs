@@ -3,13 +3,16 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
+use axum::response::{IntoResponse, Response};
 
 use super::input::Typed;
 use super::{BODY_REGION, Offer, SHOWN};
+use crate::AppState;
 use crate::clock;
 use crate::hub::{Region, Swap, partial, push_partial};
 use crate::store::{SharedStore, StoreResult, call};
 use crate::web::error::{ApiError, FormError};
+use crate::web::input::FormFields;
 
 /// One offer as the row templates need it.
 pub struct RowData {
@@ -195,5 +198,12 @@ pub struct OffersPage {
 impl OffersPage {
     pub fn rows(offers: &[Offer]) -> Vec<RowData> {
         offers.iter().map(|o| RowData::new(o, false)).collect()
+    }
+}
+
+impl FormFields for Typed {
+    fn unread(state: &AppState, error: ApiError) -> Response {
+        let max = state.config.limits.description_chars;
+        OfferForm::failed(max, &Typed::default(), error).into_response()
     }
 }

@@ -51,12 +51,17 @@ impl<S: Send + Sync, T: Named> FromRequestParts<S> for Id<T> {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
-        let wants = Wants::of(&parts.headers);
-        let Path(text) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|e| wants.error(ApiError::new(e.status(), e.body_text())))?;
-        Id::parse(&text).map_err(|e| wants.error(e))
+        let text = segment(parts, state).await?;
+        Id::parse(&text).map_err(|e| Wants::of(&parts.headers).error(e))
     }
+}
+
+/// The text of a route's one path parameter, whatever it names.
+pub async fn segment<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<String, Response> {
+    let Path(text) = Path::<String>::from_request_parts(parts, state)
+        .await
+        .map_err(|e| Wants::of(&parts.headers).error(ApiError::new(e.status(), e.body_text())))?;
+    Ok(text)
 }
 
 /// An id that cannot name a `name`: `expected` says what its ids look like.

@@ -7,10 +7,12 @@
 use axum::body::Bytes;
 use axum::extract::{Form, FromRequest, Request};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde_path_to_error::Segment;
 
 use super::error::{ApiError, FieldError};
+use super::negotiate::Wants;
 use crate::AppState;
 
 /// A body as it came: `J` from JSON, `F` from a form, so the answer goes back the same way.
@@ -19,37 +21,58 @@ pub enum Input<J, F> {
     Form(F),
 }
 
+/// A feature's form fields, as typed.
+pub trait FormFields: DeserializeOwned {
+    /// The feature's form showing `error`, for a submission that could not be read at all (the
+    /// answer gets the error's status).
+    fn unread(state: &AppState, error: ApiError) -> Response;
+}
+
+/// A body that could not be read (too large, neither JSON nor a form) is answered in the
+/// caller's language; the page's htmx gets the feature's form back with the error in it.
 impl<J, F> FromRequest<AppState> for Input<J, F>
+where
+    J: DeserializeOwned,
+    F: FormFields,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let wants = Wants::of(req.headers());
+        read(req, state).await.map_err(|e| match wants {
+            Wants::Fragment => (e.status, F::unread(state, e)).into_response(),
+            _ => wants.error(e),
+        })
+    }
+}
+
+async fn read<J, F>(req: Request, state: &AppState) -> Result<Input<J, F>, ApiError>
 where
     J: DeserializeOwned,
     F: DeserializeOwned,
 {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let limit = state.config.limits.request_bytes;
-        // Both extractors honour the body limit and answer 413 past it.
-        let unread = |status: StatusCode, text: String| {
-            if status == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    status,
-                    format!("the body is larger than the {limit}-byte limit"),
-                )
-            } else {
-                ApiError::new(status, text)
-            }
-        };
-        if is_json(req.headers())? {
-            let bytes = Bytes::from_request(req, state)
-                .await
-                .map_err(|r| unread(r.status(), r.body_text()))?;
-            json(&bytes).map(Input::Json)
+    let limit = state.config.limits.request_bytes;
+    // Both extractors honour the body limit and answer 413 past it.
+    let unread = |status: StatusCode, text: String| {
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                status,
+                format!("the body is larger than the {limit}-byte limit"),
+            )
         } else {
-            let Form(form) = Form::<F>::from_request(req, state)
-                .await
-                .map_err(|r| unread(r.status(), r.body_text()))?;
-            Ok(Input::Form(form))
+            ApiError::new(status, text)
         }
+    };
+    if is_json(req.headers())? {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|r| unread(r.status(), r.body_text()))?;
+        json(&bytes).map(Input::Json)
+    } else {
+        let Form(form) = Form::<F>::from_request(req, state)
+            .await
+            .map_err(|r| unread(r.status(), r.body_text()))?;
+        Ok(Input::Form(form))
     }
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::BoxFuture;
@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::assets;
 use super::error::ApiError;
 use super::negotiate::{ErrorPage, Wants};
-use super::session::Session;
+use super::session::{Session, Tab};
 use super::sse::live_response;
 use crate::hub::{ClientId, Region, Regions, Scope, Snapshot};
 use crate::store::{SharedStore, StoreResult};
@@ -78,12 +78,10 @@ pub struct StreamQuery {
 /// page's `?cursor=`, which htmx keeps in the URL it reconnects to.
 pub async fn stream(
     State(state): State<AppState>,
-    Path(client): Path<String>,
+    tab: Tab,
     Query(query): Query<StreamQuery>,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let session = Session::from_headers(&headers);
-    let client = session.own(&state.store, &client).await?;
+) -> Response {
     let requested = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -91,12 +89,8 @@ pub async fn stream(
         .or(query.cursor);
     let live = state
         .hub
-        .stream(client, requested.as_deref(), state.regions.clone());
-    let mut response = live_response(live);
-    if let Some((name, value)) = session.set_cookie() {
-        response.headers_mut().insert(name, value);
-    }
-    Ok(response)
+        .stream(tab.client, requested.as_deref(), state.regions.clone());
+    tab.answer(live_response(live))
 }
 
 /// Every region of the dashboard, rendered from the store.
