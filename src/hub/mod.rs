@@ -1,7 +1,7 @@
 //! The fan-out core: broadcast and per-client logs, cursors, replay, resync and SSE framing.
 //!
 //! It knows nothing of Herald's features, nor of HTTP (`web::sse` serves its streams). A change
-//! publishes its rendered HTML through [`Hub::commit`], once the change has succeeded
+//! publishes its rendered HTML through `Hub::commit`, once the change has succeeded
 //! ([`Publish`]); the hub frames it once and every stream reads the same bytes. A page, or a
 //! stream whose cursor history no longer covers, gets a [`Snapshot`] of the regions the
 //! application describes through [`Regions`]. A stream that has caught up can park with the

@@ -1,8 +1,8 @@
 //! CSV import (from the Nest/Next SSE demo): a tab uploads a CSV and watches it arrive on its own
 //! stream, row by row for the first page, then as progress and counts, with toasts.
 //!
-//! The upload is checked ([`input`]), parsed as it arrives ([`intake`]) and fed through a
-//! bounded channel to the importer task ([`run`]), which stores rows in batches and publishes on
+//! The upload is checked ([`input`]), parsed as it arrives (`intake`) and fed through a
+//! bounded channel to the importer task (`run`), which stores rows in batches and publishes on
 //! the tab's private log. Every publish is the change it announces (`crate::change`), so the
 //! import region rendered from the store ([`regions`]) is exactly what the live messages built.
 

@@ -3,7 +3,7 @@
 //! at a chosen step, be retried from their last completed step, and survive a restart.
 //!
 //! The store is the single source of truth: every change is a transition of [`Update::apply`],
-//! checked against the stored row in one transaction, then published (see [`runner`]).
+//! checked against the stored row in one transaction, then published (see `runner`).
 
 mod events;
 pub mod input;

@@ -1,4 +1,6 @@
-//! What every feature shares on the web side: the page, sessions, assets, errors and guards.
+//! What every feature shares on the web side: serving connections and streams, the page,
+//! sessions, assets, guards, and one way each to read input (bodies, ids, paging), to choose
+//! the answer's language and to show errors.
 
 pub mod assets;
 mod connection;
