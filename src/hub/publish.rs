@@ -5,7 +5,9 @@ use std::future::Future;
 
 use super::{Audience, ClientId, Hub};
 
-/// One message a change announces: who it is for, and its HTML, rendered once.
+/// One message a change announces: who it is for, and its HTML, rendered once. Another
+/// rendering of the same change (JSON for API streams) belongs here too, so that both travel,
+/// are stored and are published together.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
     pub audience: Audience,
@@ -39,10 +41,6 @@ impl Publish {
     pub fn and(mut self, audience: Audience, html: String) -> Publish {
         self.messages.push(Outgoing { audience, html });
         self
-    }
-
-    pub fn messages(&self) -> &[Outgoing] {
-        &self.messages
     }
 }
 
