@@ -37,9 +37,12 @@ impl Publish {
         Publish::default().and(Audience::Client(client), html)
     }
 
-    /// One more message, published after the others.
+    /// One more message, published after the others; no HTML is no message (a change that
+    /// shows nothing new, such as an import batch between two progress updates).
     pub fn and(mut self, audience: Audience, html: String) -> Publish {
-        self.messages.push(Outgoing { audience, html });
+        if !html.is_empty() {
+            self.messages.push(Outgoing { audience, html });
+        }
         self
     }
 }

@@ -359,6 +359,7 @@ async fn a_change_publishes_once_its_work_succeeded_and_nothing_when_it_failed()
             tokio::task::yield_now().await;
             assert!(!during.is_finished(), "the work runs under the change lock");
             let publish = Publish::everyone("<p>one</p>".into())
+                .and(Audience::Everyone, String::new())
                 .and(Audience::Client(me), "<p>two</p>".into());
             Ok::<_, ()>((7, publish))
         })
