@@ -205,9 +205,10 @@ fn at_least_one<T: FromStr + PartialEq + From<u8>>(text: &str) -> Result<T, Stri
 }
 
 /// Herald's options as clap knows them: `--help`, and the README table's source
-/// (`tests/config.rs`). No variable's value is ever shown, so the token stays out of `--help`.
+/// (`tests/config.rs`). No variable's value is ever shown, so the token stays out of `--help`;
+/// `--retry-ms -1` is a bad value for `--retry-ms`, not an unknown flag `-1`.
 pub fn command() -> clap::Command {
-    Args::command().mut_args(|arg| arg.hide_env_values(true))
+    Args::command().mut_args(|arg| arg.hide_env_values(true).allow_negative_numbers(true))
 }
 
 impl Config {
