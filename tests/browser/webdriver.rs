@@ -85,16 +85,14 @@ impl Driver {
         let profile = TempDir::new().expect("profile dir");
         let mut args: Vec<String> = CHROME_ARGS.iter().map(|a| a.to_string()).collect();
         args.push(format!("--user-data-dir={}", profile.path().display()));
-        let caps = json!({
+        let caps: Capabilities = serde_json::from_value(json!({
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args},
             "goog:loggingPrefs": {"browser": "ALL"},
-        });
-        let Value::Object(caps) = caps else {
-            unreachable!("capabilities are an object")
-        };
+        }))
+        .expect("capabilities are an object");
         let mut builder = ClientBuilder::new(HttpConnector::new());
-        builder.capabilities(Capabilities::from(caps));
+        builder.capabilities(caps);
         let url = format!("http://{}", self.addr);
         // Chromium's start-up can fail now and then on a loaded machine: try again, then fail.
         let mut attempt = 1;
@@ -296,7 +294,7 @@ impl Browser {
     }
 
     /// Asks chromedriver to end the session, which closes Chromium. fantoccini's `close` does
-    /// not say whether the driver managed (it cannot when it has died), so the caller checks.
+    /// not say whether the driver managed (it cannot when it has died): `Drop` checks.
     /// `Drop` cannot await: this blocks the test's thread while the runtime's workers carry the
     /// request, which needs the multi-threaded runtime every browser test runs on.
     fn close(&self) {
