@@ -1,7 +1,11 @@
-//! The load tool's parts: options, a lean HTTP/1.1 client, SSE parsing, per-server specifics,
-//! the streams and the processes holding them, publishing, the servers, and the reports.
+//! herald-load: the load tool of BENCHMARKS.md. It opens real SSE streams against Herald, nginx +
+//! nchan or a Node broadcaster, publishes at a fixed rate, and reports memory per stream, CPU per
+//! delivery, loss, duplicates and latency percentiles. `--help` lists the options.
+//!
+//! Its parts: options, a lean HTTP/1.1 client, SSE parsing, per-server specifics, the streams and
+//! the processes holding them, publishing, the servers, and the reports.
 
-pub mod args;
+mod args;
 mod churn;
 mod fleet;
 mod http;
@@ -15,6 +19,7 @@ mod streams;
 mod target;
 
 use std::io::Write;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use args::{Args, Mode};
@@ -22,8 +27,27 @@ use report::Report;
 use run::Context;
 use tokio::time::Instant;
 
+fn main() -> ExitCode {
+    let args = match args::parse(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("herald-load: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    raise_fd_limit();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let code = runtime.block_on(run_mode(args));
+    // Stream tasks may still be parked on sockets; do not wait for them.
+    runtime.shutdown_background();
+    ExitCode::from(code)
+}
+
 /// Raises this process's open-files soft limit to its hard limit: every stream is a socket.
-pub fn raise_fd_limit() {
+fn raise_fd_limit() {
     // SAFETY: getrlimit/setrlimit with a valid, initialised struct.
     unsafe {
         let mut limit = libc::rlimit {
@@ -39,7 +63,7 @@ pub fn raise_fd_limit() {
 }
 
 /// Runs the chosen mode; the exit code is 0 when every run was clean.
-pub async fn main(args: Args) -> u8 {
+async fn run_mode(args: Args) -> u8 {
     match &args.mode {
         Mode::Help => {
             print!("{}", args::HELP);
@@ -198,6 +222,7 @@ fn commit() -> String {
         "src",
         "templates",
         "static",
+        "bench/herald-load",
         "Cargo.toml",
         "Cargo.lock",
     ];
