@@ -22,19 +22,13 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use args::{Args, Mode};
+use args::{Args, Command};
 use report::Report;
 use run::Context;
 use tokio::time::Instant;
 
 fn main() -> ExitCode {
-    let args = match args::parse(std::env::args().skip(1)) {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("herald-load: {message}");
-            return ExitCode::from(2);
-        }
-    };
+    let args = args::parse(std::env::args_os()).unwrap_or_else(|e| e.exit());
     raise_fd_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -64,12 +58,8 @@ fn raise_fd_limit() {
 
 /// Runs the chosen mode; the exit code is 0 when every run was clean.
 async fn run_mode(args: Args) -> u8 {
-    match &args.mode {
-        Mode::Help => {
-            print!("{}", args::HELP);
-            0
-        }
-        Mode::Worker { plan } => match serde_json::from_str(plan) {
+    match &args.command {
+        Some(Command::Worker { plan }) => match serde_json::from_str(plan) {
             Ok(plan) => match fleet::child_main(plan).await {
                 Ok(()) => 0,
                 Err(e) => {
@@ -82,8 +72,8 @@ async fn run_mode(args: Args) -> u8 {
                 2
             }
         },
-        Mode::Report { files } => report_table(files),
-        Mode::Fanout | Mode::Import { .. } | Mode::Churn { .. } => measure(&args).await,
+        Some(Command::Report { files }) => report_table(files),
+        None => measure(&args).await,
     }
 }
 
@@ -121,41 +111,29 @@ async fn measure(args: &Args) -> u8 {
     });
     let mut all_clean = true;
     let mut reports = Vec::new();
-    match &args.mode {
-        Mode::Import { rows, needle } => {
-            let r = bounded(
-                deadline,
-                import::import(args, *rows, needle, &ctx, deadline),
-            )
-            .await;
+    if let Some(rows) = args.import {
+        let needle = &args.import_needle;
+        let r = bounded(deadline, import::import(args, rows, needle, &ctx, deadline)).await;
+        all_clean &= emit(args, &r);
+        reports.push(r);
+    } else if let Some(cycles) = args.churn {
+        for &target in &args.targets {
+            let r = bounded(deadline, churn::churn(args, target, cycles, &ctx, deadline)).await;
             all_clean &= emit(args, &r);
             reports.push(r);
         }
-        Mode::Churn { cycles } => {
-            for &target in &args.targets {
-                let r = bounded(
-                    deadline,
-                    churn::churn(args, target, *cycles, &ctx, deadline),
-                )
-                .await;
-                all_clean &= emit(args, &r);
-                reports.push(r);
-            }
+    } else if !args.sweep.is_empty() {
+        reports = sweep(args, &ctx, deadline).await;
+        println!("\n{}", report::markdown(&reports));
+        println!("{}", report::saturation(&reports));
+    } else {
+        for &target in &args.targets {
+            let r = bounded(deadline, run::fanout(args, target, &ctx, deadline)).await;
+            all_clean &= emit(args, &r);
+            reports.push(r);
         }
-        _ if !args.sweep.is_empty() => {
-            reports = sweep(args, &ctx, deadline).await;
+        if reports.len() > 1 {
             println!("\n{}", report::markdown(&reports));
-            println!("{}", report::saturation(&reports));
-        }
-        _ => {
-            for &target in &args.targets {
-                let r = bounded(deadline, run::fanout(args, target, &ctx, deadline)).await;
-                all_clean &= emit(args, &r);
-                reports.push(r);
-            }
-            if reports.len() > 1 {
-                println!("\n{}", report::markdown(&reports));
-            }
         }
     }
     if args.smoke {
