@@ -29,7 +29,9 @@ use tokio::time::Instant;
 
 fn main() -> ExitCode {
     let args = args::parse(std::env::args_os()).unwrap_or_else(|e| e.exit());
-    raise_fd_limit();
+    // Every stream is a socket: the open-files soft limit goes up to the hard limit (failing
+    // that, the streams past the old limit are reported as failed to open).
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -38,22 +40,6 @@ fn main() -> ExitCode {
     // Stream tasks may still be parked on sockets; do not wait for them.
     runtime.shutdown_background();
     ExitCode::from(code)
-}
-
-/// Raises this process's open-files soft limit to its hard limit: every stream is a socket.
-fn raise_fd_limit() {
-    // SAFETY: getrlimit/setrlimit with a valid, initialised struct.
-    unsafe {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
 }
 
 /// Runs the chosen mode; the exit code is 0 when every run was clean.
