@@ -1,10 +1,22 @@
 //! Configuration, read once at start-up into typed values: `--flag value` wins over
 //! `HERALD_FLAG`, which wins over the default.
+//!
+//! [`Args`] is the one place that names every option, its variable, default and meaning: clap's
+//! `--help`, the README's table (checked by `tests/config.rs`) and the tests' configuration all
+//! come from it. Values are checked as they are parsed, so a bad one stops Herald at start with
+//! a message naming the option.
 
-use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fmt;
 use std::net::SocketAddr;
+use std::ops::Deref;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
+
+use clap::error::ErrorKind;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 use crate::hub::{HubConfig, Limits};
 
@@ -13,7 +25,7 @@ pub struct Config {
     pub addr: SocketAddr,
     pub db: PathBuf,
     /// When set, JSON API writes must carry `Authorization: Bearer <token>`.
-    pub api_token: Option<String>,
+    pub api_token: Option<Secret>,
     /// How many background jobs run at once; the others wait in line.
     pub job_concurrency: usize,
     pub limits: InputLimits,
@@ -49,251 +61,355 @@ pub struct InputLimits {
     pub description_chars: usize,
 }
 
-/// (flag, default, meaning). The environment variable is `HERALD_` + the flag in upper snake case.
-const OPTIONS: &[(&str, &str, &str)] = &[
-    ("addr", "127.0.0.1:3000", "address to listen on"),
-    ("db", "./herald.db", "SQLite database file"),
-    (
-        "api-token",
-        "",
-        "bearer token required for JSON API writes (empty: none)",
-    ),
-    ("job-concurrency", "2", "background jobs that run at once"),
-    ("max-request-bytes", "65536", "largest form or JSON body"),
-    ("max-message-chars", "500", "longest board message"),
-    ("max-title-chars", "100", "longest notification title"),
-    ("max-body-chars", "1000", "longest notification body"),
-    ("max-description-chars", "200", "longest offer description"),
-    (
-        "max-upload-bytes",
-        "104857600",
-        "largest CSV file an import accepts",
-    ),
-    ("max-import-rows", "2000000", "most rows one import accepts"),
-    ("max-import-columns", "100", "most columns a CSV may have"),
-    ("max-field-chars", "1000", "longest CSV field"),
-    ("max-mock-rows", "1000000", "most rows GET /csv generates"),
-    (
-        "import-live-rows",
-        "100",
-        "rows streamed one by one into the import table",
-    ),
-    (
-        "import-row-delay-ms",
-        "0",
-        "pause after each live import row (for demos)",
-    ),
-    ("import-keep", "10", "imports kept in the database"),
-    (
-        "heartbeat-secs",
-        "15",
-        "seconds between heartbeats on each stream",
-    ),
-    ("retry-ms", "2000", "reconnect delay sent to browsers"),
-    (
-        "history-messages",
-        "4096",
-        "broadcast messages kept for replay",
-    ),
-    (
-        "history-bytes",
-        "8388608",
-        "bytes of broadcast messages kept for replay",
-    ),
-    (
-        "client-history-messages",
-        "1024",
-        "private messages kept per tab",
-    ),
-    (
-        "client-history-bytes",
-        "2097152",
-        "bytes of private messages kept per tab",
-    ),
-    (
-        "client-idle-secs",
-        "600",
-        "how long a closed tab's private history is kept",
-    ),
-];
+/// A value that must not reach a log: its `Debug` prints `[redacted]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
 
-#[derive(Debug, PartialEq)]
-pub enum ConfigError {
-    Help(String),
-    Invalid(String),
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Deref for Secret {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Secret(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Secret(value.to_string())
+    }
+}
+
+/// Every option as clap reads it; [`Config`] is what the app uses.
+#[derive(Parser)]
+#[command(
+    name = "herald",
+    about = "Herald: live server-rendered HTML over SSE",
+    after_help = "A flag wins over its variable, which wins over the default. The API token is \
+                  read from HERALD_API_TOKEN or --api-token-file, never from a flag."
+)]
+struct Args {
+    /// Address to listen on
+    #[arg(
+        long,
+        env = "HERALD_ADDR",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:3000"
+    )]
+    addr: SocketAddr,
+    /// SQLite database file
+    #[arg(
+        long,
+        env = "HERALD_DB",
+        value_name = "PATH",
+        default_value = "./herald.db"
+    )]
+    db: PathBuf,
+    /// Bearer token that API writes (requests without browser origin headers) must carry
+    /// (empty: none); environment only, since `ps` shows every flag
+    #[arg(long, env = "HERALD_API_TOKEN", value_name = "TOKEN", hide = true)]
+    api_token: Option<Secret>,
+    /// File holding the API token, read at start (instead of HERALD_API_TOKEN)
+    #[arg(long, env = "HERALD_API_TOKEN_FILE", value_name = "PATH")]
+    api_token_file: Option<PathBuf>,
+    /// Background jobs that run at once
+    #[arg(long, env = "HERALD_JOB_CONCURRENCY", value_name = "N", default_value = "2", value_parser = at_least_one::<usize>)]
+    job_concurrency: usize,
+    /// Largest form or JSON body
+    #[arg(long, env = "HERALD_MAX_REQUEST_BYTES", value_name = "BYTES", default_value = "65536", value_parser = at_least_one::<usize>)]
+    max_request_bytes: usize,
+    /// Longest board message
+    #[arg(long, env = "HERALD_MAX_MESSAGE_CHARS", value_name = "CHARS", default_value = "500", value_parser = at_least_one::<usize>)]
+    max_message_chars: usize,
+    /// Longest notification title
+    #[arg(long, env = "HERALD_MAX_TITLE_CHARS", value_name = "CHARS", default_value = "100", value_parser = at_least_one::<usize>)]
+    max_title_chars: usize,
+    /// Longest notification body
+    #[arg(long, env = "HERALD_MAX_BODY_CHARS", value_name = "CHARS", default_value = "1000", value_parser = at_least_one::<usize>)]
+    max_body_chars: usize,
+    /// Longest offer description
+    #[arg(long, env = "HERALD_MAX_DESCRIPTION_CHARS", value_name = "CHARS", default_value = "200", value_parser = at_least_one::<usize>)]
+    max_description_chars: usize,
+    /// Largest CSV file an import accepts
+    #[arg(long, env = "HERALD_MAX_UPLOAD_BYTES", value_name = "BYTES", default_value = "104857600", value_parser = at_least_one::<u64>)]
+    max_upload_bytes: u64,
+    /// Most rows one import accepts
+    #[arg(long, env = "HERALD_MAX_IMPORT_ROWS", value_name = "ROWS", default_value = "2000000", value_parser = at_least_one::<u64>)]
+    max_import_rows: u64,
+    /// Most columns a CSV may have
+    #[arg(long, env = "HERALD_MAX_IMPORT_COLUMNS", value_name = "N", default_value = "100", value_parser = at_least_one::<usize>)]
+    max_import_columns: usize,
+    /// Longest CSV field
+    #[arg(long, env = "HERALD_MAX_FIELD_CHARS", value_name = "CHARS", default_value = "1000", value_parser = at_least_one::<usize>)]
+    max_field_chars: usize,
+    /// Most rows GET /csv generates
+    #[arg(long, env = "HERALD_MAX_MOCK_ROWS", value_name = "ROWS", default_value = "1000000", value_parser = at_least_one::<u64>)]
+    max_mock_rows: u64,
+    /// Rows streamed one by one into the import table; past them only progress streams
+    #[arg(long, env = "HERALD_IMPORT_LIVE_ROWS", value_name = "ROWS", default_value = "100", value_parser = at_least_one::<u64>)]
+    import_live_rows: u64,
+    /// Pause after each live import row, for demos
+    #[arg(long, env = "HERALD_IMPORT_ROW_DELAY_MS", value_name = "MS", default_value = "0", value_parser = whole::<u64>)]
+    import_row_delay_ms: u64,
+    /// Imports kept in the database
+    #[arg(long, env = "HERALD_IMPORT_KEEP", value_name = "N", default_value = "10", value_parser = at_least_one::<usize>)]
+    import_keep: usize,
+    /// Seconds between heartbeats on each stream
+    #[arg(long, env = "HERALD_HEARTBEAT_SECS", value_name = "SECS", default_value = "15", value_parser = at_least_one::<u64>)]
+    heartbeat_secs: u64,
+    /// Reconnect delay sent to browsers (`retry:`)
+    #[arg(long, env = "HERALD_RETRY_MS", value_name = "MS", default_value = "2000", value_parser = whole::<u64>)]
+    retry_ms: u64,
+    /// Broadcast messages kept for replay
+    #[arg(long, env = "HERALD_HISTORY_MESSAGES", value_name = "N", default_value = "4096", value_parser = at_least_one::<usize>)]
+    history_messages: usize,
+    /// Bytes of broadcast messages kept for replay
+    #[arg(long, env = "HERALD_HISTORY_BYTES", value_name = "BYTES", default_value = "8388608", value_parser = at_least_one::<usize>)]
+    history_bytes: usize,
+    /// Private messages kept per tab
+    #[arg(long, env = "HERALD_CLIENT_HISTORY_MESSAGES", value_name = "N", default_value = "1024", value_parser = at_least_one::<usize>)]
+    client_history_messages: usize,
+    /// Bytes of private messages kept per tab
+    #[arg(long, env = "HERALD_CLIENT_HISTORY_BYTES", value_name = "BYTES", default_value = "2097152", value_parser = at_least_one::<usize>)]
+    client_history_bytes: usize,
+    /// How long a closed tab's private history is kept
+    #[arg(long, env = "HERALD_CLIENT_IDLE_SECS", value_name = "SECS", default_value = "600", value_parser = whole::<u64>)]
+    client_idle_secs: u64,
+}
+
+/// A whole number, 0 allowed; surrounding spaces (as in an environment file) are ignored.
+fn whole<T: FromStr>(text: &str) -> Result<T, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| "must be a whole number".to_string())
+}
+
+/// A count or size that makes no sense at zero (a zero heartbeat would spin).
+fn at_least_one<T: FromStr + PartialEq + From<u8>>(text: &str) -> Result<T, String> {
+    match whole::<T>(text) {
+        Ok(n) if n == T::from(0) => Err("must be at least 1".to_string()),
+        Ok(n) => Ok(n),
+        Err(_) => Err("must be a whole number, at least 1".to_string()),
+    }
+}
+
+/// Herald's options as clap knows them: `--help`, and the README table's source
+/// (`tests/config.rs`). No variable's value is ever shown, so the token stays out of `--help`;
+/// `--retry-ms -1` is a bad value for `--retry-ms`, not an unknown flag `-1`.
+pub fn command() -> clap::Command {
+    Args::command().mut_args(|arg| arg.hide_env_values(true).allow_negative_numbers(true))
 }
 
 impl Config {
-    pub fn from_env_and_args() -> Result<Config, ConfigError> {
-        let env: HashMap<String, String> = std::env::vars().collect();
-        Config::parse(std::env::args().skip(1), &env)
+    /// From the process's flags and `HERALD_*` variables. `--help` comes back as an error whose
+    /// `print` and `exit_code` say what to do, as a bad value does.
+    pub fn load() -> Result<Config, clap::Error> {
+        Config::parse(command(), std::env::args_os())
     }
 
-    pub fn parse(
-        args: impl IntoIterator<Item = String>,
-        env: &HashMap<String, String>,
-    ) -> Result<Config, ConfigError> {
-        let flags = parse_flags(args)?;
-        let raw = |name: &str| -> String {
-            flags
-                .get(name)
-                .cloned()
-                .or_else(|| env.get(&env_name(name)).cloned())
-                .unwrap_or_else(|| default(name).to_string())
-        };
-        let num = |name: &str| -> Result<u64, ConfigError> {
-            let value = raw(name);
-            value.trim().parse::<u64>().map_err(|_| {
-                ConfigError::Invalid(format!(
-                    "--{name} (or {}) must be a whole number, got {value:?}",
-                    env_name(name)
-                ))
-            })
-        };
-        let size = |name: &str| -> Result<usize, ConfigError> {
-            match num(name)? {
-                0 => Err(ConfigError::Invalid(format!("--{name} must be at least 1"))),
-                n => Ok(n as usize),
+    /// From these flags and the defaults alone, whatever the environment holds: the tests'
+    /// configuration (`args` starts with the program name).
+    pub fn from_args_without_env<T: Into<OsString> + Clone>(
+        args: impl IntoIterator<Item = T>,
+    ) -> Result<Config, clap::Error> {
+        Config::parse(command().mut_args(|arg| arg.env(None)), args)
+    }
+
+    fn parse<T: Into<OsString> + Clone>(
+        mut command: clap::Command,
+        args: impl IntoIterator<Item = T>,
+    ) -> Result<Config, clap::Error> {
+        let matches = command.try_get_matches_from_mut(args)?;
+        if matches.value_source("api_token") == Some(ValueSource::CommandLine) {
+            return Err(command.error(
+                ErrorKind::ArgumentConflict,
+                "--api-token is refused, since `ps` shows every flag: \
+                 set HERALD_API_TOKEN, or name a file with --api-token-file",
+            ));
+        }
+        let args = Args::from_arg_matches(&matches).map_err(|e| e.format(&mut command))?;
+        args.into_config()
+            .map_err(|message| command.error(ErrorKind::Io, message))
+    }
+}
+
+impl Args {
+    fn into_config(self) -> Result<Config, String> {
+        let api_token = match (
+            self.api_token.filter(|t| !t.is_empty()),
+            self.api_token_file,
+        ) {
+            (Some(_), Some(_)) => {
+                return Err("HERALD_API_TOKEN and --api-token-file are both set: keep one".into());
             }
+            (token, None) => token,
+            (None, Some(path)) => Some(read_token(&path)?),
         };
-        let addr_text = raw("addr");
-        let addr = addr_text
-            .parse()
-            .map_err(|_| ConfigError::Invalid(format!("--addr: not an address: {addr_text:?}")))?;
-        let token = raw("api-token");
         Ok(Config {
-            addr,
-            db: PathBuf::from(raw("db")),
-            api_token: (!token.is_empty()).then_some(token),
-            job_concurrency: size("job-concurrency")?,
+            addr: self.addr,
+            db: self.db,
+            api_token,
+            job_concurrency: self.job_concurrency,
             limits: InputLimits {
-                request_bytes: size("max-request-bytes")?,
-                message_chars: size("max-message-chars")?,
-                title_chars: size("max-title-chars")?,
-                body_chars: size("max-body-chars")?,
-                description_chars: size("max-description-chars")?,
+                request_bytes: self.max_request_bytes,
+                message_chars: self.max_message_chars,
+                title_chars: self.max_title_chars,
+                body_chars: self.max_body_chars,
+                description_chars: self.max_description_chars,
             },
             import: ImportLimits {
-                max_upload_bytes: size("max-upload-bytes")? as u64,
-                max_rows: size("max-import-rows")? as u64,
-                max_columns: size("max-import-columns")?,
-                max_field_chars: size("max-field-chars")?,
-                max_mock_rows: size("max-mock-rows")? as u64,
-                live_rows: size("import-live-rows")? as u64,
-                row_delay: Duration::from_millis(num("import-row-delay-ms")?),
-                keep: size("import-keep")?,
+                max_upload_bytes: self.max_upload_bytes,
+                max_rows: self.max_import_rows,
+                max_columns: self.max_import_columns,
+                max_field_chars: self.max_field_chars,
+                max_mock_rows: self.max_mock_rows,
+                live_rows: self.import_live_rows,
+                row_delay: Duration::from_millis(self.import_row_delay_ms),
+                keep: self.import_keep,
             },
             hub: HubConfig {
                 history: Limits {
-                    messages: size("history-messages")?,
-                    bytes: size("history-bytes")?,
+                    messages: self.history_messages,
+                    bytes: self.history_bytes,
                 },
                 client_history: Limits {
-                    messages: size("client-history-messages")?,
-                    bytes: size("client-history-bytes")?,
+                    messages: self.client_history_messages,
+                    bytes: self.client_history_bytes,
                 },
-                heartbeat: Duration::from_secs(size("heartbeat-secs")? as u64),
-                retry: Duration::from_millis(num("retry-ms")?),
-                client_idle: Duration::from_secs(num("client-idle-secs")?),
+                heartbeat: Duration::from_secs(self.heartbeat_secs),
+                retry: Duration::from_millis(self.retry_ms),
+                client_idle: Duration::from_secs(self.client_idle_secs),
             },
         })
     }
 }
 
-fn default(name: &str) -> &'static str {
-    OPTIONS.iter().find(|o| o.0 == name).map_or("", |o| o.1)
-}
-
-fn env_name(flag: &str) -> String {
-    format!("HERALD_{}", flag.replace('-', "_").to_uppercase())
-}
-
-fn parse_flags(
-    args: impl IntoIterator<Item = String>,
-) -> Result<HashMap<String, String>, ConfigError> {
-    let mut flags = HashMap::new();
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        if arg == "--help" || arg == "-h" {
-            return Err(ConfigError::Help(help()));
-        }
-        let Some(flag) = arg.strip_prefix("--") else {
-            return Err(ConfigError::Invalid(format!(
-                "unexpected argument {arg:?}; see --help"
-            )));
-        };
-        let (name, value) = match flag.split_once('=') {
-            Some((name, value)) => (name.to_string(), value.to_string()),
-            None => {
-                let value = args
-                    .next()
-                    .ok_or_else(|| ConfigError::Invalid(format!("--{flag} needs a value")))?;
-                (flag.to_string(), value)
-            }
-        };
-        if !OPTIONS.iter().any(|o| o.0 == name) {
-            return Err(ConfigError::Invalid(format!(
-                "unknown option --{name}; see --help"
-            )));
-        }
-        flags.insert(name, value);
+/// The token file's content without the newline an editor or `echo` leaves at its end; an
+/// empty file is refused rather than taken as "no token", which would open the API.
+fn read_token(path: &std::path::Path) -> Result<Secret, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read --api-token-file {}: {e}", path.display()))?;
+    let token = text.trim_end_matches(['\r', '\n']);
+    if token.is_empty() {
+        return Err(format!("--api-token-file {} is empty", path.display()));
     }
-    Ok(flags)
-}
-
-fn help() -> String {
-    let mut out = String::from("herald: live server-rendered HTML over SSE\n\nOptions:\n");
-    for (name, default, meaning) in OPTIONS {
-        out.push_str(&format!(
-            "  --{name:<26} {meaning} [env {}, default {default:?}]\n",
-            env_name(name)
-        ));
-    }
-    out
+    Ok(Secret::from(token))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
+    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+        Config::from_args_without_env(std::iter::once("herald").chain(args.iter().copied()))
+    }
+
+    fn error(args: &[&str]) -> String {
+        parse(args).unwrap_err().to_string()
     }
 
     #[test]
     fn defaults_apply_without_flags_or_env() {
-        let c = Config::parse(args(&[]), &HashMap::new()).unwrap();
+        let c = parse(&[]).unwrap();
         assert_eq!(c.addr.to_string(), "127.0.0.1:3000");
         assert_eq!(c.db, PathBuf::from("./herald.db"));
         assert_eq!(c.api_token, None);
         assert_eq!(c.hub.heartbeat, Duration::from_secs(15));
+        assert_eq!(c.hub.retry, Duration::from_millis(2000));
+        assert_eq!(c.hub.history.bytes, 8 << 20);
+        assert_eq!(c.import.max_upload_bytes, 100 << 20);
+        assert_eq!(c.import.row_delay, Duration::ZERO);
         assert_eq!(c.job_concurrency, 2);
     }
 
     #[test]
-    fn flags_win_over_environment() {
-        let env = HashMap::from([
-            ("HERALD_ADDR".to_string(), "0.0.0.0:8000".to_string()),
-            ("HERALD_DB".to_string(), "/tmp/env.db".to_string()),
-            ("HERALD_API_TOKEN".to_string(), "s3cret".to_string()),
-        ]);
-        let c = Config::parse(args(&["--addr", "127.0.0.1:9"]), &env).unwrap();
+    fn flags_set_their_own_value() {
+        let c = parse(&[
+            "--addr",
+            "127.0.0.1:9",
+            "--max-title-chars=7",
+            "--retry-ms",
+            "0",
+        ])
+        .unwrap();
         assert_eq!(c.addr.to_string(), "127.0.0.1:9");
-        assert_eq!(c.db, PathBuf::from("/tmp/env.db"));
-        assert_eq!(c.api_token.as_deref(), Some("s3cret"));
-        let c = Config::parse(args(&["--max-title-chars=7"]), &env).unwrap();
         assert_eq!(c.limits.title_chars, 7);
-        let env = HashMap::from([("HERALD_JOB_CONCURRENCY".to_string(), "3".to_string())]);
-        assert_eq!(Config::parse(args(&[]), &env).unwrap().job_concurrency, 3);
+        assert_eq!(c.limits.body_chars, 1000);
+        assert_eq!(c.hub.retry, Duration::ZERO);
+        let c = parse(&["--client-history-bytes", " 4096 "]).unwrap();
+        assert_eq!(c.hub.client_history.bytes, 4096);
+    }
+
+    #[test]
+    fn every_option_has_the_variable_named_after_its_flag() {
+        for arg in command().get_arguments().filter(|a| a.get_long().is_some()) {
+            let flag = arg.get_long().unwrap();
+            if flag == "help" {
+                continue;
+            }
+            let expected = format!("HERALD_{}", flag.replace('-', "_").to_uppercase());
+            assert_eq!(arg.get_env(), Some(expected.as_ref()), "--{flag}");
+        }
     }
 
     #[test]
     fn bad_values_are_reported_by_name() {
-        let err = Config::parse(args(&["--heartbeat-secs", "soon"]), &HashMap::new()).unwrap_err();
-        assert!(matches!(err, ConfigError::Invalid(m) if m.contains("--heartbeat-secs")));
-        let err = Config::parse(args(&["--nope", "1"]), &HashMap::new()).unwrap_err();
-        assert!(matches!(err, ConfigError::Invalid(m) if m.contains("--nope")));
-        let err = Config::parse(args(&["--max-body-chars", "0"]), &HashMap::new()).unwrap_err();
-        assert!(matches!(err, ConfigError::Invalid(_)));
+        assert!(error(&["--heartbeat-secs", "soon"]).contains("--heartbeat-secs"));
+        let zero = error(&["--heartbeat-secs", "0"]);
+        assert!(
+            zero.contains("--heartbeat-secs") && zero.contains("at least 1"),
+            "{zero}"
+        );
+        assert!(error(&["--nope", "1"]).contains("--nope"));
+        assert!(error(&["--max-body-chars", "0"]).contains("--max-body-chars"));
+        assert!(error(&["--retry-ms", "-1"]).contains("--retry-ms"));
+        assert!(error(&["--addr", "localhost"]).contains("--addr"));
+        assert!(error(&["--db"]).contains("--db"));
+    }
+
+    #[test]
+    fn the_token_flag_is_refused_without_echoing_the_token() {
+        let message = error(&["--api-token", "hunter2-token"]);
+        assert!(message.contains("HERALD_API_TOKEN"), "{message}");
+        assert!(!message.contains("hunter2-token"), "{message}");
+    }
+
+    #[test]
+    fn the_token_is_read_from_its_file_without_the_trailing_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "file-token-42\n").unwrap();
+        let c = parse(&["--api-token-file", path.to_str().unwrap()]).unwrap();
+        assert_eq!(c.api_token.as_deref(), Some("file-token-42"));
+        std::fs::write(&path, "\n").unwrap();
+        let empty = error(&["--api-token-file", path.to_str().unwrap()]);
+        assert!(empty.contains("is empty"), "{empty}");
+        let missing = dir.path().join("missing");
+        let message = error(&["--api-token-file", missing.to_str().unwrap()]);
+        assert!(
+            message.contains("cannot read --api-token-file"),
+            "{message}"
+        );
+        assert!(message.contains(missing.to_str().unwrap()), "{message}");
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_token() {
+        let mut c = parse(&[]).unwrap();
+        c.api_token = Some(Secret::from("debug-token-77"));
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("debug-token-77"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
     }
 }

@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use herald::config::{Config, ConfigError};
+use herald::config::Config;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -29,15 +29,12 @@ async fn run() -> ExitCode {
                 .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn")),
         )
         .init();
-    let config = match Config::from_env_and_args() {
+    let config = match Config::load() {
         Ok(config) => config,
-        Err(ConfigError::Help(text)) => {
-            print!("{text}");
-            return ExitCode::SUCCESS;
-        }
-        Err(ConfigError::Invalid(message)) => {
-            eprintln!("herald: {message}");
-            return ExitCode::from(2);
+        // `--help` (to stdout, 0) or a bad value (to stderr, naming the option, 2).
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(e.exit_code() as u8);
         }
     };
     let addr = config.addr;

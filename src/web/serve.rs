@@ -100,26 +100,15 @@ const TRIM_EVERY: Duration = Duration::from_secs(5);
 /// Every open stream is a file descriptor, and the soft limit is often 1,024 while the hard one
 /// is far higher: raise it, so that the only ceiling on streams is the one the system sets.
 fn raise_fd_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+    let Ok((soft, _)) = rlimit::Resource::NOFILE.get() else {
+        return;
     };
-    // SAFETY: getrlimit and setrlimit with a valid, initialised struct.
-    let raised = unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0
-            && limit.rlim_cur < limit.rlim_max
-            && libc::setrlimit(
-                libc::RLIMIT_NOFILE,
-                &libc::rlimit {
-                    rlim_cur: limit.rlim_max,
-                    rlim_max: limit.rlim_max,
-                },
-            ) == 0
-    };
-    if raised {
+    if let Ok(raised) = rlimit::increase_nofile_limit(u64::MAX)
+        && raised > soft
+    {
         tracing::info!(
-            from = limit.rlim_cur,
-            to = limit.rlim_max,
+            from = soft,
+            to = raised,
             "raised the open-files limit (one per stream)"
         );
     }
@@ -220,6 +209,14 @@ mod tests {
             "{answer}"
         );
         assert!(spare.file.is_some(), "the reserve is taken back");
+    }
+
+    #[test]
+    fn the_open_files_limit_is_raised_to_the_hard_limit() {
+        let (_, hard) = rlimit::Resource::NOFILE.get().unwrap();
+        raise_fd_limit();
+        let (soft, _) = rlimit::Resource::NOFILE.get().unwrap();
+        assert_eq!(soft, hard);
     }
 
     #[test]

@@ -132,7 +132,7 @@ pub async fn computed(browser: &Browser, el: &Element, property: &str) -> String
     let value = browser
         .execute(
             "return getComputedStyle(arguments[0]).getPropertyValue(arguments[1])",
-            vec![el.to_json(), Value::from(property)],
+            vec![json!(el), Value::from(property)],
         )
         .await;
     value.as_str().unwrap_or_default().to_string()
@@ -338,7 +338,7 @@ pub async fn wait_offers(browser: &Browser, expected: &[(i64, &str, &str)]) -> V
 pub async fn scroll_to(browser: &Browser, css: &str) {
     let el = wait_element(browser, css).await;
     browser
-        .execute("arguments[0].scrollIntoView()", vec![el.to_json()])
+        .execute("arguments[0].scrollIntoView()", vec![json!(el)])
         .await;
 }
 
@@ -357,7 +357,7 @@ pub async fn upload(browser: &Browser, path: &std::path::Path) {
     browser
         .execute(
             "arguments[0].scrollIntoView({block: 'start'})",
-            vec![button.to_json()],
+            vec![json!(button)],
         )
         .await;
     browser.click(&button).await;

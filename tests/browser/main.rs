@@ -390,7 +390,7 @@ async fn six_windows_stay_live_and_a_hidden_one_catches_up() {
     let browser = driver.browser().await;
     let mut windows = vec![browser.window().await];
     for _ in 1..6 {
-        windows.push(browser.new_window("window").await);
+        windows.push(browser.new_window().await);
     }
     assert_eq!(browser.windows().await.len(), 6);
     for window in &windows {

@@ -1,29 +1,35 @@
-//! A small W3C WebDriver client for Debian's `chromium-driver`, over the hyper client the tests
-//! already use. fantoccini and thirtyfour would pull in TLS stacks for a driver on localhost.
+//! Debian's `chromium-driver` driven with fantoccini (default features off: plain HTTP to a
+//! driver on localhost, no TLS stack). What fantoccini leaves to us is here: starting
+//! chromedriver and Chromium with our flags, a deadline on every command, the answers the tests
+//! expect as `Option`s (an element that is not there or went stale), chromedriver's console log
+//! endpoint, and closing the browser from `Drop`.
 //!
 //! Everything that starts a process or a browser is owned by a guard whose `Drop` ends it, so a
 //! failing test still closes its browser and driver.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request};
-use hyper_util::client::legacy::Client as HyperClient;
+use fantoccini::error::CmdError;
+use fantoccini::wd::{Capabilities, WebDriverCompatibleCommand, WindowHandle};
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper::Method;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tempfile::TempDir;
+use tokio::runtime::{Handle, RuntimeFlavor};
+
+pub use fantoccini::elements::Element;
 
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-/// The key W3C WebDriver uses for an element reference.
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 /// How long any single driver command may take (starting a browser is the slow one).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long closing a browser through its driver may take before its processes are killed.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Flags for Chromium on a machine with no internet and no display.
 const CHROME_ARGS: &[&str] = &[
@@ -39,17 +45,14 @@ const CHROME_ARGS: &[&str] = &[
     "--window-size=1280,900",
 ];
 
-type Http = HyperClient<HttpConnector, Full<Bytes>>;
-
 /// A running `chromedriver` on a free port; killed on drop.
 pub struct Driver {
     addr: SocketAddr,
-    http: Http,
     child: Child,
 }
 
 impl Driver {
-    /// Starts chromedriver and waits until it reports ready.
+    /// Starts chromedriver and waits until it accepts connections.
     pub async fn start() -> Driver {
         assert!(
             Path::new(CHROMEDRIVER).exists(),
@@ -64,22 +67,17 @@ impl Driver {
             .expect("chromedriver starts");
         let driver = Driver {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            http: HyperClient::builder(TokioExecutor::new()).build_http(),
             child,
         };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(status) = call(&driver.http, driver.addr, Method::GET, "/status", None).await
-                && status["ready"] == true
-            {
-                return driver;
-            }
+        while tokio::net::TcpStream::connect(driver.addr).await.is_err() {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "chromedriver not ready in time"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        driver
     }
 
     /// A new browser with its own profile (so its own cookies and connection pool).
@@ -87,39 +85,30 @@ impl Driver {
         let profile = TempDir::new().expect("profile dir");
         let mut args: Vec<String> = CHROME_ARGS.iter().map(|a| a.to_string()).collect();
         args.push(format!("--user-data-dir={}", profile.path().display()));
-        let caps = json!({"capabilities": {"alwaysMatch": {
+        let caps: Capabilities = serde_json::from_value(json!({
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args},
             "goog:loggingPrefs": {"browser": "ALL"},
-        }}});
+        }))
+        .expect("capabilities are an object");
+        let mut builder = ClientBuilder::new(HttpConnector::new());
+        builder.capabilities(caps);
+        let url = format!("http://{}", self.addr);
         // Chromium's start-up can fail now and then on a loaded machine: try again, then fail.
         let mut attempt = 1;
-        let value = loop {
-            match call(
-                &self.http,
-                self.addr,
-                Method::POST,
-                "/session",
-                Some(caps.clone()),
-            )
-            .await
-            {
-                Ok(value) => break value,
-                Err(e) if attempt < 3 => {
-                    eprintln!("new session failed (attempt {attempt}): {e}; retrying");
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-                Err(e) => panic!("new session: {e}"),
-            }
+        let client = loop {
+            let session = tokio::time::timeout(COMMAND_TIMEOUT, builder.connect(&url)).await;
+            let error = match session {
+                Ok(Ok(client)) => break client,
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no answer in {COMMAND_TIMEOUT:?}"),
+            };
+            assert!(attempt < 3, "new session: {error}");
+            eprintln!("new session failed (attempt {attempt}): {error}; retrying");
+            attempt += 1;
+            tokio::time::sleep(Duration::from_millis(500)).await;
         };
-        let id = value["sessionId"].as_str().expect("session id").to_string();
-        Browser {
-            addr: self.addr,
-            http: self.http.clone(),
-            id,
-            profile,
-        }
+        Browser { client, profile }
     }
 }
 
@@ -137,150 +126,96 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// One WebDriver command. `Err` carries the driver's error message.
-async fn call(
-    http: &Http,
-    addr: SocketAddr,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> Result<Value, String> {
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let req = Request::builder()
-        .method(method)
-        .uri(format!("http://{addr}{path}"))
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body)))
-        .unwrap();
-    let resp = tokio::time::timeout(COMMAND_TIMEOUT, async {
-        let resp = http.request(req).await.map_err(|e| e.to_string())?;
-        let status = resp.status();
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        Ok::<_, String>((status, bytes))
-    })
-    .await
-    .map_err(|_| format!("{path}: no answer in {COMMAND_TIMEOUT:?}"))??;
-    let (status, bytes) = resp;
-    let json: Value = serde_json::from_slice(&bytes).map_err(|e| format!("{path}: {e}"))?;
-    let value = json["value"].clone();
-    if status.is_success() {
-        Ok(value)
-    } else {
-        Err(format!("{path}: {} {}", value["error"], value["message"]))
-    }
-}
-
-/// One browser session; deleted (closing Chromium) on drop.
+/// One browser session; closed (and its processes killed if that fails) on drop.
 pub struct Browser {
-    addr: SocketAddr,
-    http: Http,
-    id: String,
+    client: Client,
     profile: TempDir,
 }
 
-/// A reference to an element in the current window.
-#[derive(Clone, Debug)]
-pub struct Element(String);
-
-impl Element {
-    /// The element as an argument to [`Browser::execute`].
-    pub fn to_json(&self) -> Value {
-        let mut reference = serde_json::Map::new();
-        reference.insert(ELEMENT.to_string(), Value::from(self.0.as_str()));
-        Value::Object(reference)
-    }
-}
-
 /// A console message Chromium logged.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct LogEntry {
     pub level: String,
     pub message: String,
 }
 
-impl Browser {
-    async fn cmd(&self, method: Method, path: &str, body: Option<Value>) -> Value {
-        self.try_cmd(method, path, body)
-            .await
-            .unwrap_or_else(|e| panic!("webdriver: {e}"))
-    }
+/// chromedriver's `POST /session/{id}/se/log` for the browser's console (not in W3C WebDriver,
+/// so not in fantoccini).
+#[derive(Debug)]
+struct BrowserLog;
 
-    async fn try_cmd(
+impl WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
         &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Result<Value, String> {
-        let path = format!("/session/{}{path}", self.id);
-        call(&self.http, self.addr, method, &path, body).await
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/se/log", session.expect("a session")))
     }
 
+    fn method_and_body(&self, _: &url::Url) -> (Method, Option<String>) {
+        (Method::POST, Some(json!({"type": "browser"}).to_string()))
+    }
+}
+
+/// Awaits one driver command for at most [`COMMAND_TIMEOUT`].
+async fn within<T>(
+    what: &str,
+    command: impl Future<Output = Result<T, CmdError>>,
+) -> Result<T, CmdError> {
+    tokio::time::timeout(COMMAND_TIMEOUT, command)
+        .await
+        .unwrap_or_else(|_| panic!("webdriver: {what}: no answer in {COMMAND_TIMEOUT:?}"))
+}
+
+/// Awaits one driver command that must succeed.
+async fn run<T>(what: &str, command: impl Future<Output = Result<T, CmdError>>) -> T {
+    within(what, command)
+        .await
+        .unwrap_or_else(|e| panic!("webdriver: {what}: {e}"))
+}
+
+impl Browser {
     /// This browser's profile folder (its `--user-data-dir`).
     pub fn profile(&self) -> &Path {
         self.profile.path()
     }
 
     pub async fn goto(&self, url: &str) {
-        self.cmd(Method::POST, "/url", Some(json!({"url": url})))
-            .await;
+        run(url, self.client.goto(url)).await
     }
 
     /// The first element matching `css`, if any.
     pub async fn find(&self, css: &str) -> Option<Element> {
-        let body = json!({"using": "css selector", "value": css});
-        match self.try_cmd(Method::POST, "/element", Some(body)).await {
-            Ok(v) => Some(Element(v[ELEMENT].as_str().expect("element").to_string())),
-            Err(e) if e.contains("no such element") => None,
+        match within(css, self.client.find(Locator::Css(css))).await {
+            Ok(el) => Some(el),
+            Err(e) if e.is_no_such_element() => None,
             Err(e) => panic!("find {css}: {e}"),
         }
     }
 
     pub async fn find_all(&self, css: &str) -> Vec<Element> {
-        let body = json!({"using": "css selector", "value": css});
-        let list = self.cmd(Method::POST, "/elements", Some(body)).await;
-        list.as_array()
-            .expect("element list")
-            .iter()
-            .map(|v| Element(v[ELEMENT].as_str().expect("element").to_string()))
-            .collect()
+        run(css, self.client.find_all(Locator::Css(css))).await
     }
 
     pub async fn click(&self, el: &Element) {
-        self.cmd(
-            Method::POST,
-            &format!("/element/{}/click", el.0),
-            Some(json!({})),
-        )
-        .await;
+        run("click", el.click()).await
     }
 
     pub async fn clear(&self, el: &Element) {
-        self.cmd(
-            Method::POST,
-            &format!("/element/{}/clear", el.0),
-            Some(json!({})),
-        )
-        .await;
+        run("clear", el.clear()).await
     }
 
     pub async fn send_keys(&self, el: &Element, text: &str) {
-        let path = format!("/element/{}/value", el.0);
-        self.cmd(Method::POST, &path, Some(json!({"text": text})))
-            .await;
+        run("send keys", el.send_keys(text)).await
     }
 
     /// The element's rendered text (what a reader sees; hidden parts left out). `None` if the
     /// element was replaced since it was found.
     pub async fn text(&self, el: &Element) -> Option<String> {
-        let path = format!("/element/{}/text", el.0);
-        match self.try_cmd(Method::GET, &path, None).await {
-            Ok(v) => Some(v.as_str().unwrap_or_default().to_string()),
-            Err(e) if e.contains("stale element") => None,
+        match within("text", el.text()).await {
+            Ok(text) => Some(text),
+            Err(e) if e.is_stale_element_reference() => None,
             Err(e) => panic!("text: {e}"),
         }
     }
@@ -294,43 +229,29 @@ impl Browser {
     }
 
     pub async fn attribute(&self, el: &Element, name: &str) -> Option<String> {
-        let path = format!("/element/{}/attribute/{name}", el.0);
-        self.cmd(Method::GET, &path, None)
-            .await
-            .as_str()
-            .map(str::to_string)
+        run(name, el.attr(name)).await
     }
 
+    /// A DOM property (a string or a boolean, as text; `null` if the element has none).
     pub async fn property(&self, el: &Element, name: &str) -> Value {
-        let path = format!("/element/{}/property/{name}", el.0);
-        self.cmd(Method::GET, &path, None).await
+        Value::from(run(name, el.prop(name)).await)
     }
 
-    /// Runs `script` (a function body; `arguments` holds `args`) for inspecting the page from the
-    /// test. The app itself never runs script of ours.
+    /// Runs `script` (a function body; `arguments` holds `args`, an element as `json!(el)`) for
+    /// inspecting the page from the test. The app itself never runs script of ours.
     pub async fn execute(&self, script: &str, args: Vec<Value>) -> Value {
-        let body = json!({"script": script, "args": args});
-        self.cmd(Method::POST, "/execute/sync", Some(body)).await
+        run(script, self.client.execute(script, args)).await
     }
 
     /// Console messages logged since the last call (Chromium clears the buffer as it is read).
     pub async fn console(&self) -> Vec<LogEntry> {
-        let body = json!({"type": "browser"});
-        let list = self.cmd(Method::POST, "/se/log", Some(body)).await;
-        list.as_array()
-            .expect("log list")
-            .iter()
-            .map(|e| LogEntry {
-                level: e["level"].as_str().unwrap_or_default().to_string(),
-                message: e["message"].as_str().unwrap_or_default().to_string(),
-            })
-            .collect()
+        let list = run("console log", self.client.issue_cmd(BrowserLog)).await;
+        serde_json::from_value(list).expect("a list of log entries")
     }
 
     /// A PNG of the current window, written to `path` (parent folders created).
     pub async fn screenshot(&self, path: &Path) {
-        let encoded = self.cmd(Method::GET, "/screenshot", None).await;
-        let png = base64_decode(encoded.as_str().expect("base64 screenshot"));
+        let png = run("screenshot", self.client.screenshot()).await;
         assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "screenshot is a PNG");
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).expect("screenshot folder");
@@ -338,97 +259,64 @@ impl Browser {
         std::fs::write(path, png).expect("screenshot written");
     }
 
-    pub async fn window(&self) -> String {
-        let handle = self.cmd(Method::GET, "/window", None).await;
-        handle.as_str().expect("window handle").to_string()
+    pub async fn window(&self) -> WindowHandle {
+        run("window", self.client.window()).await
     }
 
-    /// Opens a new window (`"window"`) or tab (`"tab"`) and returns its handle; the current
-    /// window does not change.
-    pub async fn new_window(&self, kind: &str) -> String {
-        let value = self
-            .cmd(Method::POST, "/window/new", Some(json!({"type": kind})))
-            .await;
-        value["handle"].as_str().expect("window handle").to_string()
+    /// Opens a new window (not a tab) and returns its handle; the current window does not
+    /// change.
+    pub async fn new_window(&self) -> WindowHandle {
+        run("new window", self.client.new_window(false))
+            .await
+            .handle
     }
 
-    pub async fn switch_to(&self, handle: &str) {
-        self.cmd(Method::POST, "/window", Some(json!({"handle": handle})))
-            .await;
+    pub async fn switch_to(&self, handle: &WindowHandle) {
+        run(
+            "switch window",
+            self.client.switch_to_window(handle.clone()),
+        )
+        .await
     }
 
     /// Minimises the current window: the page becomes hidden, as a background tab does.
     pub async fn minimize(&self) {
-        self.cmd(Method::POST, "/window/minimize", Some(json!({})))
-            .await;
+        run("minimize", self.client.minimize_window()).await
     }
 
     /// Restores the current window to `width`×`height` (from minimised, it becomes visible).
     pub async fn resize(&self, width: u32, height: u32) {
-        let rect = json!({"width": width, "height": height});
-        self.cmd(Method::POST, "/window/rect", Some(rect)).await;
+        run("resize", self.client.set_window_size(width, height)).await
     }
 
-    pub async fn windows(&self) -> Vec<String> {
-        let list = self.cmd(Method::GET, "/window/handles", None).await;
-        list.as_array()
-            .expect("handles")
-            .iter()
-            .map(|h| h.as_str().expect("handle").to_string())
-            .collect()
+    pub async fn windows(&self) -> Vec<WindowHandle> {
+        run("windows", self.client.windows()).await
+    }
+
+    /// Asks chromedriver to end the session, which closes Chromium. fantoccini's `close` does
+    /// not say whether the driver managed (it cannot when it has died): `Drop` checks.
+    /// `Drop` cannot await: this blocks the test's thread while the runtime's workers carry the
+    /// request, which needs the multi-threaded runtime every browser test runs on.
+    fn close(&self) {
+        let Ok(runtime) = Handle::try_current() else {
+            return;
+        };
+        if runtime.runtime_flavor() != RuntimeFlavor::MultiThread {
+            return;
+        }
+        let client = self.client.clone();
+        let _ = tokio::task::block_in_place(|| {
+            runtime.block_on(tokio::time::timeout(CLOSE_TIMEOUT, client.close()))
+        });
     }
 }
 
 impl Drop for Browser {
-    /// Deletes the session so chromedriver closes Chromium; if chromedriver cannot (it hangs or
-    /// has died), kills this browser's processes itself. Plain blocking I/O: `Drop` cannot
-    /// await, and only chromedriver (another process) is involved.
+    /// Closes the session, then kills whatever of this browser still runs (all of it when
+    /// chromedriver has died or hangs, nothing when it closed Chromium).
     fn drop(&mut self) {
-        if !self.delete_session() {
-            kill_browser(self.profile.path());
-        }
-    }
-}
-
-impl Browser {
-    fn delete_session(&self) -> bool {
-        let Ok(mut conn) = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2)) else {
-            return false;
-        };
-        let _ = conn.set_read_timeout(Some(Duration::from_secs(20)));
-        let request = format!(
-            "DELETE /session/{} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
-            self.id, self.addr
-        );
-        conn.write_all(request.as_bytes()).is_ok()
-            && read_answer(&mut conn).starts_with("HTTP/1.1 200")
-    }
-}
-
-/// Reads one HTTP answer to its end (chromedriver keeps the connection open regardless); what
-/// arrived before an error or timeout otherwise.
-fn read_answer(conn: &mut TcpStream) -> String {
-    let mut answer = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let Ok(n @ 1..) = conn.read(&mut chunk) else {
-            return String::from_utf8_lossy(&answer).into_owned();
-        };
-        answer.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&answer);
-        if let Some(head_end) = text.find("\r\n\r\n") {
-            let length = text[..head_end]
-                .lines()
-                .find_map(|l| {
-                    let (name, value) = l.split_once(':')?;
-                    name.eq_ignore_ascii_case("content-length")
-                        .then(|| value.trim().parse::<usize>().ok())?
-                })
-                .unwrap_or(0);
-            if answer.len() >= head_end + 4 + length {
-                return text.into_owned();
-            }
-        }
+        self.close();
+        kill_browser(self.profile.path());
     }
 }
 
@@ -456,38 +344,4 @@ pub fn browser_processes(profile: &Path) -> Vec<String> {
             ours.then_some(pid)
         })
         .collect()
-}
-
-/// Standard base64 (screenshots); the only place the tests need it.
-fn base64_decode(text: &str) -> Vec<u8> {
-    let value = |c: u8| match c {
-        b'A'..=b'Z' => c - b'A',
-        b'a'..=b'z' => c - b'a' + 26,
-        b'0'..=b'9' => c - b'0' + 52,
-        b'+' => 62,
-        b'/' => 63,
-        _ => panic!("not base64: {c}"),
-    };
-    let digits: Vec<u8> = text
-        .bytes()
-        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
-        .map(value)
-        .collect();
-    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
-    for chunk in digits.chunks(4) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, d)| n | (u32::from(*d) << (18 - 6 * i)));
-        let bytes = n.to_be_bytes();
-        out.extend_from_slice(&bytes[1..chunk.len()]);
-    }
-    out
-}
-
-#[test]
-fn base64_decodes_padded_and_unpadded_input() {
-    assert_eq!(base64_decode("aGVsbG8="), b"hello");
-    assert_eq!(base64_decode("aGk"), b"hi");
-    assert_eq!(base64_decode("YWJj"), b"abc");
 }

@@ -8,8 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use herald::config::{Config, ImportLimits, InputLimits};
-use herald::hub::{HubConfig, Limits};
+use herald::config::Config;
 use herald::{App, AppState};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -24,43 +23,32 @@ use tokio::task::JoinHandle;
 
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// The defaults (`herald::config`, as `--help` shows them) with the smaller limits and faster
+/// pacing the tests rely on; HERALD_* variables in the test's environment are ignored.
 pub fn test_config(db: &Path) -> Config {
-    Config {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        db: db.to_path_buf(),
-        api_token: None,
-        job_concurrency: 2,
-        limits: InputLimits {
-            request_bytes: 64 * 1024,
-            message_chars: 100,
-            title_chars: 40,
-            body_chars: 200,
-            description_chars: 60,
-        },
-        import: ImportLimits {
-            max_upload_bytes: 1 << 20,
-            max_rows: 100_000,
-            max_columns: 20,
-            max_field_chars: 200,
-            max_mock_rows: 1_000_000,
-            live_rows: 100,
-            row_delay: Duration::ZERO,
-            keep: 10,
-        },
-        hub: HubConfig {
-            history: Limits {
-                messages: 64,
-                bytes: 1 << 20,
-            },
-            client_history: Limits {
-                messages: 64,
-                bytes: 1 << 20,
-            },
-            heartbeat: Duration::from_secs(15),
-            retry: Duration::from_millis(500),
-            client_idle: Duration::from_secs(60),
-        },
-    }
+    let args = [
+        ("addr", "127.0.0.1:0"),
+        ("db", db.to_str().expect("UTF-8 temp path")),
+        ("max-message-chars", "100"),
+        ("max-title-chars", "40"),
+        ("max-body-chars", "200"),
+        ("max-description-chars", "60"),
+        ("max-upload-bytes", "1048576"),
+        ("max-import-rows", "100000"),
+        ("max-import-columns", "20"),
+        ("max-field-chars", "200"),
+        ("history-messages", "64"),
+        ("history-bytes", "1048576"),
+        ("client-history-messages", "64"),
+        ("client-history-bytes", "1048576"),
+        ("retry-ms", "500"),
+        ("client-idle-secs", "60"),
+    ];
+    let flags = args
+        .iter()
+        .flat_map(|(flag, value)| [format!("--{flag}"), value.to_string()]);
+    Config::from_args_without_env(std::iter::once("herald".to_string()).chain(flags))
+        .expect("test configuration parses")
 }
 
 pub struct TestApp {
