@@ -34,7 +34,6 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::sse;
-use crate::hub::Takeover;
 
 /// Request heads larger than this go to hyper, which has the limits and the answers for them.
 const MAX_HEAD: usize = 16 * 1024;
@@ -65,8 +64,8 @@ pub async fn serve(mut tcp: TcpStream, router: Router, mut stop: watch::Receiver
         let Ok(response) = Box::pin(service.call(request)).await;
         if let Some(live) = response
             .extensions()
-            .get::<Takeover>()
-            .and_then(Takeover::take)
+            .get::<sse::Takeover>()
+            .and_then(sse::Takeover::take)
         {
             // A tab's stream owns its connection from here on; the response's headers and
             // unused body go now rather than live as long as the stream.
