@@ -42,7 +42,7 @@ where
     let change = async move { hub.commit(|| store::call(&store, write)).await };
     tokio::spawn(change.in_current_span())
         .await
-        .map_err(|e| StoreError(format!("change task failed: {e}")))?
+        .map_err(|e| StoreError::new(format!("change task failed: {e}")))?
 }
 
 #[cfg(test)]
@@ -94,7 +94,9 @@ mod tests {
     #[tokio::test]
     async fn a_change_is_published_even_when_its_caller_goes_away() {
         let dir = tempfile::tempdir().unwrap();
-        let store: SharedStore = Arc::new(SqliteStore::open(&dir.path().join("t.db")).unwrap());
+        let store: SharedStore = Arc::new(store::Backend::Sqlite(
+            SqliteStore::open(&dir.path().join("t.db")).unwrap(),
+        ));
         let hub = hub();
         let (go, wait) = std::sync::mpsc::channel::<()>();
         let change = apply(&store, &hub, move |_| {
@@ -112,7 +114,7 @@ mod tests {
         }
 
         let failed = apply(&store, &hub, |_| {
-            Err::<((), Publish), _>(StoreError("refused".into()))
+            Err::<((), Publish), _>(StoreError::new("refused"))
         });
         assert!(failed.await.is_err());
         assert_eq!(

@@ -49,7 +49,7 @@ use tokio::net::TcpListener;
 
 use config::Config;
 use hub::{Hub, Regions};
-use store::{SharedStore, SqliteStore, StoreError};
+use store::{Backend, PgStore, SharedStore, SqliteStore, StoreError};
 use web::{assets, guard, page};
 
 /// Client bindings unused for this long are forgotten.
@@ -70,14 +70,15 @@ pub struct App {
     pub state: AppState,
 }
 
-/// Opens the store and assembles the app. Must run inside a tokio runtime.
-pub fn build(config: Config) -> Result<App, StoreError> {
-    let store: SharedStore = Arc::new(SqliteStore::open(&config.db)?);
+/// Opens the store (PostgreSQL when `database_url` is set, else the SQLite file) and assembles
+/// the app.
+pub async fn build(config: Config) -> Result<App, StoreError> {
+    let store: SharedStore = Arc::new(open_store(&config).await?);
     let hub = Hub::new(
         config.hub.clone(),
         page::status_html(config.hub.heartbeat.as_secs()),
     );
-    let jobs = jobs::Runner::start(store.clone(), hub.clone(), config.job_concurrency)?;
+    let jobs = jobs::Runner::start(store.clone(), hub.clone(), config.job_concurrency).await?;
     let state = AppState {
         regions: page::PageRegions::shared(store.clone()),
         jobs,
@@ -91,6 +92,21 @@ pub fn build(config: Config) -> Result<App, StoreError> {
         router: router(state.clone()),
         state,
     })
+}
+
+async fn open_store(config: &Config) -> Result<Backend, StoreError> {
+    let (url, db) = (config.database_url.clone(), config.db.clone());
+    store::blocking(move || match url {
+        Some(url) => PgStore::open(&url, instance_id()).map(|pg| Backend::Postgres(Box::new(pg))),
+        None => SqliteStore::open(&db).map(Backend::Sqlite),
+    })
+    .await
+}
+
+/// This run of the app, as it signs what it owns in a shared database (jobs, imports, presence).
+fn instance_id() -> i64 {
+    let (hi, lo) = uuid::Uuid::new_v4().as_u64_pair();
+    ((hi ^ lo) >> 1) as i64
 }
 
 fn router(state: AppState) -> Router {

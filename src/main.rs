@@ -39,7 +39,7 @@ async fn run() -> ExitCode {
     };
     let addr = config.addr;
     let db = config.db.clone();
-    let app = match herald::build(config) {
+    let app = match herald::build(config).await {
         Ok(app) => app,
         Err(e) => {
             eprintln!("herald: {e}");

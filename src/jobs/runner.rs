@@ -64,10 +64,13 @@ impl From<StoreError> for ChangeError {
 impl Runner {
     /// Takes over every job a previous run left unfinished (they resume from their last
     /// stored step) and starts running them. Must run inside a tokio runtime.
-    pub fn start(store: SharedStore, hub: Hub, concurrency: usize) -> StoreResult<Runner> {
+    pub async fn start(store: SharedStore, hub: Hub, concurrency: usize) -> StoreResult<Runner> {
         let (hi, lo) = Uuid::new_v4().as_u64_pair();
         let id = ((hi ^ lo) >> 1) as i64;
-        let adopted = store.adopt_unfinished_jobs(id, clock::now_ms())?;
+        let adopted = crate::store::call(&store, move |s| {
+            s.adopt_unfinished_jobs(id, clock::now_ms())
+        })
+        .await?;
         let runner = Runner {
             inner: Arc::new(Inner {
                 id,

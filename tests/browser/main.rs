@@ -357,7 +357,9 @@ async fn a_page_survives_a_server_restart() {
         message: "set while the server was down".to_string(),
         set_at: herald::clock::now_ms(),
     };
-    app.state.store.set_message(&message).unwrap();
+    herald::store::call(&app.state.store, move |s| s.set_message(&message))
+        .await
+        .unwrap();
     let app = app.restart().await;
 
     wait_text(&browser, "#board-message", "set while the server was down").await;

@@ -2,6 +2,8 @@
 //! browser tab does (cookies, the page's stream URL, `Last-Event-ID`).
 #![allow(dead_code)] // each test binary uses part of the harness
 
+pub mod pg;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -64,17 +66,31 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-/// Spawns with a fresh database, after `adjust` has changed the test configuration.
+/// Spawns with a fresh database, after `adjust` has changed the test configuration: a SQLite
+/// file, or a PostgreSQL database when the run selects it (`HERALD_TEST_STORE=postgres`).
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    if pg::selected() {
+        spawn_postgres_with(adjust).await
+    } else {
+        let dir = Arc::new(TempDir::new().unwrap());
+        let mut config = test_config(&dir.path().join("herald.db"));
+        adjust(&mut config);
+        start(config, dir, "127.0.0.1:0".parse().unwrap()).await
+    }
+}
+
+/// Spawns on a fresh PostgreSQL database, whichever store the run selects.
+pub async fn spawn_postgres_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let dir = Arc::new(TempDir::new().unwrap());
-    let mut config = test_config(&dir.path().join("herald.db"));
+    let mut config = test_config(&dir.path().join("unused.db"));
+    config.database_url = Some(pg::fresh_database().await.into());
     adjust(&mut config);
     start(config, dir, "127.0.0.1:0".parse().unwrap()).await
 }
 
 async fn start(config: Config, dir: Arc<TempDir>, addr: SocketAddr) -> TestApp {
     let db = config.db.clone();
-    let App { router, state } = herald::build(config).expect("app builds");
+    let App { router, state } = herald::build(config).await.expect("app builds");
     let listener = TcpListener::bind(addr).await.expect("bind");
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -112,6 +128,12 @@ impl TestApp {
                 .unwrap()
                 .unwrap();
         }
+    }
+
+    /// Another instance on the same (PostgreSQL) database and configuration, on its own port.
+    pub async fn another(&self) -> TestApp {
+        let config = (*self.state.config).clone();
+        start(config, self.dir.clone(), "127.0.0.1:0".parse().unwrap()).await
     }
 
     /// Stops this server and starts a new one on the same port and database file.

@@ -137,7 +137,7 @@ fn get(conn: &Connection, id: i64) -> StoreResult<Option<Job>> {
 fn read(row: &Row<'_>) -> rusqlite::Result<StoreResult<Job>> {
     let state: String = row.get(1)?;
     let Some(state) = JobState::parse(&state) else {
-        return Ok(Err(StoreError(format!(
+        return Ok(Err(StoreError::new(format!(
             "unknown job state {state:?} stored"
         ))));
     };
