@@ -48,7 +48,7 @@ use axum::routing::{get, post, put};
 use tokio::net::TcpListener;
 
 use config::Config;
-use hub::{Hub, Regions};
+use hub::{Hub, Regions, SharedLog};
 use store::{Backend, PgStore, SharedStore, SqliteStore, StoreError};
 use web::{assets, guard, page};
 
@@ -74,10 +74,26 @@ pub struct App {
 /// the app.
 pub async fn build(config: Config) -> Result<App, StoreError> {
     let store: SharedStore = Arc::new(open_store(&config).await?);
-    let hub = Hub::new(
-        config.hub.clone(),
-        page::status_html(config.hub.heartbeat.as_secs()),
-    );
+    let beat = page::status_html(config.hub.heartbeat.as_secs());
+    let hub = match &*store {
+        Backend::Sqlite(_) => Hub::new(config.hub.clone(), beat),
+        Backend::Postgres(pg) => {
+            let reader = store.clone();
+            let position = store::blocking(move || match &*reader {
+                Backend::Postgres(pg) => pg.log_position(),
+                Backend::Sqlite(_) => Ok(0),
+            })
+            .await?;
+            let log = SharedLog {
+                epoch: pg.identity() as u64,
+                position,
+                archive: store::postgres::EventArchive::new(store.clone()),
+            };
+            let hub = Hub::shared(config.hub.clone(), beat, log);
+            store::postgres::follow(store.clone(), hub.clone(), config.event_log);
+            hub
+        }
+    };
     let jobs = jobs::Runner::start(store.clone(), hub.clone(), config.job_concurrency).await?;
     let state = AppState {
         regions: page::PageRegions::shared(store.clone()),

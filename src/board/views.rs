@@ -9,7 +9,7 @@ use super::{BoardMessage, REGION};
 use crate::AppState;
 use crate::clock;
 use crate::hub::{Region, Swap, partial};
-use crate::store::{SharedStore, StoreResult, call};
+use crate::store::{Store, StoreResult};
 use crate::web::error::{ApiError, FormError};
 use crate::web::input::FormFields;
 
@@ -48,8 +48,8 @@ pub fn live(message: &BoardMessage) -> String {
 }
 
 /// The board's region for a page or a resync.
-pub async fn regions(store: &SharedStore) -> StoreResult<Vec<Region>> {
-    let current = call(store, |s| s.current_message()).await?;
+pub fn regions(s: &dyn Store) -> StoreResult<Vec<Region>> {
+    let current = s.current_message()?;
     Ok(vec![Region {
         id: REGION,
         html: MessageView::new(current.as_ref()).html(),

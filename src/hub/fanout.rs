@@ -77,7 +77,8 @@ impl Fanout {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let shard = id as usize % SHARDS;
         let mut entries = self.shards[shard].lock().expect("fan-out lock");
-        if inner.broadcast.head() != cursor.broadcast {
+        // Past the head is no gap on a shared log (a position other logs' messages reached).
+        if inner.broadcast.head() > cursor.broadcast {
             return None;
         }
         entries.push(Entry {

@@ -9,7 +9,7 @@ use super::input::{Limits, Typed};
 use super::{FINISHED_SHOWN, Job, JobState, REGION};
 use crate::AppState;
 use crate::hub::{Region, Swap, partial};
-use crate::store::{SharedStore, StoreResult, call};
+use crate::store::{Store, StoreResult};
 use crate::web::error::{ApiError, FormError};
 use crate::web::input::FormFields;
 
@@ -124,8 +124,8 @@ pub fn live_list(jobs: &[Job]) -> String {
 }
 
 /// The job list's region for a page or a resync.
-pub async fn regions(store: &SharedStore) -> StoreResult<Vec<Region>> {
-    let jobs = call(store, |s| s.listed_jobs(FINISHED_SHOWN)).await?;
+pub fn regions(s: &dyn Store) -> StoreResult<Vec<Region>> {
+    let jobs = s.listed_jobs(FINISHED_SHOWN)?;
     Ok(vec![Region {
         id: REGION,
         html: JobList::new(&jobs).html(),

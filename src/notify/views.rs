@@ -10,7 +10,7 @@ use crate::AppState;
 use crate::clock;
 use crate::config::InputLimits;
 use crate::hub::{Region, Swap, push_partial};
-use crate::store::{SharedStore, StoreResult, call};
+use crate::store::{Store, StoreResult};
 use crate::web::error::{ApiError, FormError};
 use crate::web::input::FormFields;
 
@@ -72,8 +72,8 @@ pub fn live(stored: &Notification, recent: &[Notification]) -> String {
 }
 
 /// The recent list's region for a page or a resync.
-pub async fn regions(store: &SharedStore) -> StoreResult<Vec<Region>> {
-    let recent = call(store, |s| s.recent_notifications(RECENT)).await?;
+pub fn regions(s: &dyn Store) -> StoreResult<Vec<Region>> {
+    let recent = s.recent_notifications(RECENT)?;
     Ok(vec![Region {
         id: LIST_REGION,
         html: RecentList::new(&recent).html(),

@@ -10,7 +10,7 @@ use super::{BODY_REGION, Offer, SHOWN};
 use crate::AppState;
 use crate::clock;
 use crate::hub::{Region, Swap, partial, push_partial};
-use crate::store::{SharedStore, StoreResult, call};
+use crate::store::{Store, StoreResult};
 use crate::web::error::{ApiError, FormError};
 use crate::web::input::FormFields;
 
@@ -111,8 +111,8 @@ pub fn deleted(offer: &Offer, moved_up: Option<&Offer>) -> String {
 }
 
 /// The dashboard's offers table body, for a page or a resync.
-pub async fn regions(store: &SharedStore) -> StoreResult<Vec<Region>> {
-    let (newest, _) = call(store, |s| s.offers_page(0, SHOWN)).await?;
+pub fn regions(s: &dyn Store) -> StoreResult<Vec<Region>> {
+    let (newest, _) = s.offers_page(0, SHOWN)?;
     Ok(vec![Region {
         id: BODY_REGION,
         html: OfferRows::new(&newest).html(),

@@ -1,12 +1,12 @@
 //! A private PostgreSQL cluster for one test binary, and a fresh database per test.
 //!
 //! The cluster is made on first use with Debian's `initdb` and `pg_ctl` in a temporary
-//! directory, listening on a free port of 127.0.0.1 and on a socket in that directory, with
-//! durability off (tests never survive a power loss). PostgreSQL refuses to run as root, so as
+//! directory, listening only on a socket in that directory (a TCP port could be taken between
+//! choosing it and binding it, by the tests' own servers), with durability off (tests never
+//! survive a power loss). PostgreSQL refuses to run as root, so as
 //! root it runs as the `postgres` user. A watchdog process stops the cluster and removes the
 //! directory when the test binary exits, however it exits.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -62,11 +62,8 @@ impl Cluster {
             .tempdir()
             .expect("temp dir")
             .keep();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        // Only names the socket, which lives in the cluster's own directory.
+        let port = 5432;
         let cluster = Cluster {
             dir,
             port,
@@ -107,7 +104,7 @@ impl Cluster {
     pub fn pg_ctl(&self, action: &str) {
         let mode = if action == "stop" { "fast" } else { "smart" };
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
+            "-p {} -k {} -c listen_addresses= -c fsync=off -c synchronous_commit=off \
              -c full_page_writes=off -c max_connections=200",
             self.port,
             self.dir.display()
@@ -119,7 +116,10 @@ impl Cluster {
             .arg("--log")
             .arg(self.dir.join("log"))
             .args(["--wait", "-m", mode, "-o", &options, action]);
-        run(&mut command);
+        if let Err(e) = try_run(&mut command) {
+            let log = std::fs::read_to_string(self.dir.join("log")).unwrap_or_default();
+            panic!("{e}\nserver log:\n{log}");
+        }
     }
 
     /// Runs a PostgreSQL program as the user the cluster belongs to.
@@ -193,14 +193,22 @@ fn running_as_root() -> bool {
 }
 
 fn run(command: &mut Command) {
+    if let Err(e) = try_run(command) {
+        panic!("{e}");
+    }
+}
+
+fn try_run(command: &mut Command) -> Result<(), String> {
     let out = command
         .stdin(Stdio::null())
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
-    assert!(
-        out.status.success(),
+        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(format!(
         "{command:?} failed: {}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
-    );
+    ))
 }

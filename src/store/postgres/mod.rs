@@ -6,10 +6,12 @@
 //! on SQLite. Statements are prepared once per connection.
 
 mod board;
+mod follow;
 mod import;
 mod jobs;
 mod notify;
 mod offers;
+mod outbox;
 mod pool;
 mod schema;
 mod session;
@@ -24,6 +26,7 @@ use postgres::{Row, Statement, Transaction};
 use tokio_postgres::error::SqlState;
 
 use super::{Store, StoreError, StoreResult};
+pub use follow::{EventArchive, Signals, start as follow};
 pub use pool::Health;
 use pool::Pool;
 
@@ -34,7 +37,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct PgStore {
     pool: Pool,
-    config: postgres::Config,
+    /// The same settings for the follower's connection (tokio-postgres).
+    async_config: tokio_postgres::Config,
+    signals: Signals,
     target: Target,
     /// The database's identity: the epoch of every cursor (see `schema`).
     identity: i64,
@@ -126,15 +131,16 @@ impl PgStore {
     /// Connects, migrates the schema and returns the store; an unreachable database is an
     /// error naming its host and database (never the password).
     pub fn open(url: &str, instance: i64) -> StoreResult<PgStore> {
-        let mut config: postgres::Config = url
+        let mut async_config: tokio_postgres::Config = url
             .parse()
             .map_err(|_| StoreError::new("the database URL cannot be read"))?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(CONNECT_TIMEOUT);
+        if async_config.get_connect_timeout().is_none() {
+            async_config.connect_timeout(CONNECT_TIMEOUT);
         }
-        if config.get_application_name().is_none() {
-            config.application_name("herald");
+        if async_config.get_application_name().is_none() {
+            async_config.application_name("herald");
         }
+        let config = postgres::Config::from(async_config.clone());
         let target = Target::of(&config);
         let mut client = config.connect(postgres::NoTls).map_err(|e| {
             StoreError::new(format!("cannot connect to {target}: {}", describe(&e)))
@@ -142,8 +148,9 @@ impl PgStore {
         let identity = schema::migrate(&mut client)
             .map_err(|e| StoreError::new(format!("cannot prepare {target}: {e}")))?;
         Ok(PgStore {
-            pool: Pool::new(config.clone(), target.clone(), MAX_CONNECTIONS),
-            config,
+            pool: Pool::new(config, target.clone(), MAX_CONNECTIONS),
+            async_config,
+            signals: Signals::default(),
             target,
             identity,
             instance,
@@ -162,8 +169,17 @@ impl PgStore {
         &self.target
     }
 
-    pub fn config(&self) -> &postgres::Config {
-        &self.config
+    pub fn async_config(&self) -> &tokio_postgres::Config {
+        &self.async_config
+    }
+
+    pub fn signals(&self) -> &Signals {
+        &self.signals
+    }
+
+    /// The event log's position now.
+    pub fn log_position(&self) -> StoreResult<u64> {
+        self.transaction(|tx| tx.log_position())
     }
 
     pub fn health(&self) -> &Health {
@@ -178,14 +194,37 @@ impl PgStore {
         self.transaction(|tx| f(tx))
     }
 
+    /// Runs `f` on one consistent snapshot of the database, and says which position of the
+    /// event log that snapshot is at: every change up to it is visible, none after it.
+    pub fn snapshot<T>(&self, f: impl FnOnce(&dyn Store) -> T) -> StoreResult<(T, u64)> {
+        self.begin(true, |tx| {
+            let at = tx.log_position()?;
+            Ok((f(tx), at))
+        })
+    }
+
     /// Runs `f` in one transaction on a pooled connection; commits when it returns `Ok`.
     pub(crate) fn transaction<T, E>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T, E>) -> Result<T, E>
     where
         E: From<StoreError>,
     {
+        self.begin(false, f)
+    }
+
+    /// A read-write transaction, or (`snapshot`) a read-only one that sees one snapshot.
+    fn begin<T, E>(&self, snapshot: bool, f: impl FnOnce(&Tx<'_>) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
         let mut pooled = self.pool.get()?;
         let conn = pooled.conn();
-        let tx = conn.client.transaction().map_err(|e| self.failed(e))?;
+        let mut builder = conn.client.build_transaction();
+        if snapshot {
+            builder = builder
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true);
+        }
+        let tx = builder.start().map_err(|e| self.failed(e))?;
         let tx = Tx {
             inner: RefCell::new(Inner {
                 tx,
