@@ -4,24 +4,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Sse, spawn_app, spawn_app_with};
+use common::{board_messages, spawn_app, spawn_app_with};
 use hyper::{Method, StatusCode};
-
-async fn board_messages(stream: &mut Sse, count: usize) -> Vec<(String, String)> {
-    let mut got = Vec::new();
-    while got.len() < count {
-        let e = stream.next_data().await;
-        if e.data.contains("board-message") {
-            let text = e
-                .data
-                .split("<blockquote class=\"board-text\">")
-                .nth(1)
-                .unwrap();
-            got.push((e.id.unwrap(), text.split('<').next().unwrap().to_string()));
-        }
-    }
-    got
-}
 
 #[tokio::test]
 async fn stream_has_sse_headers_and_starts_with_retry_and_status() {

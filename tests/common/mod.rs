@@ -147,6 +147,16 @@ impl TestApp {
     pub fn client(&self) -> Client {
         Client::new(self.addr)
     }
+
+    /// The PostgreSQL database this instance runs on.
+    pub fn database_url(&self) -> String {
+        self.state
+            .config
+            .database_url
+            .as_deref()
+            .expect("a PostgreSQL instance")
+            .to_string()
+    }
 }
 
 impl Drop for TestApp {
@@ -197,6 +207,15 @@ impl Client {
             addr,
             http: HyperClient::builder(TokioExecutor::new()).build_http(),
             cookie: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The same browser (its cookie) talking to another server: a tab moving between
+    /// instances behind a load balancer.
+    pub fn at(&self, addr: SocketAddr) -> Client {
+        Client {
+            addr,
+            ..self.clone()
         }
     }
 
@@ -409,6 +428,23 @@ impl Sse {
             }
         }
     }
+}
+
+/// The next `count` board messages on a stream: each one's id and text.
+pub async fn board_messages(stream: &mut Sse, count: usize) -> Vec<(String, String)> {
+    let mut got = Vec::new();
+    while got.len() < count {
+        let e = stream.next_data().await;
+        if e.data.contains("board-message") {
+            let text = e
+                .data
+                .split("<blockquote class=\"board-text\">")
+                .nth(1)
+                .unwrap();
+            got.push((e.id.unwrap(), text.split('<').next().unwrap().to_string()));
+        }
+    }
+    got
 }
 
 fn parse(block: &str) -> Event {

@@ -30,6 +30,29 @@ pub fn cluster() -> &'static Cluster {
     CLUSTER.get_or_init(Cluster::start)
 }
 
+/// Runs SQL on a database of the cluster (as its superuser), returning the first column of
+/// each row as text.
+pub async fn sql(url: &str, query: &str) -> Vec<String> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test cluster");
+    let driver = tokio::spawn(connection);
+    let rows = client
+        .simple_query(query)
+        .await
+        .unwrap_or_else(|e| panic!("{query}: {e}"));
+    drop(client);
+    let _ = driver.await;
+    rows.into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => {
+                Some(row.get(0).unwrap_or("").to_string())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// A new, empty database in the cluster; its connection string.
 pub async fn fresh_database() -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);

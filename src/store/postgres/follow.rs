@@ -21,6 +21,8 @@ use crate::config::EventLog;
 use crate::hub::{Archive, Audience, ClientId, Hub};
 use crate::store::{Backend, SharedStore, StoreError, blocking};
 
+/// How the follower's connection shows in `pg_stat_activity`.
+pub const APPLICATION_NAME: &str = "herald-follower";
 /// How often the follower reads without being woken.
 const POLL: Duration = Duration::from_secs(1);
 /// Events applied per read at most; the next read follows at once.
@@ -59,7 +61,9 @@ async fn follow(store: SharedStore, hub: Hub, log: EventLog) {
     let mut pruned = (tokio::time::Instant::now(), hub.position());
     loop {
         let session = async {
-            let (client, mut connection) = pg.async_config().connect(NoTls).await?;
+            let mut config = pg.async_config().clone();
+            config.application_name(APPLICATION_NAME);
+            let (client, mut connection) = config.connect(NoTls).await?;
             let wake = Arc::new(Notify::new());
             let woken = wake.clone();
             // The connection is driven here; each notification wakes the reader.

@@ -1,0 +1,238 @@
+//! Several instances on one PostgreSQL database, as behind a load balancer: a write on any
+//! instance reaches the tabs on every other, a tab moving between instances resumes exactly
+//! where it was, an upload to one streams to the tab on another, a lost `LISTEN` connection is
+//! caught up, and two instances racing on one offer id or tab id get what one instance gives.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Client, TestApp, board_messages, pg, spawn_postgres_with};
+use hyper::{Method, StatusCode};
+
+const DATA: &str = include_str!("../data.csv");
+
+async fn cluster(instances: usize) -> Vec<TestApp> {
+    let first = spawn_postgres_with(|_| {}).await;
+    let mut apps = Vec::new();
+    for _ in 1..instances {
+        apps.push(first.another().await);
+    }
+    apps.insert(0, first);
+    apps
+}
+
+#[tokio::test]
+async fn a_write_on_one_instance_reaches_the_tabs_on_every_other_once_and_in_order() {
+    let apps = cluster(3).await;
+    let mut streams = Vec::new();
+    for app in &apps {
+        let browser = app.client();
+        let tab = browser.open_tab().await;
+        streams.push(browser.stream(&tab.stream_url).await);
+    }
+    // Written on all three, interleaved: every tab gets all of them in one order.
+    for i in 0..9 {
+        let app = &apps[i % 3];
+        let sent = app.client().get(&format!("/send?message=m{i}")).await;
+        assert_eq!(sent.status, StatusCode::OK);
+    }
+    let mut orders = Vec::new();
+    for stream in &mut streams {
+        let got = board_messages(stream, 9).await;
+        orders.push(got.into_iter().map(|(_, text)| text).collect::<Vec<_>>());
+        stream.expect_quiet(Duration::from_millis(300)).await;
+    }
+    let expected: Vec<String> = (0..9).map(|i| format!("m{i}")).collect();
+    assert!(orders.iter().all(|o| *o == expected), "{orders:?}");
+
+    // A notification through the form on the third reaches the first.
+    let note = r#"{"type":"info","title":"Across","body":"instances"}"#;
+    let sent = apps[2].client().post_json("/send-notification", note).await;
+    assert_eq!(sent.status, StatusCode::CREATED);
+    streams[0].until("Across").await;
+    // A page rendered by any instance shows the same state.
+    for app in &apps {
+        let page = app.client().open_tab().await.page;
+        assert!(page.contains("m8") && page.contains("Across"), "{page}");
+    }
+}
+
+#[tokio::test]
+async fn a_tab_moving_to_another_instance_gets_exactly_what_it_missed() {
+    let apps = cluster(2).await;
+    let (a, b) = (&apps[0], &apps[1]);
+    let on_a = a.client();
+    let tab = on_a.open_tab().await;
+    let mut stream = on_a.stream(&tab.stream_url).await;
+    on_a.get("/send?message=one").await;
+    let (last_id, _) = board_messages(&mut stream, 1).await.remove(0);
+    drop(stream);
+    // Published while the tab is away, on both instances.
+    on_a.get("/send?message=two").await;
+    b.client().get("/send?message=three").await;
+
+    // The load balancer sends the reconnect to B; same browser, same cookie, same URL.
+    let on_b = on_a.at(b.addr);
+    let mut moved = on_b
+        .stream_with(&tab.stream_url, &[("last-event-id", &last_id)])
+        .await;
+    let replayed: Vec<String> = board_messages(&mut moved, 2)
+        .await
+        .into_iter()
+        .map(|(_, text)| text)
+        .collect();
+    assert_eq!(replayed, ["two", "three"]);
+    moved.expect_quiet(Duration::from_millis(300)).await;
+    on_a.get("/send?message=four").await;
+    assert_eq!(board_messages(&mut moved, 1).await[0].1, "four");
+
+    // Its page's cursor is good on B as well: nothing in between is lost.
+    let fresh = on_a.open_tab().await;
+    a.client().get("/send?message=five").await;
+    let mut from_page = on_b.stream(&fresh.stream_url).await;
+    assert_eq!(board_messages(&mut from_page, 1).await[0].1, "five");
+}
+
+#[tokio::test]
+async fn an_upload_to_one_instance_streams_to_the_tab_on_another() {
+    let apps = cluster(2).await;
+    let (a, b) = (&apps[0], &apps[1]);
+    let on_b = b.client();
+    let tab = on_b.open_tab().await;
+    let mut stream = on_b.stream(&tab.stream_url).await;
+    stream.next_data().await;
+
+    let boundary = "herald-scale-boundary";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"data.csv\"\r\n\
+         Content-Type: text/csv\r\n\r\n{DATA}\r\n--{boundary}--\r\n"
+    );
+    let content_type = format!("multipart/form-data; boundary={boundary}");
+    let upload = on_b
+        .at(a.addr)
+        .request(
+            Method::POST,
+            &format!("/upload/{}", tab.client),
+            &[("content-type", &content_type)],
+            body,
+        )
+        .await;
+    assert_eq!(upload.status, StatusCode::ACCEPTED, "{}", upload.body);
+    let done = stream.until("rows imported").await;
+    assert!(
+        done.data.contains("100 rows imported, 0 rejected"),
+        "{}",
+        done.data
+    );
+    let rows = stream
+        .raw
+        .matches("hx-target=\"#import-rows\" hx-swap=\"beforeend\"")
+        .count();
+    assert_eq!(rows, 100, "every live row once");
+    // Another browser's tab on A sees none of it.
+    let other = a.client();
+    let theirs = other.open_tab().await;
+    assert!(!theirs.page.contains("rows imported"));
+}
+
+#[tokio::test]
+async fn a_lost_listening_connection_is_caught_up_with_nothing_lost_or_repeated() {
+    let apps = cluster(2).await;
+    let (a, b) = (&apps[0], &apps[1]);
+    let browser = b.client();
+    let tab = browser.open_tab().await;
+    let mut stream = browser.stream(&tab.stream_url).await;
+    let writer = a.client();
+    writer.get("/send?message=before").await;
+    assert_eq!(board_messages(&mut stream, 1).await[0].1, "before");
+
+    let killed = pg::sql(
+        &a.database_url(),
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name = 'herald-follower'",
+    )
+    .await;
+    assert_eq!(killed, ["2"], "both instances' followers");
+    for i in 0..5 {
+        writer.get(&format!("/send?message=during{i}")).await;
+    }
+    let got: Vec<String> = board_messages(&mut stream, 5)
+        .await
+        .into_iter()
+        .map(|(_, text)| text)
+        .collect();
+    assert_eq!(got, ["during0", "during1", "during2", "during3", "during4"]);
+    stream.expect_quiet(Duration::from_millis(500)).await;
+    let followers = pg::sql(
+        &a.database_url(),
+        "SELECT count(*) FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name = 'herald-follower'",
+    )
+    .await;
+    assert_eq!(followers, ["2"], "both listen again");
+}
+
+/// Sends `request` to both instances at once; the two statuses, sorted.
+async fn race<F, Fut>(apps: &[TestApp], request: F) -> Vec<StatusCode>
+where
+    F: Fn(Client) -> Fut,
+    Fut: std::future::Future<Output = common::Response>,
+{
+    let (one, two) = tokio::join!(request(apps[0].client()), request(apps[1].client()));
+    let mut statuses = vec![one.status, two.status];
+    statuses.sort();
+    statuses
+}
+
+#[tokio::test]
+async fn two_instances_racing_get_what_one_instance_gives() {
+    let apps = cluster(2).await;
+    for id in 1..=10 {
+        let body = format!(r#"{{"id":{id},"description":"raced","value":1}}"#);
+        let statuses = race(&apps, |c| {
+            let body = body.clone();
+            async move { c.post_json("/offers", &body).await }
+        })
+        .await;
+        assert_eq!(
+            statuses,
+            [StatusCode::CREATED, StatusCode::CONFLICT],
+            "offer {id}"
+        );
+        let statuses = race(&apps, |c| async move {
+            c.request(Method::DELETE, &format!("/offers/{id}"), &[], "")
+                .await
+        })
+        .await;
+        assert_eq!(
+            statuses,
+            [StatusCode::OK, StatusCode::NOT_FOUND],
+            "offer {id}"
+        );
+    }
+    let job = apps[0]
+        .client()
+        .post_json("/jobs", r#"{"total":1000,"interval_ms":1000}"#)
+        .await
+        .json();
+    let id = job["id"].as_i64().unwrap();
+    let statuses = race(&apps, |c| async move {
+        c.post_json(&format!("/jobs/{id}/cancel"), "{}").await
+    })
+    .await;
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::CONFLICT]);
+
+    // Two browsers (each request a new session) claiming one fresh tab id, one on each
+    // instance: one owns it.
+    let tab = uuid::Uuid::new_v4();
+    let statuses = race(&apps, |c| async move {
+        c.post_json(&format!("/upload/{tab}/cancel"), "{}").await
+    })
+    .await;
+    assert_eq!(
+        statuses,
+        [StatusCode::NOT_FOUND, StatusCode::CONFLICT],
+        "one claims it (no import: 409), the other does not own it (404)"
+    );
+}
