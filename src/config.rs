@@ -34,8 +34,11 @@ pub struct Config {
     pub event_log: EventLog,
     /// When set, JSON API writes must carry `Authorization: Bearer <token>`.
     pub api_token: Option<Secret>,
-    /// How many background jobs run at once; the others wait in line.
+    /// How many background jobs run at once (per instance); the others wait in line.
     pub job_concurrency: usize,
+    /// How long an instance's claim on a running job holds without renewal: after it dies, its
+    /// jobs are taken over this long after its last renewal.
+    pub job_lease: Duration,
     pub limits: InputLimits,
     pub import: ImportLimits,
     pub hub: HubConfig,
@@ -152,9 +155,13 @@ struct Args {
     /// File holding the API token, read at start (instead of HERALD_API_TOKEN)
     #[arg(long, env = "HERALD_API_TOKEN_FILE", value_name = "PATH")]
     api_token_file: Option<PathBuf>,
-    /// Background jobs that run at once
+    /// Background jobs that run at once on each instance
     #[arg(long, env = "HERALD_JOB_CONCURRENCY", value_name = "N", default_value = "2", value_parser = at_least_one::<usize>)]
     job_concurrency: usize,
+    /// Seconds a job stays claimed by an instance that stopped renewing it (one killed) before
+    /// another instance takes it over
+    #[arg(long, env = "HERALD_JOB_LEASE_SECS", value_name = "SECS", default_value = "10", value_parser = at_least_one::<u64>)]
+    job_lease_secs: u64,
     /// Largest form or JSON body
     #[arg(long, env = "HERALD_MAX_REQUEST_BYTES", value_name = "BYTES", default_value = "65536", value_parser = at_least_one::<usize>)]
     max_request_bytes: usize,
@@ -324,6 +331,7 @@ impl Args {
             },
             api_token,
             job_concurrency: self.job_concurrency,
+            job_lease: Duration::from_secs(self.job_lease_secs),
             limits: InputLimits {
                 request_bytes: self.max_request_bytes,
                 message_chars: self.max_message_chars,

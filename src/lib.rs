@@ -94,7 +94,13 @@ pub async fn build(config: Config) -> Result<App, StoreError> {
             hub
         }
     };
-    let jobs = jobs::Runner::start(store.clone(), hub.clone(), config.job_concurrency).await?;
+    let jobs = jobs::Runner::start(
+        store.clone(),
+        hub.clone(),
+        config.job_concurrency,
+        config.job_lease,
+    )
+    .await?;
     let state = AppState {
         regions: page::PageRegions::shared(store.clone()),
         jobs,
@@ -163,18 +169,21 @@ fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown` resolves, then ends every stream so the server can drain.
+/// Serves until `shutdown` resolves, then ends every stream so the server can drain, and hands
+/// the jobs running here over.
 pub async fn serve(
     listener: TcpListener,
     app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let hub = app.state.hub.clone();
-    web::serve::serve(listener, app.router, async move {
+    let served = web::serve::serve(listener, app.router, async move {
         shutdown.await;
         hub.close();
     })
-    .await
+    .await;
+    app.state.jobs.stop().await;
+    served
 }
 
 async fn forget_old_clients(store: SharedStore) {

@@ -236,3 +236,137 @@ async fn two_instances_racing_get_what_one_instance_gives() {
         "one claims it (no import: 409), the other does not own it (404)"
     );
 }
+
+/// Follows `/jobs/{id}/events` on `client` to its end: every `moved` seen, and the end.
+async fn job_to_the_end(client: &Client, id: i64) -> (Vec<u64>, serde_json::Value) {
+    let mut events = client.stream(&format!("/jobs/{id}/events")).await;
+    let mut moved = Vec::new();
+    loop {
+        let e = events.next_data().await;
+        let data: serde_json::Value = serde_json::from_str(&e.data).unwrap();
+        moved.push(data["moved"].as_u64().unwrap());
+        if e.event.as_deref() == Some("end") {
+            return (moved, data);
+        }
+    }
+}
+
+async fn wait_for_progress(client: &Client, id: i64, at_least: u64) -> u64 {
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    loop {
+        let job = client.get(&format!("/jobs/{id}")).await.json();
+        let moved = job["moved"].as_u64().unwrap();
+        if moved >= at_least {
+            assert_eq!(job["state"], "running");
+            return moved;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no progress: {job}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_job_whose_instance_stops_renewing_is_finished_by_another() {
+    let lease = |c: &mut herald::config::Config| c.job_lease = Duration::from_secs(1);
+    let a = spawn_postgres_with(lease).await;
+    let client = a.client();
+    let job = client
+        .post_json("/jobs", r#"{"total":40,"interval_ms":40}"#)
+        .await
+        .json();
+    let id = job["id"].as_i64().unwrap();
+    let reached = wait_for_progress(&client, id, 5).await;
+    let b = a.another().await;
+    let watcher = b.client();
+    let tab = watcher.open_tab().await;
+    let mut page = watcher.stream(&tab.stream_url).await;
+
+    // A's tasks stop as if it died: no more steps, no renewal, its lease left to lapse.
+    a.state.hub.close();
+    let (moved, end) = job_to_the_end(&watcher, id).await;
+    assert_eq!(end["state"], "done", "{end}");
+    assert_eq!(end["moved"], 40);
+    assert!(
+        moved[0] >= reached,
+        "resumed after its stored step: {moved:?}"
+    );
+    assert!(moved.windows(2).all(|w| w[0] <= w[1]), "{moved:?}");
+    page.until(&format!("job-{id}")).await;
+    drop(a);
+}
+
+/// A real Herald process on `url`, listening on a free port.
+struct Process {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Process {
+    fn start(url: &str) -> Process {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+            .env_clear()
+            .env("HERALD_ADDR", addr.to_string())
+            .env("HERALD_DATABASE_URL", url)
+            .env("HERALD_JOB_LEASE_SECS", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("herald starts");
+        Process { child, addr }
+    }
+
+    async fn ready(&self) {
+        let deadline = tokio::time::Instant::now() + common::WAIT;
+        while tokio::net::TcpStream::connect(self.addr).await.is_err() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "herald never listened"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_job_whose_instance_is_killed_is_finished_by_another() {
+    let url = pg::fresh_database().await;
+    let mut doomed = Process::start(&url);
+    doomed.ready().await;
+    let client = Client::new(doomed.addr);
+    let job = client
+        .post_json("/jobs", r#"{"total":40,"interval_ms":40}"#)
+        .await
+        .json();
+    let id = job["id"].as_i64().unwrap();
+    let reached = wait_for_progress(&client, id, 5).await;
+
+    let survivor = spawn_postgres_with(|c| {
+        c.database_url = Some(url.clone().into());
+        c.job_lease = Duration::from_secs(1);
+    })
+    .await;
+    doomed.child.kill().unwrap(); // SIGKILL: no goodbye, its lease simply stops being renewed
+    doomed.child.wait().unwrap();
+    let (moved, end) = job_to_the_end(&survivor.client(), id).await;
+    assert_eq!(end["state"], "done", "{end}");
+    assert_eq!(end["moved"], 40);
+    assert!(
+        moved[0] >= reached,
+        "resumed after its stored step: {moved:?}"
+    );
+    assert!(moved.windows(2).all(|w| w[0] <= w[1]), "{moved:?}");
+}

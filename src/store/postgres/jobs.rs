@@ -6,8 +6,8 @@ use crate::jobs::{
 };
 use crate::store::{StoreError, StoreResult};
 
-const COLUMNS: &str =
-    "id, state, total, moved, interval_ms, fail_at, error, runner, created_at, updated_at";
+const COLUMNS: &str = "id, state, total, moved, interval_ms, fail_at, error, runner, created_at, \
+                       updated_at, lease_until";
 const UNFINISHED: &str = "('queued', 'running')";
 /// Taken by every job insert, so two instances cannot both pass the limit of waiting jobs.
 const INSERT_LOCK: i64 = 0x6a6f_6273;
@@ -70,20 +70,7 @@ impl JobStore for Tx<'_> {
         let Some(next) = update.apply(&current, runner, now) else {
             return Ok(Updated::Refused(current));
         };
-        self.execute(
-            "UPDATE jobs SET state = $2, moved = $3, fail_at = $4, error = $5, runner = $6,
-                             updated_at = $7
-             WHERE id = $1",
-            &[
-                &id,
-                &next.state.as_str(),
-                &(next.moved as i32),
-                &next.fail_at.map(|s| s as i32),
-                &next.error,
-                &next.runner,
-                &next.updated_at,
-            ],
-        )?;
+        self.store_job(&next)?;
         Ok(Updated::Applied(next))
     }
 
@@ -118,6 +105,55 @@ impl JobStore for Tx<'_> {
         .into_iter()
         .collect()
     }
+
+    /// Rows another instance has locked to claim are skipped, so instances claiming at once
+    /// each get different jobs, and a job is never run twice.
+    fn claim_jobs(&self, runner: i64, limit: usize, now: i64, until: i64) -> StoreResult<Vec<Job>> {
+        let rows = self.query(
+            &format!(
+                "SELECT {COLUMNS} FROM jobs
+                 WHERE state = 'queued' OR (state = 'running' AND lease_until < $1)
+                 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"
+            ),
+            &[&now, &(limit as i64)],
+        )?;
+        let mut claimed = Vec::new();
+        for row in &rows {
+            if let Some(next) = (Update::Claim { until }).apply(&job(row)?, runner, now) {
+                self.store_job(&next)?;
+                claimed.push(next);
+            }
+        }
+        Ok(claimed)
+    }
+
+    fn renew_leases(&self, runner: i64, until: i64) -> StoreResult<u64> {
+        self.execute(
+            "UPDATE jobs SET lease_until = $2 WHERE runner = $1 AND state = 'running'",
+            &[&runner, &until],
+        )
+    }
+}
+
+impl Tx<'_> {
+    fn store_job(&self, job: &Job) -> StoreResult<()> {
+        self.execute(
+            "UPDATE jobs SET state = $2, moved = $3, fail_at = $4, error = $5, runner = $6,
+                             updated_at = $7, lease_until = $8
+             WHERE id = $1",
+            &[
+                &job.id,
+                &job.state.as_str(),
+                &(job.moved as i32),
+                &job.fail_at.map(|s| s as i32),
+                &job.error,
+                &job.runner,
+                &job.updated_at,
+                &job.lease_until,
+            ],
+        )?;
+        Ok(())
+    }
 }
 
 fn job(row: &Row) -> StoreResult<Job> {
@@ -136,5 +172,6 @@ fn job(row: &Row) -> StoreResult<Job> {
         runner: row.get(7),
         created_at: row.get(8),
         updated_at: row.get(9),
+        lease_until: row.get(10),
     })
 }
