@@ -10,17 +10,6 @@ use uuid::Uuid;
 
 use super::*;
 
-struct Nothing;
-
-impl Regions for Nothing {
-    fn broadcast(&self) -> BoxFuture<'static, Vec<Region>> {
-        Box::pin(async { Vec::new() })
-    }
-    fn private(&self, _: ClientId) -> BoxFuture<'static, Vec<Region>> {
-        Box::pin(async { Vec::new() })
-    }
-}
-
 /// A socket that takes everything.
 #[derive(Default)]
 struct Wire(Mutex<Vec<u8>>);
@@ -77,7 +66,7 @@ fn text(chunk: Bytes) -> String {
 async fn a_page_stream_skips_what_shows_on_no_page_and_keeps_its_place() {
     let hub = hub(16);
     let me = ClientId(Uuid::new_v4());
-    let mut live = hub.stream(me, None, Arc::new(Nothing));
+    let mut live = hub.stream(me, None, Arc::new(NoRegions));
     assert!(matches!(live.due().await, Due::Chunk(_)), "first message");
     publish(&hub, "", Some(event("t", 1))).await;
     publish(&hub, "<p>shown</p>", Some(event("t", 2))).await;

@@ -352,6 +352,20 @@ fn rand_epoch() -> u64 {
     (hi ^ lo) & 0xffff_ffff_ffff
 }
 
+/// Regions that are always empty, for tests that need a stream but no page.
+#[cfg(test)]
+pub(crate) struct NoRegions;
+
+#[cfg(test)]
+impl Regions for NoRegions {
+    fn broadcast(&self) -> BoxFuture<'static, Vec<Region>> {
+        Box::pin(async { Vec::new() })
+    }
+    fn private(&self, _: ClientId) -> BoxFuture<'static, Vec<Region>> {
+        Box::pin(async { Vec::new() })
+    }
+}
+
 #[cfg(test)]
 mod tests;
 
