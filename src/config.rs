@@ -34,6 +34,9 @@ pub struct Config {
     pub event_log: EventLog,
     /// When set, JSON API writes must carry `Authorization: Bearer <token>`.
     pub api_token: Option<Secret>,
+    /// Origins (`scheme://host[:port]`, lower case) whose pages may use the JSON API and read
+    /// its streams, with the CORS headers browsers need; empty: no CORS headers at all.
+    pub cors_origins: Vec<String>,
     /// How many background jobs run at once (per instance); the others wait in line.
     pub job_concurrency: usize,
     /// How long an instance's claim on a running job holds without renewal: after it dies, its
@@ -148,13 +151,17 @@ struct Args {
     /// Seconds an event is kept in the PostgreSQL event log for replay
     #[arg(long, env = "HERALD_EVENT_LOG_SECS", value_name = "SECS", default_value = "3600", value_parser = at_least_one::<u64>)]
     event_log_secs: u64,
-    /// Bearer token that API writes (requests without browser origin headers) must carry
-    /// (empty: none); environment only, since `ps` shows every flag
+    /// Bearer token that API writes (requests without browser origin headers, and pages on
+    /// --cors-origins) must carry (empty: none); environment only, since `ps` shows every flag
     #[arg(long, env = "HERALD_API_TOKEN", value_name = "TOKEN", hide = true)]
     api_token: Option<Secret>,
     /// File holding the API token, read at start (instead of HERALD_API_TOKEN)
     #[arg(long, env = "HERALD_API_TOKEN_FILE", value_name = "PATH")]
     api_token_file: Option<PathBuf>,
+    /// Origins whose pages may use the JSON API and its streams (CORS), comma-separated, like
+    /// https://app.example.com,http://localhost:5173 (empty: none)
+    #[arg(long, env = "HERALD_CORS_ORIGINS", value_name = "ORIGINS", value_parser = origins)]
+    cors_origins: Option<Origins>,
     /// Background jobs that run at once on each instance
     #[arg(long, env = "HERALD_JOB_CONCURRENCY", value_name = "N", default_value = "2", value_parser = at_least_one::<usize>)]
     job_concurrency: usize,
@@ -249,6 +256,40 @@ fn at_least_one<T: FromStr + PartialEq + From<u8>>(text: &str) -> Result<T, Stri
     }
 }
 
+/// `--cors-origins` as parsed: empty pieces (an empty variable, a trailing comma) name nothing.
+#[derive(Clone)]
+struct Origins(Vec<String>);
+
+fn origins(text: &str) -> Result<Origins, String> {
+    text.split(',')
+        .filter(|piece| !piece.trim().is_empty())
+        .map(origin)
+        .collect::<Result<_, _>>()
+        .map(Origins)
+}
+
+/// An origin as a browser sends it in `Origin`: scheme, host and port, nothing more; compared
+/// in lower case, as browsers send it.
+fn origin(text: &str) -> Result<String, String> {
+    let origin = text.trim().to_ascii_lowercase();
+    let authority = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    match authority {
+        Some(a)
+            if !a.is_empty()
+                && a.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b)) =>
+        {
+            Ok(origin)
+        }
+        _ => Err(format!(
+            "{text:?} is not an origin: scheme, host and optional port, such as \
+             https://app.example.com or http://localhost:5173 (no path, no trailing slash)"
+        )),
+    }
+}
+
 /// Herald's options as clap knows them: `--help`, and the README table's source
 /// (`tests/config.rs`). No variable's value is ever shown, so the token stays out of `--help`;
 /// `--retry-ms -1` is a bad value for `--retry-ms`, not an unknown flag `-1`.
@@ -330,6 +371,7 @@ impl Args {
                 age: Duration::from_secs(self.event_log_secs),
             },
             api_token,
+            cors_origins: self.cors_origins.map_or_else(Vec::new, |o| o.0),
             job_concurrency: self.job_concurrency,
             job_lease: Duration::from_secs(self.job_lease_secs),
             limits: InputLimits {
@@ -454,6 +496,43 @@ mod tests {
         assert!(error(&["--retry-ms", "-1"]).contains("--retry-ms"));
         assert!(error(&["--addr", "localhost"]).contains("--addr"));
         assert!(error(&["--db"]).contains("--db"));
+    }
+
+    #[test]
+    fn cors_origins_are_a_list_of_bare_origins() {
+        assert!(parse(&[]).unwrap().cors_origins.is_empty());
+        assert!(
+            parse(&["--cors-origins", ""])
+                .unwrap()
+                .cors_origins
+                .is_empty()
+        );
+        let trailing = parse(&["--cors-origins", "http://a.example.com,"]).unwrap();
+        assert_eq!(trailing.cors_origins, ["http://a.example.com"]);
+        let c = parse(&[
+            "--cors-origins",
+            "https://App.example.com, http://localhost:5173",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.cors_origins,
+            ["https://app.example.com", "http://localhost:5173"]
+        );
+        for bad in [
+            "app.example.com",
+            "https://app.example.com/",
+            "https://app.example.com/path",
+            "*",
+            "https://",
+            "ftp://files.example.com",
+            "https://a.example.com,http://b.example.com/",
+        ] {
+            let message = error(&["--cors-origins", bad]);
+            assert!(
+                message.contains("--cors-origins") && message.contains("is not an origin"),
+                "{bad}: {message}"
+            );
+        }
     }
 
     #[test]

@@ -25,7 +25,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 use uuid::Uuid;
 
-use super::views::{live_card, live_list, live_progress};
+use super::views::{created_json, live_card, live_list, live_progress, updated_json};
 use super::{FINISHED_SHOWN, Job, NewJob, Update, Updated};
 use crate::hub::{Audience, Hub, Publish};
 use crate::store::{self, SharedStore, Store, StoreError, StoreResult};
@@ -129,7 +129,8 @@ impl Runner {
                 let job = s
                     .insert_job(&new, runner, clock::now_ms())?
                     .ok_or(ChangeError::Full)?;
-                Ok((job, list(s)))
+                let publish = list(s).with_json(created_json(&job));
+                Ok((job, publish))
             })
             .await?;
         self.inner.claim.notify_one();
@@ -164,7 +165,8 @@ impl Runner {
             let publish = match update {
                 Update::Progress { .. } => Publish::everyone(live_progress(&job)),
                 _ => list(s),
-            };
+            }
+            .with_json(updated_json(&job));
             Ok((job, publish))
         })
         .await
@@ -244,7 +246,9 @@ impl Runner {
         self.change(move |s| {
             let jobs = s.claim_jobs(runner, limit, clock::now_ms(), until)?;
             let publish = jobs.iter().fold(Publish::nothing(), |publish, job| {
-                publish.and(Audience::Everyone, live_card(job))
+                publish
+                    .and(Audience::Everyone, live_card(job))
+                    .with_json(updated_json(job))
             });
             Ok((Claimed(jobs), publish))
         })

@@ -5,11 +5,11 @@ use askama_web::WebTemplate;
 use axum::response::{IntoResponse, Response};
 
 use super::input::Typed;
-use super::{Kind, LIST_REGION, Notification, RECENT, TOASTS};
+use super::{Kind, LIST_REGION, Notification, RECENT, TOASTS, TOPIC};
 use crate::AppState;
 use crate::clock;
 use crate::config::InputLimits;
-use crate::hub::{Region, Swap, push_partial};
+use crate::hub::{JsonEvent, Region, Swap, push_partial};
 use crate::store::{Store, StoreResult};
 use crate::web::error::{ApiError, FormError};
 use crate::web::input::FormFields;
@@ -71,6 +71,12 @@ pub fn live(stored: &Notification, recent: &[Notification]) -> String {
     html
 }
 
+/// The JSON event of a new notification: the notification as `POST /send-notification`
+/// answers it.
+pub fn live_json(stored: &Notification) -> JsonEvent {
+    JsonEvent::new(TOPIC, "notification.created", stored)
+}
+
 /// The recent list's region for a page or a resync.
 pub fn regions(s: &dyn Store) -> StoreResult<Vec<Region>> {
     let recent = s.recent_notifications(RECENT)?;
@@ -78,6 +84,12 @@ pub fn regions(s: &dyn Store) -> StoreResult<Vec<Region>> {
         id: LIST_REGION,
         html: RecentList::new(&recent).html(),
     }])
+}
+
+/// The notifications' state for a JSON resync: the recent ones, newest first.
+pub fn json_state(s: &dyn Store) -> StoreResult<serde_json::Value> {
+    let recent = s.recent_notifications(RECENT)?;
+    Ok(serde_json::to_value(recent).expect("notifications serialize"))
 }
 
 #[derive(Template, WebTemplate)]

@@ -18,7 +18,7 @@ use tokio_postgres::{AsyncMessage, NoTls};
 use super::outbox::CHANNEL;
 use crate::clock;
 use crate::config::EventLog;
-use crate::hub::{Archive, Audience, ClientId, Hub};
+use crate::hub::{Archive, Audience, ClientId, Hub, JsonEvent, Outgoing};
 use crate::store::{Backend, SharedStore, StoreError, blocking};
 
 /// How the follower's connection shows in `pg_stat_activity`.
@@ -81,7 +81,8 @@ async fn follow(store: SharedStore, hub: Hub, log: EventLog) {
             pause = Duration::from_millis(100);
             let read = client
                 .prepare(
-                    "SELECT seq, audience, html FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
+                    "SELECT seq, audience, html, topic, event, json FROM events WHERE seq > $1
+                     ORDER BY seq LIMIT $2",
                 )
                 .await?;
             loop {
@@ -91,17 +92,7 @@ async fn follow(store: SharedStore, hub: Hub, log: EventLog) {
                 let full = rows.len() as i64 == BATCH;
                 if let Some(last) = rows.last() {
                     let upto = last.get::<_, i64>(0) as u64;
-                    let messages = rows
-                        .iter()
-                        .filter_map(|row| {
-                            let html: Option<String> = row.get(2);
-                            let audience = match row.get::<_, Option<uuid::Uuid>>(1) {
-                                None => Audience::Everyone,
-                                Some(id) => Audience::Client(ClientId(id)),
-                            };
-                            Some((row.get::<_, i64>(0) as u64, audience, html?))
-                        })
-                        .collect();
+                    let messages = rows.iter().map(message).collect();
                     hub.apply(messages, upto);
                 }
                 if full {
@@ -140,6 +131,24 @@ async fn follow(store: SharedStore, hub: Hub, log: EventLog) {
         }
         pause = (pause * 2).min(Duration::from_secs(5));
     }
+}
+
+/// An event row as the message it stores (read by `follow`'s query).
+fn message(row: &tokio_postgres::Row) -> (u64, Outgoing) {
+    let audience = match row.get::<_, Option<uuid::Uuid>>(1) {
+        None => Audience::Everyone,
+        Some(id) => Audience::Client(ClientId(id)),
+    };
+    let json = match (row.get(3), row.get(4), row.get(5)) {
+        (Some(topic), Some(event), Some(json)) => Some(JsonEvent::from_json(topic, event, json)),
+        _ => None,
+    };
+    let message = Outgoing {
+        audience,
+        html: row.get::<_, Option<String>>(2).unwrap_or_default(),
+        json,
+    };
+    (row.get::<_, i64>(0) as u64, message)
 }
 
 async fn prune(store: &SharedStore, log: EventLog) {

@@ -10,7 +10,7 @@
 
 use super::{PgStore, Tx};
 use crate::clock;
-use crate::hub::{Audience, Publish};
+use crate::hub::{Audience, JsonEvent, Publish};
 use crate::store::{Store, StoreError, StoreResult};
 
 /// The advisory lock that orders the event log ("events" in ASCII).
@@ -50,11 +50,20 @@ impl Tx<'_> {
                 Audience::Everyone => None,
                 Audience::Client(client) => Some(client.0),
             };
+            let html = (!message.html.is_empty()).then_some(&message.html);
+            let json = message.json.as_ref();
             let seq: i64 = self
                 .query_one(
-                    "INSERT INTO events (seq, audience, html, created_at)
-                     VALUES (nextval('events_seq'), $1, $2, $3) RETURNING seq",
-                    &[&audience, &message.html, &now],
+                    "INSERT INTO events (seq, audience, html, topic, event, json, created_at)
+                     VALUES (nextval('events_seq'), $1, $2, $3, $4, $5, $6) RETURNING seq",
+                    &[
+                        &audience,
+                        &html,
+                        &json.map(JsonEvent::topic),
+                        &json.map(JsonEvent::name),
+                        &json.map(JsonEvent::data),
+                        &now,
+                    ],
                 )?
                 .get(0);
             last = seq as u64;
