@@ -71,6 +71,8 @@ pub struct AppState {
     pub json: Arc<dyn JsonState>,
     pub jobs: jobs::Runner,
     pub imports: import::Running,
+    /// Tabs open on every instance, as last counted.
+    pub presence: web::presence::Presence,
 }
 
 pub struct App {
@@ -82,7 +84,8 @@ pub struct App {
 /// the app.
 pub async fn build(config: Config) -> Result<App, StoreError> {
     let store: SharedStore = Arc::new(open_store(&config).await?);
-    let beat = page::status_html(config.hub.heartbeat.as_secs());
+    let presence = web::presence::Presence::default();
+    let beat = page::beat_html(config.hub.heartbeat.as_secs(), presence.clone());
     let hub = match &*store {
         Backend::Sqlite(_) => Hub::new(config.hub.clone(), beat),
         Backend::Postgres(pg) => {
@@ -119,8 +122,14 @@ pub async fn build(config: Config) -> Result<App, StoreError> {
         store,
         hub,
         imports: import::Running::default(),
+        presence,
     };
     tokio::spawn(forget_old_clients(state.store.clone()));
+    web::presence::start(
+        state.store.clone(),
+        state.hub.clone(),
+        state.presence.clone(),
+    );
     Ok(App {
         router: router(state.clone()),
         state,

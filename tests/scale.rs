@@ -370,3 +370,20 @@ async fn a_job_whose_instance_is_killed_is_finished_by_another() {
     );
     assert!(moved.windows(2).all(|w| w[0] <= w[1]), "{moved:?}");
 }
+
+#[tokio::test]
+async fn presence_counts_the_tabs_on_every_instance() {
+    let apps = cluster(2).await;
+    let tabs = |n: &str| format!("hx-target=\"#presence\" hx-swap=\"innerHTML\">{n}<");
+    let on_a = apps[0].client();
+    let mut a = on_a.stream(&on_a.open_tab().await.stream_url).await;
+    let on_b = apps[1].client();
+    let mut b = on_b.stream(&on_b.open_tab().await.stream_url).await;
+    let mut b2 = on_b.stream(&on_b.open_tab().await.stream_url).await;
+    a.until(&tabs("3 tabs open")).await;
+    b.until(&tabs("3 tabs open")).await;
+    drop(b2.until(&tabs("3 tabs open")).await);
+    drop(b2);
+    a.until(&tabs("2 tabs open")).await;
+    b.until(&tabs("2 tabs open")).await;
+}

@@ -77,6 +77,34 @@ async fn a_cursor_older_than_history_gets_a_resync() {
     stream.expect_quiet(Duration::from_millis(300)).await;
 }
 
+/// Reads heartbeats until one says `tabs`.
+async fn until_presence(stream: &mut common::Sse, tabs: &str) {
+    stream
+        .until(&format!(
+            "hx-target=\"#presence\" hx-swap=\"innerHTML\">{tabs}<"
+        ))
+        .await;
+}
+
+#[tokio::test]
+async fn the_page_shows_how_many_tabs_are_open_live() {
+    let app = spawn_app().await;
+    let browser = app.client();
+    let first = browser.open_tab().await;
+    let mut one = browser.stream(&first.stream_url).await;
+    until_presence(&mut one, "1 tab open").await;
+    let second = browser.open_tab().await;
+    assert!(
+        second.page.contains("1 tab open"),
+        "the page shows the count"
+    );
+    let mut two = browser.stream(&second.stream_url).await;
+    until_presence(&mut one, "2 tabs open").await;
+    until_presence(&mut two, "2 tabs open").await;
+    drop(two);
+    until_presence(&mut one, "1 tab open").await;
+}
+
 #[tokio::test]
 async fn a_message_published_between_page_and_stream_arrives() {
     let app = spawn_app().await;

@@ -36,7 +36,7 @@ mod stream;
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -195,6 +195,8 @@ struct Inner {
     archive: Option<Arc<dyn Archive>>,
     /// The shared log's position applied here, for those waiting on it.
     applied: watch::Sender<u64>,
+    /// Tab streams open here.
+    streams: AtomicUsize,
     gate: AsyncMutex<()>,
     /// The broadcast regions at a broadcast head: state only changes with a publish, so while
     /// the head stands still every snapshot can reuse one rendering.
@@ -249,6 +251,7 @@ impl Hub {
             private_seq,
             archive,
             applied: watch::Sender::new(position),
+            streams: AtomicUsize::new(0),
             gate: AsyncMutex::new(()),
             broadcast_cache: Mutex::new(None),
             heartbeat: watch::Sender::new(Bytes::new()),
@@ -457,6 +460,16 @@ impl Hub {
         }
     }
 
+    /// Sends every stream a heartbeat now, out of turn: what it shows has changed (presence).
+    pub fn beat_now(&self) {
+        beat(&self.inner);
+    }
+
+    /// How many tab streams are open here.
+    pub fn open_streams(&self) -> usize {
+        self.inner.streams.load(Ordering::Relaxed)
+    }
+
     /// How many private logs are held (for tests and metrics).
     pub fn client_logs(&self) -> usize {
         self.inner.clients.lock().expect("clients lock").len()
@@ -501,13 +514,18 @@ async fn heartbeat(hub: Weak<Inner>) {
     loop {
         ticks.tick().await;
         let Some(inner) = hub.upgrade() else { return };
-        let data = frame::data_lines(&(inner.beat)());
-        let mut beat = BytesMut::with_capacity(data.len() + 12);
-        beat.put_slice(b": heartbeat\n");
-        beat.put_slice(&data);
-        inner.heartbeat.send_replace(beat.freeze());
+        beat(&inner);
         sweep_idle_clients(&inner);
     }
+}
+
+/// Renders a heartbeat and hands it to every stream.
+fn beat(inner: &Inner) {
+    let data = frame::data_lines(&(inner.beat)());
+    let mut beat = BytesMut::with_capacity(data.len() + 12);
+    beat.put_slice(b": heartbeat\n");
+    beat.put_slice(&data);
+    inner.heartbeat.send_replace(beat.freeze());
 }
 
 /// Drops private logs that no stream has used for `client_idle`, so memory follows the tabs

@@ -2,6 +2,7 @@
 
 use std::io::Write as _;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::{Notify, watch};
@@ -48,6 +49,7 @@ impl Hub {
         requested: Option<&str>,
         regions: Arc<dyn Regions>,
     ) -> LiveStream {
+        self.inner.streams.fetch_add(1, Ordering::Relaxed);
         let private = self.client_log(client);
         let now = Cursor {
             epoch: self.inner.epoch,
@@ -310,6 +312,7 @@ impl Drop for Parked {
 
 impl Drop for LiveStream {
     fn drop(&mut self) {
+        self.hub.inner.streams.fetch_sub(1, Ordering::Relaxed);
         self.hub.release(self.client);
     }
 }

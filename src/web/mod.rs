@@ -12,6 +12,7 @@ pub mod input;
 pub mod negotiate;
 pub mod page;
 pub mod paging;
+pub mod presence;
 pub mod serve;
 pub mod session;
 pub mod sse;

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::assets;
 use super::error::ApiError;
 use super::negotiate::{ErrorPage, Wants};
+use super::presence::{Presence, presence_html, presence_partial};
 use super::session::{Session, Tab};
 use super::sse::live_response;
 use crate::hub::{ClientId, Positioned, Region, Regions, Scope, Snapshot};
@@ -33,6 +34,7 @@ struct Dashboard {
     jobs_form: String,
     jobs_finished_shown: usize,
     import_form: String,
+    presence: String,
 }
 
 /// `GET /`: the current state of every region, and a new tab id whose stream resumes from
@@ -58,6 +60,7 @@ pub async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Res
         jobs_form: jobs::JobForm::blank(&jobs::Limits::STANDARD).html(),
         jobs_finished_shown: jobs::FINISHED_SHOWN,
         import_form: import::ImportForm::blank(client, state.config.import.max_upload_bytes).html(),
+        presence: presence_html(state.presence.tabs()),
     };
     let mut response = page.into_response();
     let headers = response.headers_mut();
@@ -211,6 +214,16 @@ fn or_notice(regions: StoreResult<Vec<Region>>, ids: &[&'static str]) -> Vec<Reg
 struct Status {
     time: String,
     stale_after_secs: u64,
+}
+
+/// What every heartbeat (and every stream's first message) carries: the connection indicator
+/// and the number of tabs open.
+pub fn beat_html(
+    heartbeat_secs: u64,
+    presence: Presence,
+) -> impl Fn() -> String + Send + Sync + 'static {
+    let status = status_html(heartbeat_secs);
+    move || status() + &presence_partial(presence.tabs())
 }
 
 /// The connection indicator, sent first on every stream and with every heartbeat; CSS marks it

@@ -469,17 +469,27 @@ fn parse(block: &str) -> Event {
     event
 }
 
-/// Replaces what changes from run to run (cursors, times) so frames can be snapshotted.
+/// Replaces what changes from run to run (cursors, times, the tabs open, which depends on when
+/// presence was last counted) so frames can be snapshotted.
 pub fn redact(raw: &str) -> String {
     let mut out = String::new();
     for line in raw.split_inclusive('\n') {
         if line.starts_with("id: ") {
             out.push_str("id: [cursor]\n");
         } else {
-            out.push_str(&redact_times(line));
+            out.push_str(&redact_presence(&redact_times(line)));
         }
     }
     out
+}
+
+fn redact_presence(line: &str) -> String {
+    const REGION: &str = "hx-target=\"#presence\" hx-swap=\"innerHTML\">";
+    let Some(start) = line.find(REGION).map(|at| at + REGION.len()) else {
+        return line.to_string();
+    };
+    let end = start + line[start..].find('<').unwrap_or(0);
+    format!("{}[tabs]{}", &line[..start], &line[end..])
 }
 
 fn redact_times(line: &str) -> String {

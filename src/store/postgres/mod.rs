@@ -13,6 +13,7 @@ mod notify;
 mod offers;
 mod outbox;
 mod pool;
+mod presence;
 mod schema;
 mod session;
 
