@@ -125,8 +125,10 @@ async fn follow(store: SharedStore, hub: Hub, log: EventLog) {
             Ok(()) => return,
             Err(e) => pg.health().down(&e),
         }
+        // A change made here (the database answers again) cuts the pause short.
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
+            _ = pg.signals().poke.notified() => {}
             _ = closing.wait_for(|closed| *closed) => return,
         }
         pause = (pause * 2).min(Duration::from_secs(5));

@@ -217,30 +217,48 @@ impl PgStore {
     where
         E: From<StoreError>,
     {
-        let mut pooled = self.pool.get()?;
-        let conn = pooled.conn();
-        let mut builder = conn.client.build_transaction();
-        if snapshot {
-            builder = builder
-                .isolation_level(postgres::IsolationLevel::RepeatableRead)
-                .read_only(true);
+        let mut f = Some(f);
+        let mut retried = false;
+        loop {
+            if retried {
+                self.pool.clear_idle();
+            }
+            let mut pooled = self.pool.get()?;
+            let reused = pooled.reused();
+            let conn = pooled.conn();
+            let mut builder = conn.client.build_transaction();
+            if snapshot {
+                builder = builder
+                    .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                    .read_only(true);
+            }
+            let tx = match builder.start() {
+                Ok(tx) => tx,
+                // A connection kept idle through a restart of the database is cut without
+                // knowing it, and so are the others kept with it: they go, and a new one is
+                // tried, once (nothing was sent but BEGIN).
+                Err(e) if reused && !retried && is_outage(&e) => {
+                    retried = true;
+                    continue;
+                }
+                Err(e) => return Err(self.failed(e).into()),
+            };
+            let tx = Tx {
+                inner: RefCell::new(Inner {
+                    tx,
+                    statements: &mut conn.statements,
+                }),
+                instance: self.instance,
+            };
+            let value = f.take().expect("runs once")(&tx)?;
+            tx.inner
+                .into_inner()
+                .tx
+                .commit()
+                .map_err(|e| self.failed(e))?;
+            self.pool.health.up();
+            return Ok(value);
         }
-        let tx = builder.start().map_err(|e| self.failed(e))?;
-        let tx = Tx {
-            inner: RefCell::new(Inner {
-                tx,
-                statements: &mut conn.statements,
-            }),
-            instance: self.instance,
-        };
-        let value = f(&tx)?;
-        tx.inner
-            .into_inner()
-            .tx
-            .commit()
-            .map_err(|e| self.failed(e))?;
-        self.pool.health.up();
-        Ok(value)
     }
 
     fn failed(&self, e: postgres::Error) -> StoreError {

@@ -63,6 +63,7 @@ impl Pool {
                     return Ok(Pooled {
                         pool: self,
                         conn: Some(conn),
+                        reused: true,
                     });
                 }
                 state.open -= 1;
@@ -74,6 +75,7 @@ impl Pool {
                     Ok(conn) => Ok(Pooled {
                         pool: self,
                         conn: Some(conn),
+                        reused: false,
                     }),
                     Err(e) => {
                         self.release(None);
@@ -113,6 +115,17 @@ impl Pool {
         }
     }
 
+    /// Drops every idle connection (the database restarted: they are all cut).
+    pub fn clear_idle(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let idle = std::mem::take(&mut state.idle);
+        state.open -= idle.len();
+        drop(state);
+        // Closing a cut connection fails at once; it blocks nothing.
+        drop(idle);
+        self.freed.notify_all();
+    }
+
     /// Gives a connection back (`None`: it was lost) and wakes one waiting caller.
     fn release(&self, conn: Option<Conn>) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -141,9 +154,15 @@ impl Drop for Pool {
 pub struct Pooled<'a> {
     pool: &'a Pool,
     conn: Option<Conn>,
+    /// Kept idle before, rather than made for this call.
+    reused: bool,
 }
 
 impl Pooled<'_> {
+    pub fn reused(&self) -> bool {
+        self.reused
+    }
+
     pub fn conn(&mut self) -> &mut Conn {
         self.conn.as_mut().expect("held until dropped")
     }
