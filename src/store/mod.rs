@@ -84,6 +84,15 @@ impl Backend {
         }
     }
 
+    /// What the store is, for the log: the SQLite file, or PostgreSQL's host and database
+    /// (never the URL, which may hold a password).
+    pub fn describe(&self) -> String {
+        match self {
+            Backend::Sqlite(store) => store.path().display().to_string(),
+            Backend::Postgres(store) => store.target().to_string(),
+        }
+    }
+
     /// Whether several instances share this store (and its event log).
     pub fn is_shared(&self) -> bool {
         matches!(self, Backend::Postgres(_))

@@ -9,6 +9,7 @@ pub mod error;
 pub mod guard;
 pub mod id;
 pub mod input;
+pub mod listen;
 pub mod negotiate;
 pub mod page;
 pub mod paging;

@@ -112,9 +112,10 @@ fn is_outage(e: &postgres::Error) -> bool {
 
 /// The server's own message when it sent one (the driver's `Display` says only "db error").
 fn describe(e: &postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => db.to_string(),
-        None => e.to_string(),
+    match (e.as_db_error(), std::error::Error::source(e)) {
+        (Some(db), _) => db.to_string(),
+        (None, Some(cause)) => format!("{e}: {cause}"),
+        (None, None) => e.to_string(),
     }
 }
 

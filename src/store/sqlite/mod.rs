@@ -15,7 +15,7 @@ mod notify;
 mod offers;
 mod session;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::Connection;
@@ -24,6 +24,7 @@ use super::{StoreError, StoreResult};
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    path: PathBuf,
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -54,7 +55,12 @@ impl SqliteStore {
         }
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            path: path.to_path_buf(),
         })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
