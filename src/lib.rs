@@ -115,7 +115,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let hub = app.state.hub.clone();
-    web::serve::serve(listener, app.router, async move {
+    let limits = app.state.config.connections;
+    web::serve::serve(listener, app.router, limits, async move {
         shutdown.await;
         hub.close();
     })

@@ -6,6 +6,8 @@ pub mod error;
 pub mod guard;
 pub mod input;
 pub mod page;
+mod respond;
 pub mod serve;
 pub mod session;
 mod sse;
+mod wire;
