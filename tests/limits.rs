@@ -156,7 +156,10 @@ async fn bytes_sent_up_a_tab_stream_disconnect_it_at_once() {
     conn.until_closed().await;
     let deadline = tokio::time::Instant::now() + WAIT;
     while app.state.hub.client_logs() != 0 {
-        assert!(tokio::time::Instant::now() < deadline, "stream not released");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "stream not released"
+        );
         tokio::time::sleep(ms(10)).await;
     }
 }

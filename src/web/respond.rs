@@ -190,3 +190,119 @@ fn put_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use bytes::Bytes;
+    use hyper::body::{Frame as BodyFrame, SizeHint};
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+    use tokio::sync::watch;
+
+    use super::*;
+
+    /// A body that says it is `claimed` bytes long and yields `chunks`.
+    struct Claimed {
+        claimed: u64,
+        chunks: Vec<&'static str>,
+    }
+
+    impl hyper::body::Body for Claimed {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<BodyFrame<Bytes>, Self::Error>>> {
+            if self.chunks.is_empty() {
+                return Poll::Ready(None);
+            }
+            let chunk = self.chunks.remove(0);
+            Poll::Ready(Some(Ok(BodyFrame::data(Bytes::from_static(
+                chunk.as_bytes(),
+            )))))
+        }
+
+        fn size_hint(&self) -> SizeHint {
+            SizeHint::with_exact(self.claimed)
+        }
+    }
+
+    /// What the writer puts on the wire for `response`, and whether it kept the connection.
+    async fn written(response: Response<Body>) -> (String, io::Result<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (_tx, mut stop) = watch::channel(None);
+        let result = respond(
+            &server,
+            &mut Vec::new(),
+            response,
+            false,
+            Duration::from_secs(5),
+            &mut stop,
+        )
+        .await;
+        drop(server);
+        let mut wire = String::new();
+        client.read_to_string(&mut wire).await.unwrap();
+        (wire, result)
+    }
+
+    fn claimed(claimed: u64, chunks: Vec<&'static str>) -> Response<Body> {
+        Response::new(Body::new(Claimed { claimed, chunks }))
+    }
+
+    #[tokio::test]
+    async fn a_handlers_framing_headers_are_replaced_by_the_writers_own() {
+        let mut response = Response::new(Body::from("hello"));
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_LENGTH, "999".parse().unwrap());
+        headers.insert(header::TRANSFER_ENCODING, "chunked".parse().unwrap());
+        headers.insert(header::CONNECTION, "close".parse().unwrap());
+        headers.insert("keep-alive", "timeout=5".parse().unwrap());
+        headers.insert("x-kept", "yes".parse().unwrap());
+        let (wire, result) = written(response).await;
+        assert!(result.is_ok(), "{result:?}");
+        let (head, body) = wire.split_once("\r\n\r\n").unwrap();
+        let head = head.to_ascii_lowercase();
+        assert_eq!(body, "hello");
+        assert!(head.contains("\r\ncontent-length: 5"), "{head}");
+        assert!(head.contains("\r\nx-kept: yes"), "{head}");
+        for absent in ["999", "transfer-encoding", "connection", "keep-alive"] {
+            assert!(!head.contains(absent), "{absent} in {head}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_shorter_or_longer_than_its_length_closes_the_connection() {
+        let (wire, result) = written(claimed(10, vec!["short"])).await;
+        assert!(result.is_err(), "a short body is an error");
+        assert!(wire.contains("content-length: 10\r\n"), "{wire}");
+        assert!(wire.ends_with("\r\n\r\nshort"), "{wire}");
+
+        let (wire, result) = written(claimed(3, vec!["ab", "cdef"])).await;
+        assert!(result.is_err(), "a long body is an error");
+        assert!(!wire.contains("cdef"), "nothing past the length: {wire}");
+    }
+
+    #[tokio::test]
+    async fn an_informational_status_is_never_the_final_answer() {
+        let mut response = Response::new(Body::from("early"));
+        *response.status_mut() = StatusCode::EARLY_HINTS;
+        let (wire, result) = written(response).await;
+        assert!(result.is_ok(), "{result:?}");
+        assert!(
+            wire.starts_with("HTTP/1.1 500 Internal Server Error\r\n"),
+            "{wire}"
+        );
+        assert!(wire.contains("content-length: 0\r\n"), "{wire}");
+        assert!(!wire.contains("early"), "{wire}");
+    }
+}

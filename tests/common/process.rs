@@ -68,4 +68,3 @@ impl Drop for Running {
 pub fn finish(command: Command) -> Output {
     Running::start(command).exited()
 }
-

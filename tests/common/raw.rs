@@ -255,4 +255,3 @@ pub fn notify(json: &str) -> String {
 pub fn get(path: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: herald.test\r\n\r\n")
 }
-
