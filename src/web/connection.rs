@@ -238,6 +238,8 @@ fn parse(bytes: &[u8], max_head: usize) -> Parsed {
         };
         match name {
             header::CONTENT_LENGTH if h.value != b"0" => return Parsed::Other,
+            // Repeated, it is the same "0": kept once, as hyper does.
+            header::CONTENT_LENGTH if map.contains_key(header::CONTENT_LENGTH) => continue,
             header::TRANSFER_ENCODING | header::EXPECT | header::UPGRADE => return Parsed::Other,
             header::CONNECTION => close |= has_token(h.value, "close"),
             _ => {}
@@ -282,12 +284,7 @@ async fn hyper_for_the_rest(
         read_since_write: false,
     });
     let ended = {
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_timeout)
-            .max_header_size(limits.max_header_bytes)
-            .max_buf_size(limits.max_header_bytes.max(HYPER_MIN_BUF))
-            .serve_connection(&mut io, service);
+        let conn = hyper_builder(limits).serve_connection(&mut io, service);
         tokio::pin!(conn);
         tokio::select! {
             result = conn.as_mut() => Some(result),
@@ -308,6 +305,17 @@ async fn hyper_for_the_rest(
         Some(Err(e)) => tracing::trace!(error = %e, "connection ended with an error"),
         _ => {}
     }
+}
+
+/// Hyper as connections handed over get it: with Herald's header timeout and largest head.
+fn hyper_builder(limits: &ConnectionLimits) -> hyper::server::conn::http1::Builder {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_header_size(limits.max_header_bytes)
+        .max_buf_size(limits.max_header_bytes.max(HYPER_MIN_BUF));
+    builder
 }
 
 /// The least `max_buf_size` hyper accepts.
@@ -412,3 +420,6 @@ impl AsyncWrite for Replay {
         Pin::new(&mut self.tcp).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests;
