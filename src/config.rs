@@ -44,7 +44,8 @@ pub struct ConnectionLimits {
     pub idle_timeout: Duration,
     /// A larger request head gets 431 and the connection closes.
     pub max_header_bytes: usize,
-    /// A response or stream whose client has taken nothing for this long is closed.
+    /// A response or stream whose client has taken nothing for this long is closed, and a
+    /// request body that has not moved for this long fails.
     pub send_timeout: Duration,
     /// After a shutdown signal, connections still open after this are closed.
     pub shutdown_grace: Duration,
@@ -215,8 +216,8 @@ struct Args {
     /// Largest request head (request line and headers); a larger one gets 431
     #[arg(long, env = "HERALD_MAX_HEADER_BYTES", value_name = "BYTES", default_value = "16384", value_parser = at_least_one::<usize>)]
     max_header_bytes: usize,
-    /// Seconds a client may take nothing of a response or stream before it is closed (a tab
-    /// resumes by Last-Event-ID when it comes back)
+    /// Seconds a client may take nothing of a response or stream (a tab resumes by
+    /// Last-Event-ID when it comes back), or send nothing of a request body, before it is cut off
     #[arg(long, env = "HERALD_SEND_TIMEOUT_SECS", value_name = "SECS", default_value = "30", value_parser = at_least_one::<u64>)]
     send_timeout_secs: u64,
     /// Seconds after SIGTERM for streams to end and responses to finish; then whatever is

@@ -23,6 +23,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{get, post, put};
 use tokio::net::TcpListener;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use config::Config;
 use hub::{Hub, Regions};
@@ -104,6 +105,11 @@ fn router(state: AppState) -> Router {
         .merge(writes)
         .fallback(page::not_found)
         .layer(DefaultBodyLimit::max(state.config.limits.request_bytes))
+        // A request body the client stops sending fails after the send timeout, rather than
+        // holding its handler and connection for ever.
+        .layer(RequestBodyTimeoutLayer::new(
+            state.config.connections.send_timeout,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -306,3 +306,27 @@ fn after_sigterm_the_process_exits_within_the_grace_even_with_a_reader_that_stal
     );
     drop(stalled);
 }
+
+#[tokio::test]
+async fn a_request_body_that_stops_coming_is_refused_and_the_connection_closed() {
+    let app = spawn(|c| c.connections.send_timeout = ms(300)).await;
+    let upload = "/upload/7d6f1a52-8c4e-4a57-9a3f-3d1e2b6a0c11";
+    for (path, content_type, status) in [
+        ("/send-notification", "application/json", 400),
+        (upload, "multipart/form-data; boundary=x", 408),
+    ] {
+        let mut conn = Conn::open(&app).await;
+        conn.send(
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: herald.test\r\nSec-Fetch-Site: same-origin\r\n\
+                 Content-Type: {content_type}\r\nContent-Length: 1000\r\n\r\n--x\r\n{{\"ty"
+            )
+            .as_bytes(),
+        )
+        .await;
+        let resp = conn.response().await;
+        assert_eq!(resp.status, status, "{path}: {}", resp.text());
+        assert!(resp.text().contains("\"error\""), "{}", resp.text());
+        conn.until_closed().await;
+    }
+}
