@@ -2,8 +2,31 @@
 //!
 //! [`build`] wires configuration, storage and the hub into a router; [`serve`] runs it until a
 //! shutdown signal, then closes every stream cleanly. Tests use both to spawn the real app.
+//!
+//! # Layout
+//!
+//! A request flows like this:
+//!
+//! 1. `web::serve` accepts the connection; `web::connection` reads the request head and asks
+//!    the router (built here), which runs `web::guard` on every write.
+//! 2. A feature's handler (`<feature>/routes.rs`) reads what the user sent with `web::input`,
+//!    `web::id` and `web::paging`, and checks it with its own rules (`<feature>/input.rs`).
+//! 3. A change goes through [`AppState::change`] (`change`): the feature's closure writes to the
+//!    store (`store`, SQLite behind one trait per feature) and renders what the change announces
+//!    (`<feature>/views.rs`); the hub publishes it once the write has succeeded.
+//! 4. The hub (`hub`) frames each message once into its logs; every tab's one stream
+//!    (`web::page::stream`, served by `web::sse`) replays what its cursor missed, or resyncs
+//!    from a snapshot of the page's regions, then follows live, parked with the fan-out.
+//! 5. The answer goes back in the caller's language (`web::negotiate`): JSON for API callers,
+//!    a page for browsers, a fragment for the page's htmx.
+//!
+//! Every feature (`board`, `notify`, `offers`, `jobs`, `import`) has the same files: `mod.rs`
+//! (domain types and the store trait), `routes.rs`, `views.rs` (askama views and live
+//! messages) and `input.rs`, plus modules for its own concerns (offers' money, jobs' runner,
+//! the import's parser and importer task). Templates live in `templates/<feature>/`.
 
 pub mod board;
+pub mod change;
 pub mod clock;
 pub mod config;
 pub mod hub;

@@ -44,10 +44,10 @@ impl Sink for Wire {
 struct Nothing;
 
 impl Regions for Nothing {
-    fn broadcast(&self) -> BoxFuture<Vec<Region>> {
+    fn broadcast(&self) -> BoxFuture<'static, Vec<Region>> {
         Box::pin(async { Vec::new() })
     }
-    fn private(&self, _: ClientId) -> BoxFuture<Vec<Region>> {
+    fn private(&self, _: ClientId) -> BoxFuture<'static, Vec<Region>> {
         Box::pin(async { Vec::new() })
     }
 }

@@ -1,5 +1,5 @@
 //! SSE framing. A message is framed once into shared bytes; the only per-subscriber bytes are the
-//! `id:` line written in front of it (see [`super::stream`]).
+//! `id:` line written in front of it (see `stream.rs`).
 
 use bytes::{BufMut, Bytes, BytesMut};
 

@@ -1,8 +1,9 @@
 //! The fan-out core: broadcast and per-client logs, cursors, replay, resync and SSE framing.
 //!
-//! It knows nothing of Herald's features. A feature changes state and publishes the rendered HTML
-//! inside one [`Change`]; the hub frames it once and every stream reads the same bytes. A page, or
-//! a stream whose cursor history no longer covers, gets a [`Snapshot`] of the regions the
+//! It knows nothing of Herald's features, nor of HTTP (`web::sse` serves its streams). A change
+//! publishes its rendered HTML through `Hub::commit`, once the change has succeeded
+//! ([`Publish`]); the hub frames it once and every stream reads the same bytes. A page, or a
+//! stream whose cursor history no longer covers, gets a [`Snapshot`] of the regions the
 //! application describes through [`Regions`]. A stream that has caught up can park with the
 //! fan-out (`fanout.rs`), which then writes broadcasts to its socket without waking its task.
 //!
@@ -19,18 +20,18 @@ pub mod frame;
 mod log;
 mod partial;
 pub mod periodic;
+mod publish;
 mod stream;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::future::BoxFuture;
 use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard, watch};
 use uuid::Uuid;
 
@@ -39,7 +40,8 @@ pub use fanout::Sink;
 pub use log::Limits;
 use log::{Log, Sequence};
 pub use partial::{Swap, partial, push_partial};
-pub use stream::{Due, LiveStream, Park, Parked, Takeover, live_response, sse_response};
+pub use publish::{Outgoing, Publish};
+pub use stream::{Due, LiveStream, Park, Parked};
 
 /// A browser tab's identity; each has a private log beside the broadcast one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -83,14 +85,12 @@ pub struct Region {
     pub html: String,
 }
 
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
 /// The application's view of its regions, rendered from current state.
 pub trait Regions: Send + Sync + 'static {
     /// Regions every tab shares.
-    fn broadcast(&self) -> BoxFuture<Vec<Region>>;
+    fn broadcast(&self) -> BoxFuture<'static, Vec<Region>>;
     /// Regions only this tab sees.
-    fn private(&self, client: ClientId) -> BoxFuture<Vec<Region>>;
+    fn private(&self, client: ClientId) -> BoxFuture<'static, Vec<Region>>;
 }
 
 /// Which logs a snapshot covers.
@@ -180,9 +180,10 @@ impl Hub {
         Hub { inner }
     }
 
-    /// Starts a state change; the change's messages are published through the returned guard.
-    /// Hold it from the store write to the last publish, and no longer.
-    pub async fn change(&self) -> Change<'_> {
+    /// Starts a state change; its messages are published through the returned guard, which is
+    /// held from the store write to the last publish. Only [`Hub::commit`] (and the hub's tests)
+    /// take it, so the order cannot go wrong elsewhere.
+    async fn change(&self) -> Change<'_> {
         Change {
             hub: self,
             _gate: self.inner.gate.lock().await,
@@ -283,14 +284,14 @@ impl Hub {
 }
 
 /// A state change in progress: snapshots and other changes wait until it is dropped.
-pub struct Change<'a> {
+struct Change<'a> {
     hub: &'a Hub,
     _gate: AsyncMutexGuard<'a, ()>,
 }
 
 impl Change<'_> {
     /// Frames `html` once and appends it to the audience's log; returns its sequence number.
-    pub fn publish(&self, audience: Audience, html: &str) -> u64 {
+    fn publish(&self, audience: Audience, html: &str) -> u64 {
         let data = frame::data_lines(html);
         match audience {
             Audience::Everyone => self.hub.inner.broadcast.append(data),

@@ -1,14 +1,9 @@
 //! One tab's SSE stream: greet, resync or replay from the cursor, then follow both logs live.
 
-use std::convert::Infallible;
 use std::io::Write as _;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
-use futures_util::Stream;
 use tokio::sync::{Notify, watch};
 
 use super::fanout::{Sink, Ticket};
@@ -290,53 +285,4 @@ fn put_id(out: &mut impl BufMut, cursor: Cursor) {
 pub(super) fn put_message(out: &mut impl BufMut, cursor: Cursor, data: &[u8]) {
     put_id(out, cursor);
     out.put_slice(data);
-}
-
-/// A tab's stream as a response. A connection that writes to its socket itself takes the stream
-/// out through the [`Takeover`] extension (and parks it between messages); any other connection
-/// polls the body, which then reads the stream itself.
-pub fn live_response(live: LiveStream) -> Response {
-    let takeover = Takeover(Arc::new(Mutex::new(Some(live))));
-    let slot = takeover.clone();
-    let body = futures_util::stream::unfold(None, move |live: Option<LiveStream>| {
-        let slot = slot.clone();
-        async move {
-            let mut live = match live {
-                Some(live) => live,
-                None => slot.take()?,
-            };
-            let chunk = live.next_chunk().await?;
-            Some((Ok(chunk), Some(live)))
-        }
-    });
-    let mut response = sse_response(body);
-    response.extensions_mut().insert(takeover);
-    response
-}
-
-/// The stream inside a [`live_response`], for whichever takes it first: the connection or the
-/// body.
-#[derive(Clone)]
-pub struct Takeover(Arc<Mutex<Option<LiveStream>>>);
-
-impl Takeover {
-    pub fn take(&self) -> Option<LiveStream> {
-        self.0.lock().expect("takeover lock").take()
-    }
-}
-
-/// Wraps an SSE body with the headers every stream needs: no caching, and no proxy buffering.
-pub fn sse_response<S>(stream: S) -> Response
-where
-    S: Stream<Item = Result<Bytes, Infallible>> + Send + 'static,
-{
-    (
-        [
-            (header::CONTENT_TYPE, "text/event-stream"),
-            (header::CACHE_CONTROL, "no-cache"),
-            (header::HeaderName::from_static("x-accel-buffering"), "no"),
-        ],
-        Body::from_stream(stream),
-    )
-        .into_response()
 }

@@ -14,7 +14,7 @@ struct Counted {
 }
 
 impl Regions for Counted {
-    fn broadcast(&self) -> BoxFuture<Vec<Region>> {
+    fn broadcast(&self) -> BoxFuture<'static, Vec<Region>> {
         let n = self.renders.fetch_add(1, Ordering::SeqCst) + 1;
         Box::pin(async move {
             vec![Region {
@@ -24,7 +24,7 @@ impl Regions for Counted {
         })
     }
 
-    fn private(&self, client: ClientId) -> BoxFuture<Vec<Region>> {
+    fn private(&self, client: ClientId) -> BoxFuture<'static, Vec<Region>> {
         Box::pin(async move {
             vec![Region {
                 id: "mine",
@@ -331,6 +331,50 @@ async fn changes_publish_in_the_order_they_were_made() {
     assert_eq!(first.publish(Audience::Everyone, "first"), 1);
     drop(first);
     assert_eq!(second.await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn a_change_publishes_once_its_work_succeeded_and_nothing_when_it_failed() {
+    let (hub, regions) = hub(8);
+    let me = client();
+    let mut stream = hub.stream(me, None, regions);
+    next(&mut stream).await;
+    let failed: Result<(), &str> = hub
+        .commit(|| async { Err::<((), Publish), _>("refused") })
+        .await;
+    assert_eq!(failed, Err("refused"));
+    let snapshot = {
+        let hub = hub.clone();
+        let regions = Arc::new(Counted {
+            renders: AtomicUsize::new(0),
+        });
+        move || {
+            let (hub, regions) = (hub.clone(), regions.clone());
+            tokio::spawn(async move { hub.snapshot(me, Scope::ALL, &*regions).await.cursor })
+        }
+    };
+    let value = hub
+        .commit(|| async {
+            let during = snapshot();
+            tokio::task::yield_now().await;
+            assert!(!during.is_finished(), "the work runs under the change lock");
+            let publish = Publish::everyone("<p>one</p>".into())
+                .and(Audience::Everyone, String::new())
+                .and(Audience::Client(me), "<p>two</p>".into());
+            Ok::<_, ()>((7, publish))
+        })
+        .await;
+    assert_eq!(value, Ok(7));
+    let data: Vec<String> = messages(&next(&mut stream).await)
+        .into_iter()
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(
+        data,
+        ["<p>one</p>", "<p>two</p>"],
+        "in order, nothing from the failed one"
+    );
+    assert_eq!(snapshot().await.unwrap().broadcast, 1);
 }
 
 #[tokio::test]

@@ -1,9 +1,18 @@
+//! The offers' fragments: rows, the table body, the live messages that keep it current, the
+//! form, and the page that lists every offer.
+
 use askama::Template;
 use askama_web::WebTemplate;
+use axum::response::{IntoResponse, Response};
 
-use super::Offer;
 use super::input::Typed;
+use super::{BODY_REGION, Offer, SHOWN};
+use crate::AppState;
 use crate::clock;
+use crate::hub::{Region, Swap, partial, push_partial};
+use crate::store::{SharedStore, StoreResult, call};
+use crate::web::error::{ApiError, FormError};
+use crate::web::input::FormFields;
 
 /// One offer as the row templates need it.
 pub struct RowData {
@@ -56,6 +65,60 @@ impl OfferRow {
     }
 }
 
+fn row_id(id: i64) -> String {
+    format!("offer-{id}")
+}
+
+/// The live message of a created offer: its row first, and the row it pushed out of the
+/// dashboard's window gone.
+pub fn created(offer: &Offer, evicted: Option<i64>) -> String {
+    let mut html = String::new();
+    push_partial(
+        &mut html,
+        BODY_REGION,
+        Swap::AfterBegin,
+        &OfferRow::fresh(offer).html(),
+    );
+    if let Some(evicted) = evicted {
+        push_partial(&mut html, &row_id(evicted), Swap::Delete, "");
+    }
+    html
+}
+
+/// The live message of a replaced offer: its row, wherever a page shows it.
+pub fn updated(offer: &Offer) -> String {
+    partial(
+        &row_id(offer.id),
+        Swap::OuterHtml,
+        &OfferRow::fresh(offer).html(),
+    )
+}
+
+/// The live message of a deleted offer: its row gone, and the one that moved up into the
+/// window appended.
+pub fn deleted(offer: &Offer, moved_up: Option<&Offer>) -> String {
+    let mut html = String::new();
+    push_partial(&mut html, &row_id(offer.id), Swap::Delete, "");
+    if let Some(moved_up) = moved_up {
+        push_partial(
+            &mut html,
+            BODY_REGION,
+            Swap::BeforeEnd,
+            &OfferRow::settled(moved_up).html(),
+        );
+    }
+    html
+}
+
+/// The dashboard's offers table body, for a page or a resync.
+pub async fn regions(store: &SharedStore) -> StoreResult<Vec<Region>> {
+    let (newest, _) = call(store, |s| s.offers_page(0, SHOWN)).await?;
+    Ok(vec![Region {
+        id: BODY_REGION,
+        html: OfferRows::new(&newest).html(),
+    }])
+}
+
 /// The rows of an offers table, newest first.
 #[derive(Template)]
 #[template(path = "offers/rows.html")]
@@ -81,7 +144,7 @@ impl OfferRows {
 pub struct OfferForm {
     description: String,
     value: String,
-    error: Option<(String, String)>,
+    error: FormError,
     added: Option<i64>,
     max: usize,
 }
@@ -91,13 +154,13 @@ impl OfferForm {
         OfferForm {
             description: String::new(),
             value: String::new(),
-            error: None,
+            error: FormError::default(),
             added: None,
             max,
         }
     }
 
-    pub fn added(id: i64, max: usize) -> Self {
+    pub fn added(max: usize, id: i64) -> Self {
         OfferForm {
             added: Some(id),
             ..OfferForm::blank(max)
@@ -105,31 +168,17 @@ impl OfferForm {
     }
 
     /// Keeps what was typed, with the error next to its field.
-    pub fn failed(typed: &Typed, field: &str, message: String, max: usize) -> Self {
+    pub fn failed(max: usize, typed: &Typed, error: ApiError) -> Self {
         OfferForm {
             description: typed.description.clone(),
             value: typed.value.clone(),
-            error: Some((field.to_string(), message)),
+            error: FormError::new(error, &["description", "value"]),
             ..OfferForm::blank(max)
         }
     }
 
     pub fn html(&self) -> String {
         self.render().expect("offer form template renders")
-    }
-
-    fn field_error(&self, field: &str) -> Option<&str> {
-        self.error
-            .as_ref()
-            .filter(|(f, _)| f == field)
-            .map(|(_, m)| m.as_str())
-    }
-
-    fn other_error(&self) -> Option<&str> {
-        self.error
-            .as_ref()
-            .filter(|(f, _)| f != "description" && f != "value")
-            .map(|(_, m)| m.as_str())
     }
 }
 
@@ -149,5 +198,12 @@ pub struct OffersPage {
 impl OffersPage {
     pub fn rows(offers: &[Offer]) -> Vec<RowData> {
         offers.iter().map(|o| RowData::new(o, false)).collect()
+    }
+}
+
+impl FormFields for Typed {
+    fn unread(state: &AppState, error: ApiError) -> Response {
+        let max = state.config.limits.description_chars;
+        OfferForm::failed(max, &Typed::default(), error).into_response()
     }
 }

@@ -41,7 +41,6 @@ use super::respond::{Framing, head, respond};
 use super::sse;
 use super::wire::{self, Stop};
 use crate::config::ConnectionLimits;
-use crate::hub::Takeover;
 
 /// Request heads larger than this (or than the configured limit, if lower) go to hyper, which
 /// serves them up to the configured limit and answers 431 past it.
@@ -83,8 +82,8 @@ pub async fn serve(mut tcp: TcpStream, shared: Arc<Shared>, mut stop: Stop) {
         let Ok(response) = Box::pin(service.call(request)).await;
         if let Some(live) = response
             .extensions()
-            .get::<Takeover>()
-            .and_then(Takeover::take)
+            .get::<sse::Takeover>()
+            .and_then(sse::Takeover::take)
         {
             // A tab's stream owns its connection from here on; the response's headers and
             // unused body go now rather than live as long as the stream.

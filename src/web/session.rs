@@ -3,11 +3,17 @@
 //! A client id is bound to the session that first used it, and the binding is stored, so it
 //! survives a restart: after a deploy every open tab reconnects instead of getting 404.
 
+use axum::extract::FromRequestParts;
 use axum::http::header::{COOKIE, SET_COOKIE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::Response;
 use uuid::Uuid;
 
 use super::error::ApiError;
+use super::id;
+use super::negotiate::Wants;
+use crate::AppState;
 use crate::clock;
 use crate::hub::ClientId;
 use crate::store::{SharedStore, StoreResult, call};
@@ -54,12 +60,9 @@ impl Session {
 
     /// Makes sure `client` belongs to this session, claiming it if nobody holds it yet.
     pub async fn own(&self, store: &SharedStore, client: &str) -> Result<ClientId, ApiError> {
-        let client: ClientId = client.parse().map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "malformed client id: expected a UUID",
-            )
-        })?;
+        let client: ClientId = client
+            .parse()
+            .map_err(|_| id::malformed("client", client, "UUIDs"))?;
         let session = self.id;
         let owner = call(store, move |s| {
             s.claim_client(client, session, clock::now_ms() / 1000)
@@ -68,7 +71,37 @@ impl Session {
         if owner == session {
             Ok(client)
         } else {
-            Err(ApiError::not_found("no such client"))
+            Err(id::missing("client", client))
+        }
+    }
+}
+
+/// The tab a route's `{client}` names, owned by the request's session (claimed by it if nobody
+/// holds it yet); someone else's tab, or an id that cannot be one, is a 404.
+pub struct Tab {
+    pub client: ClientId,
+    pub session: Session,
+}
+
+impl Tab {
+    /// `response`, with the session's cookie if the session is new.
+    pub fn answer(&self, mut response: Response) -> Response {
+        if let Some((name, value)) = self.session.set_cookie() {
+            response.headers_mut().insert(name, value);
+        }
+        response
+    }
+}
+
+impl FromRequestParts<AppState> for Tab {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let text = id::segment(parts, state).await?;
+        let session = Session::from_headers(&parts.headers);
+        match session.own(&state.store, &text).await {
+            Ok(client) => Ok(Tab { client, session }),
+            Err(e) => Err(Wants::of(&parts.headers).error(e)),
         }
     }
 }

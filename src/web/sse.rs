@@ -1,21 +1,77 @@
-//! A tab's stream on a connection of its own: written to the socket directly, parked between
-//! messages.
+//! Hub streams on the web: as responses, and a tab's stream on a connection of its own.
 //!
-//! The stream's task writes what is due (the first message, a replay, a resync, a private
-//! message) and then parks the stream with the hub's fan-out, which writes broadcast messages
-//! and heartbeats to the socket itself (`hub::fanout`). The task sleeps until the fan-out hands
-//! the stream back or the client closes the socket. The body is delimited by the connection's
-//! close, so a message is exactly its SSE bytes on the wire, with no chunk framing to add.
+//! Any stream can be a chunked response body ([`response`]). A tab's stream is better served
+//! by the connection itself ([`live_response`] hands it over through [`Takeover`]): its task
+//! writes what is due (the first message, a replay, a resync, a private message) and then parks
+//! the stream with the hub's fan-out, which writes broadcast messages and heartbeats to the
+//! socket itself (`hub::fanout`). The task sleeps until the fan-out hands the stream back or the
+//! client closes the socket. The body is delimited by the connection's close, so a message is
+//! exactly its SSE bytes on the wire, with no chunk framing to add.
 
+use std::convert::Infallible;
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::body::Body;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::Stream;
 use tokio::net::TcpStream;
 
 use super::respond::MAX_WRITE;
 use super::wire::{self, Stop};
 use crate::hub::{Due, LiveStream, Park, Sink};
+
+/// Wraps an SSE body with the headers every stream needs: no caching, and no proxy buffering.
+pub fn response<S>(stream: S) -> Response
+where
+    S: Stream<Item = Result<Bytes, Infallible>> + Send + 'static,
+{
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+/// A tab's stream as a response. A connection that writes to its socket itself takes the stream
+/// out through the [`Takeover`] extension (and parks it between messages, see [`serve`]); any
+/// other connection polls the body, which then reads the stream itself.
+pub fn live_response(live: LiveStream) -> Response {
+    let takeover = Takeover(Arc::new(Mutex::new(Some(live))));
+    let slot = takeover.clone();
+    let body = futures_util::stream::unfold(None, move |live: Option<LiveStream>| {
+        let slot = slot.clone();
+        async move {
+            let mut live = match live {
+                Some(live) => live,
+                None => slot.take()?,
+            };
+            let chunk = live.next_chunk().await?;
+            Some((Ok(chunk), Some(live)))
+        }
+    });
+    let mut response = response(body);
+    response.extensions_mut().insert(takeover);
+    response
+}
+
+/// The stream inside a [`live_response`], for whichever takes it first: the connection or the
+/// body.
+#[derive(Clone)]
+pub struct Takeover(Arc<Mutex<Option<LiveStream>>>);
+
+impl Takeover {
+    pub fn take(&self) -> Option<LiveStream> {
+        self.0.lock().expect("takeover lock").take()
+    }
+}
 
 impl Sink for TcpStream {
     fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {

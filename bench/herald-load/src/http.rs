@@ -1,10 +1,11 @@
 //! A deliberately small HTTP/1.1 client over raw tokio sockets: enough to load a page, keep a
 //! connection alive, and follow a chunked SSE body. An idle stream costs one socket and one
-//! read buffer, so one process can hold 19,000 of them.
+//! read buffer, so one process can hold 19,000 of them. httparse reads the heads and chunk sizes.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use httparse::Status;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -12,6 +13,8 @@ use tokio::net::{TcpSocket, TcpStream};
 const READ_BUF: usize = 4096;
 /// A response head larger than this is not one of ours.
 const MAX_HEAD: usize = 64 * 1024;
+/// Nor is one with more headers than this (Herald's have about ten).
+const MAX_HEADERS: usize = 32;
 
 /// Connects to `server` from `source` (one of 127.0.0.x), so that many streams do not run out of
 /// ephemeral ports on a single source address.
@@ -100,11 +103,8 @@ impl Conn {
 
     pub async fn read_head(&mut self) -> io::Result<Head> {
         loop {
-            if let Some(end) = find(&self.buf[self.start..], b"\r\n\r\n") {
-                let text = std::str::from_utf8(&self.buf[self.start..self.start + end])
-                    .map_err(|_| bad("response head is not UTF-8"))?;
-                let head = parse_head(text)?;
-                self.start += end + 4;
+            if let Some((head, len)) = parse_head(&self.buf[self.start..])? {
+                self.start += len;
                 return Ok(head);
             }
             if self.buf.len() - self.start > MAX_HEAD {
@@ -176,108 +176,96 @@ enum Framing {
     UntilClose,
 }
 
-/// Decoder for `Transfer-Encoding: chunked`, fed whatever bytes arrive.
+/// Decoder for `Transfer-Encoding: chunked`, fed whatever bytes arrive. A size line or trailer
+/// cut short is left unused, to be fed again with the bytes that follow it.
 #[derive(Debug, Default)]
 pub struct Chunked {
     state: ChunkState,
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Default, PartialEq)]
 enum ChunkState {
-    /// Reading the hex size line (the size so far).
-    Size(u64),
-    /// Skipping a chunk extension up to the end of the size line.
-    SizeExtension(u64),
+    /// Reading the size line.
+    #[default]
+    Size,
+    /// Inside a chunk's data: the bytes left.
     Data(u64),
     /// The CRLF after a chunk's data.
     DataEnd,
-    /// After the last chunk: `true` while the current trailer line is still empty.
-    Trailer(bool),
+    /// After the last chunk: trailer lines up to an empty one.
+    Trailer,
     Done,
-}
-
-impl Default for ChunkState {
-    fn default() -> Self {
-        ChunkState::Size(0)
-    }
 }
 
 impl Chunked {
     /// Decodes as much of `input` as it can; returns the bytes used and whether the body ended.
     pub fn feed(&mut self, input: &[u8], out: &mut impl FnMut(&[u8])) -> io::Result<(usize, bool)> {
-        let mut i = 0;
-        while i < input.len() && self.state != ChunkState::Done {
-            let b = input[i];
-            self.state = match self.state {
-                ChunkState::Size(size) => match b {
-                    b'\n' => size_done(size),
-                    b'\r' => ChunkState::Size(size),
-                    b';' => ChunkState::SizeExtension(size),
-                    _ => {
-                        let digit = (b as char)
-                            .to_digit(16)
-                            .ok_or_else(|| bad("bad chunk size"))?;
-                        let size = size
-                            .checked_mul(16)
-                            .and_then(|s| s.checked_add(digit.into()))
-                            .ok_or_else(|| bad("chunk size overflows"))?;
-                        ChunkState::Size(size)
-                    }
+        let mut used = 0;
+        loop {
+            let rest = &input[used..];
+            let (n, next) = match self.state {
+                ChunkState::Size => match httparse::parse_chunk_size(rest) {
+                    Ok(Status::Complete((n, 0))) => (n, ChunkState::Trailer),
+                    Ok(Status::Complete((n, size))) => (n, ChunkState::Data(size)),
+                    Ok(Status::Partial) => break,
+                    Err(_) => return Err(bad("bad chunk size")),
                 },
-                ChunkState::SizeExtension(size) if b == b'\n' => size_done(size),
-                ChunkState::SizeExtension(size) => ChunkState::SizeExtension(size),
+                ChunkState::Data(_) if rest.is_empty() => break,
                 ChunkState::Data(left) => {
-                    let n = (input.len() - i).min(left as usize);
-                    out(&input[i..i + n]);
-                    i += n;
-                    self.state = if left == n as u64 {
+                    let n = rest.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                    out(&rest[..n]);
+                    let left = left - n as u64;
+                    let next = if left == 0 {
                         ChunkState::DataEnd
                     } else {
-                        ChunkState::Data(left - n as u64)
+                        ChunkState::Data(left)
                     };
-                    continue;
+                    (n, next)
                 }
-                ChunkState::DataEnd if b == b'\n' => ChunkState::Size(0),
-                ChunkState::DataEnd => ChunkState::DataEnd,
-                ChunkState::Trailer(empty) => match b {
-                    b'\n' if empty => ChunkState::Done,
-                    b'\n' => ChunkState::Trailer(true),
-                    b'\r' => ChunkState::Trailer(empty),
-                    _ => ChunkState::Trailer(false),
+                ChunkState::DataEnd => match rest.get(..2) {
+                    Some(b"\r\n") => (2, ChunkState::Size),
+                    Some(_) => return Err(bad("chunk data not followed by CRLF")),
+                    None => break,
                 },
-                ChunkState::Done => ChunkState::Done,
+                ChunkState::Trailer => {
+                    let mut trailers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                    match httparse::parse_headers(rest, &mut trailers) {
+                        Ok(Status::Complete((n, _))) => (n, ChunkState::Done),
+                        Ok(Status::Partial) => break,
+                        Err(_) => return Err(bad("bad chunked trailer")),
+                    }
+                }
+                ChunkState::Done => break,
             };
-            i += 1;
+            used += n;
+            self.state = next;
         }
-        Ok((i, self.state == ChunkState::Done))
+        Ok((used, self.state == ChunkState::Done))
     }
 }
 
-fn size_done(size: u64) -> ChunkState {
-    if size == 0 {
-        ChunkState::Trailer(true)
-    } else {
-        ChunkState::Data(size)
-    }
-}
-
-fn parse_head(text: &str) -> io::Result<Head> {
-    let mut lines = text.split("\r\n");
-    let status_line = lines.next().unwrap_or("");
-    let mut parts = status_line.splitn(3, ' ');
-    let version = parts.next().unwrap_or("");
-    if !version.starts_with("HTTP/1.") {
-        return Err(bad("not an HTTP/1.x response"));
-    }
-    let status = parts
-        .next()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| bad("bad status line"))?;
-    let headers = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-        .collect();
-    Ok(Head { status, headers })
+/// The head at the start of `bytes` and its length, or `None` while it is incomplete.
+fn parse_head(bytes: &[u8]) -> io::Result<Option<(Head, usize)>> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    let len = match response.parse(bytes) {
+        Ok(Status::Complete(len)) => len,
+        Ok(Status::Partial) => return Ok(None),
+        Err(e) => return Err(bad(&format!("bad response head: {e}"))),
+    };
+    let headers = response
+        .headers
+        .iter()
+        .map(|h| {
+            let value = std::str::from_utf8(h.value).map_err(|_| bad("header is not UTF-8"))?;
+            Ok((h.name.to_string(), value.trim().to_string()))
+        })
+        .collect::<io::Result<_>>()?;
+    let head = Head {
+        status: response.code.unwrap_or_default(),
+        headers,
+    };
+    Ok(Some((head, len)))
 }
 
 pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -313,57 +301,66 @@ pub fn request(
 mod tests {
     use super::*;
 
-    fn decode(pieces: &[&[u8]]) -> (Vec<u8>, bool, usize) {
+    /// Feeds `pieces` as `Conn` does, the bytes left unused in front of the next piece; returns
+    /// the decoded body, whether it ended, and the bytes after it.
+    fn decode(pieces: &[&[u8]]) -> (Vec<u8>, bool, Vec<u8>) {
         let mut chunked = Chunked::default();
         let mut out = Vec::new();
+        let mut pending = Vec::new();
         let mut done = false;
-        let mut used = 0;
         for piece in pieces {
-            let (n, d) = chunked
-                .feed(piece, &mut |b| out.extend_from_slice(b))
+            pending.extend_from_slice(piece);
+            let (used, ended) = chunked
+                .feed(&pending, &mut |b| out.extend_from_slice(b))
                 .unwrap();
-            used = n;
-            done = d;
+            pending.drain(..used);
+            done = ended;
         }
-        (out, done, used)
+        (out, done, pending)
     }
 
     #[test]
     fn decodes_chunks_split_anywhere() {
-        let body = b"5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\n\r\nNEXT";
+        let body = b"5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nX-Trailer: 1\r\n\r\nNEXT";
         for split in 0..body.len() {
             let (a, b) = body.split_at(split);
-            let (out, done, _) = decode(&[a, b]);
+            let (out, done, rest) = decode(&[a, b]);
             assert_eq!(out, b"hello, world", "split at {split}");
-            assert!(done || split > body.len() - 4, "split at {split}");
+            assert!(done, "split at {split}");
+            assert_eq!(
+                rest, b"NEXT",
+                "split at {split}: stops at the end of the body"
+            );
         }
-        let (_, done, used) = decode(&[body]);
-        assert!(done);
-        assert_eq!(&body[used..], b"NEXT", "stops at the end of the body");
     }
 
     #[test]
     fn an_open_stream_is_not_done() {
-        let (out, done, _) = decode(&[b"1a\r\ndata: abcdefghijklmnopqr\n\n\r\n"]);
+        let (out, done, rest) = decode(&[b"1a\r\ndata: abcdefghijklmnopqr\n\n\r\n1"]);
         assert_eq!(out, b"data: abcdefghijklmnopqr\n\n");
         assert!(!done);
+        assert_eq!(rest, b"1", "a size line cut short waits for its end");
     }
 
     #[test]
     fn rejects_garbage_sizes() {
         let mut chunked = Chunked::default();
         assert!(chunked.feed(b"zz\r\n", &mut |_| {}).is_err());
+        let mut chunked = Chunked::default();
+        assert!(chunked.feed(b"2\r\nabXY", &mut |_| {}).is_err());
     }
 
     #[test]
     fn parses_status_and_headers() {
-        let head =
-            parse_head("HTTP/1.1 200 OK\r\nSet-Cookie: a=b; Path=/\r\nTransfer-Encoding: chunked")
-                .unwrap();
+        let text =
+            b"HTTP/1.1 200 OK\r\nSet-Cookie: a=b; Path=/\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let (head, len) = parse_head(text).unwrap().unwrap();
+        assert_eq!(len, text.len());
         assert_eq!(head.status, 200);
         assert_eq!(head.header("set-cookie"), Some("a=b; Path=/"));
         assert!(matches!(head.framing(), Framing::Chunked(_)));
         assert!(head.keep_alive());
-        assert!(parse_head("SSH-2.0").is_err());
+        assert!(parse_head(&text[..text.len() - 1]).unwrap().is_none());
+        assert!(parse_head(b"SSH-2.0-OpenSSH\r\n\r\n").is_err());
     }
 }

@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::args::{Args, Target};
-use super::report::Report;
-use super::run::Context;
-use super::server::Server;
-use super::target::Endpoint;
+use crate::args::{Args, Target};
+use crate::report::Report;
+use crate::run::Context;
+use crate::server::Server;
+use crate::target::Endpoint;
 
 pub async fn churn(
     args: &Args,

@@ -11,8 +11,8 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::sse::{Messages, Seen};
-use super::target::Endpoint;
+use crate::sse::{Messages, Seen};
+use crate::target::Endpoint;
 
 /// A stream that has not started by then counts as failed (a server out of file descriptors
 /// leaves connections unaccepted in its backlog).

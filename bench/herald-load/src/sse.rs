@@ -69,7 +69,7 @@ impl Marker {
     }
 
     pub fn find(line: &[u8]) -> Option<Marker> {
-        let at = super::http::find(line, TAG)?;
+        let at = crate::http::find(line, TAG)?;
         let rest = &line[at + TAG.len()..];
         let (seq, rest) = digits(rest)?;
         let rest = rest.strip_prefix(b".")?;

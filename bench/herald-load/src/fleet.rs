@@ -14,8 +14,8 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use super::server::cpu_secs;
-use super::streams::{self, Observed, Plan, Tally};
+use crate::server::cpu_secs;
+use crate::streams::{self, Observed, Plan, Tally};
 
 /// How often a member reports how many messages its streams have received.
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);

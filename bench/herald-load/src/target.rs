@@ -6,9 +6,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
-use super::args::{PublishPath, Target};
-use super::http::{self, Conn, Head, bad};
-use super::sse::Marker;
+use crate::args::{PublishPath, Target};
+use crate::http::{self, Conn, Head, bad};
+use crate::sse::Marker;
 
 /// A server to load: which kind, where, and the publish path or channel.
 #[derive(Debug, Clone, Serialize, Deserialize)]

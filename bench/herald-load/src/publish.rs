@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::http::{self, Conn};
-use super::sse::Marker;
-use super::streams::now_us;
-use super::target::{Endpoint, exchange};
+use crate::http::{self, Conn};
+use crate::sse::Marker;
+use crate::streams::now_us;
+use crate::target::{Endpoint, exchange};
 
 /// A publish not answered by then counts as failed, and its connection is dropped.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::args::{Args, Target};
-use super::http::{self, Conn};
-use super::report::Report;
-use super::run::Context;
-use super::server::{Server, rss_bytes};
-use super::sse::Lines;
-use super::target::{Endpoint, exchange};
+use crate::args::{Args, Target};
+use crate::http::{self, Conn};
+use crate::report::Report;
+use crate::run::Context;
+use crate::server::{Server, rss_bytes};
+use crate::sse::Lines;
+use crate::target::{Endpoint, exchange};
 
 /// How often server memory is sampled for the peak.
 const SAMPLE_EVERY: Duration = Duration::from_millis(20);
@@ -184,7 +184,7 @@ pub fn generate_csv(rows: u64) -> Vec<u8> {
 
 /// The multipart/form-data body with the CSV as part `file`, and its content type.
 fn multipart(csv: &[u8]) -> (Vec<u8>, String) {
-    let boundary = format!("----herald-load-{:x}", super::streams::now_us());
+    let boundary = format!("----herald-load-{:x}", crate::streams::now_us());
     let mut body = Vec::with_capacity(csv.len() + 256);
     body.extend_from_slice(
         format!(

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
-use super::args::{Args, Target};
+use crate::args::{Args, Target};
 
 pub struct Server {
     pub addr: SocketAddr,
@@ -188,7 +188,7 @@ fn sibling(name: &str) -> io::Result<PathBuf> {
         Ok(path)
     } else {
         Err(io::Error::other(format!(
-            "{} not found: build it first (cargo build --release --bins), or give --herald-bin",
+            "{} not found: build it first (cargo build --release --workspace), or give --herald-bin",
             path.display()
         )))
     }

@@ -6,15 +6,15 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::args::{Args, Target};
-use super::fleet::Fleet;
-use super::http::{self, Conn};
-use super::publish::publish;
-use super::report::Report;
-use super::server::Server;
-use super::sse::Marker;
-use super::streams::{Plan, now_us};
-use super::target::{Endpoint, exchange};
+use crate::args::{Args, Target};
+use crate::fleet::Fleet;
+use crate::http::{self, Conn};
+use crate::publish::publish;
+use crate::report::Report;
+use crate::server::Server;
+use crate::sse::Marker;
+use crate::streams::{Plan, now_us};
+use crate::target::{Endpoint, exchange};
 
 /// Extra time allowed for the streams to open beyond what the open rate needs.
 const OPEN_SLACK: Duration = Duration::from_secs(30);

@@ -1,7 +1,11 @@
-//! The load tool's parts: options, a lean HTTP/1.1 client, SSE parsing, per-server specifics,
-//! the streams and the processes holding them, publishing, the servers, and the reports.
+//! herald-load: the load tool of BENCHMARKS.md. It opens real SSE streams against Herald, nginx +
+//! nchan or a Node broadcaster, publishes at a fixed rate, and reports memory per stream, CPU per
+//! delivery, loss, duplicates and latency percentiles. `--help` lists the options.
+//!
+//! Its parts: options, a lean HTTP/1.1 client, SSE parsing, per-server specifics, the streams and
+//! the processes holding them, publishing, the servers, and the reports.
 
-pub mod args;
+mod args;
 mod churn;
 mod fleet;
 mod http;
@@ -15,37 +19,33 @@ mod streams;
 mod target;
 
 use std::io::Write;
+use std::process::ExitCode;
 use std::time::Duration;
 
-use args::{Args, Mode};
+use args::{Args, Command};
 use report::Report;
 use run::Context;
 use tokio::time::Instant;
 
-/// Raises this process's open-files soft limit to its hard limit: every stream is a socket.
-pub fn raise_fd_limit() {
-    // SAFETY: getrlimit/setrlimit with a valid, initialised struct.
-    unsafe {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
+fn main() -> ExitCode {
+    let args = args::parse(std::env::args_os()).unwrap_or_else(|e| e.exit());
+    // Every stream is a socket: the open-files soft limit goes up to the hard limit (failing
+    // that, the streams past the old limit are reported as failed to open).
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let code = runtime.block_on(run_mode(args));
+    // Stream tasks may still be parked on sockets; do not wait for them.
+    runtime.shutdown_background();
+    ExitCode::from(code)
 }
 
 /// Runs the chosen mode; the exit code is 0 when every run was clean.
-pub async fn main(args: Args) -> u8 {
-    match &args.mode {
-        Mode::Help => {
-            print!("{}", args::HELP);
-            0
-        }
-        Mode::Worker { plan } => match serde_json::from_str(plan) {
+async fn run_mode(args: Args) -> u8 {
+    match &args.command {
+        Some(Command::Worker { plan }) => match serde_json::from_str(plan) {
             Ok(plan) => match fleet::child_main(plan).await {
                 Ok(()) => 0,
                 Err(e) => {
@@ -58,8 +58,8 @@ pub async fn main(args: Args) -> u8 {
                 2
             }
         },
-        Mode::Report { files } => report_table(files),
-        Mode::Fanout | Mode::Import { .. } | Mode::Churn { .. } => measure(&args).await,
+        Some(Command::Report { files }) => report_table(files),
+        None => measure(&args).await,
     }
 }
 
@@ -97,41 +97,29 @@ async fn measure(args: &Args) -> u8 {
     });
     let mut all_clean = true;
     let mut reports = Vec::new();
-    match &args.mode {
-        Mode::Import { rows, needle } => {
-            let r = bounded(
-                deadline,
-                import::import(args, *rows, needle, &ctx, deadline),
-            )
-            .await;
+    if let Some(rows) = args.import {
+        let needle = &args.import_needle;
+        let r = bounded(deadline, import::import(args, rows, needle, &ctx, deadline)).await;
+        all_clean &= emit(args, &r);
+        reports.push(r);
+    } else if let Some(cycles) = args.churn {
+        for &target in &args.targets {
+            let r = bounded(deadline, churn::churn(args, target, cycles, &ctx, deadline)).await;
             all_clean &= emit(args, &r);
             reports.push(r);
         }
-        Mode::Churn { cycles } => {
-            for &target in &args.targets {
-                let r = bounded(
-                    deadline,
-                    churn::churn(args, target, *cycles, &ctx, deadline),
-                )
-                .await;
-                all_clean &= emit(args, &r);
-                reports.push(r);
-            }
+    } else if !args.sweep.is_empty() {
+        reports = sweep(args, &ctx, deadline).await;
+        println!("\n{}", report::markdown(&reports));
+        println!("{}", report::saturation(&reports));
+    } else {
+        for &target in &args.targets {
+            let r = bounded(deadline, run::fanout(args, target, &ctx, deadline)).await;
+            all_clean &= emit(args, &r);
+            reports.push(r);
         }
-        _ if !args.sweep.is_empty() => {
-            reports = sweep(args, &ctx, deadline).await;
+        if reports.len() > 1 {
             println!("\n{}", report::markdown(&reports));
-            println!("{}", report::saturation(&reports));
-        }
-        _ => {
-            for &target in &args.targets {
-                let r = bounded(deadline, run::fanout(args, target, &ctx, deadline)).await;
-                all_clean &= emit(args, &r);
-                reports.push(r);
-            }
-            if reports.len() > 1 {
-                println!("\n{}", report::markdown(&reports));
-            }
         }
     }
     if args.smoke {
@@ -198,6 +186,7 @@ fn commit() -> String {
         "src",
         "templates",
         "static",
+        "bench/herald-load",
         "Cargo.toml",
         "Cargo.lock",
     ];
