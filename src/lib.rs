@@ -51,10 +51,12 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 use config::Config;
 use hub::{Hub, Regions};
 use store::{SharedStore, SqliteStore, StoreError};
+use web::tab_ids::TabIds;
 use web::{assets, guard, page};
 
-/// Client bindings unused for this long are forgotten.
-const FORGET_CLIENTS_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Bindings of the client ids API callers pick, unused for this long, are forgotten: hours, so
+/// that requests claiming ids cannot fill the store (the tab ids pages issue need none).
+pub const FORGET_CLIENTS_AFTER: Duration = Duration::from_secs(6 * 3600);
 
 #[derive(Clone)]
 pub struct AppState {
@@ -64,6 +66,7 @@ pub struct AppState {
     pub regions: Arc<dyn Regions>,
     pub jobs: jobs::Runner,
     pub imports: import::Running,
+    pub tabs: TabIds,
 }
 
 pub struct App {
@@ -79,6 +82,7 @@ pub fn build(config: Config) -> Result<App, StoreError> {
         page::status_html(config.hub.heartbeat.as_secs()),
     );
     let jobs = jobs::Runner::start(store.clone(), hub.clone(), config.job_concurrency)?;
+    let tabs = TabIds::new(&store.tab_key(&TabIds::fresh_key())?);
     let state = AppState {
         regions: page::PageRegions::shared(store.clone()),
         jobs,
@@ -86,6 +90,7 @@ pub fn build(config: Config) -> Result<App, StoreError> {
         store,
         hub,
         imports: import::Running::default(),
+        tabs,
     };
     tokio::spawn(forget_old_clients(state.store.clone()));
     Ok(App {

@@ -15,4 +15,5 @@ mod respond;
 pub mod serve;
 pub mod session;
 pub mod sse;
+pub mod tab_ids;
 mod wire;

@@ -61,6 +61,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub db: PathBuf,
     pub state: AppState,
+    /// The app's router, to call without a connection.
+    pub router: axum::Router,
     dir: Arc<TempDir>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
@@ -85,7 +87,7 @@ async fn start(config: Config, dir: Arc<TempDir>, addr: SocketAddr) -> TestApp {
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let app = App {
-        router,
+        router: router.clone(),
         state: state.clone(),
     };
     let task = tokio::spawn(herald::serve(listener, app, async {
@@ -95,6 +97,7 @@ async fn start(config: Config, dir: Arc<TempDir>, addr: SocketAddr) -> TestApp {
         addr,
         db,
         state,
+        router,
         dir,
         stop: Some(stop),
         task: Some(task),
