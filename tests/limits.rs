@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use common::process::{Running, herald};
-use common::raw::{Conn, find, get};
+use common::raw::{Conn, find, flood_board, get};
 use common::{TestApp, WAIT, spawn_app_with};
 use herald::config::Config;
 use http_body_util::BodyExt;
@@ -189,23 +189,12 @@ async fn a_tab_that_takes_nothing_is_cut_loose_others_keep_receiving_and_it_resu
         c.limits.request_bytes = 1 << 20;
     })
     .await;
-    let mut stalled = Conn::open_narrow(&app).await;
-    let stream_request = stalled.load_page().await;
-    stalled.send(stream_request.as_bytes()).await;
-    stalled.wait_for("retry:").await;
+    let (mut stalled, stream_request) = Conn::narrow_tab(&app).await;
 
     let client = app.client();
     let tab = client.open_tab().await;
     let mut fast = client.stream(&tab.stream_url).await;
-    // Far more than the stalled tab's socket buffers hold.
-    let padding = "x".repeat(150_000);
-    for n in 0..40 {
-        let sent = client
-            .post_form("/send", &[("message", &format!("m{n}-{padding}"))])
-            .await;
-        assert_eq!(sent.status, 200, "{}", sent.body);
-        fast.until(&format!("m{n}-")).await;
-    }
+    flood_board(&client, &mut fast, 40).await;
     // Taking nothing for several send timeouts, the stalled tab is cut loose: reading now
     // gets what its socket held and then the end.
     tokio::time::sleep(ms(1200)).await;
