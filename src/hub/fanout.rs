@@ -231,6 +231,10 @@ impl Fanout {
             if let Some(beat) = beat {
                 put_message(out, job.cursor, beat);
             }
+            if out.is_empty() {
+                // Only messages that show on no page (JSON events alone).
+                continue;
+            }
             job.hand_back = match catch_unwind(AssertUnwindSafe(|| job.sink.try_write(out))) {
                 Ok(Ok(n)) if n == out.len() => None,
                 Ok(Ok(n)) => Some(out[n..].to_vec()),
