@@ -91,7 +91,9 @@ pub async fn serve(mut tcp: TcpStream, shared: Arc<Shared>, mut stop: Stop) {
             drop(body);
             let head = head(&parts, Framing::Close, true);
             drop(parts);
-            return sse::serve(tcp, head, live, limits.send_timeout, stop).await;
+            // Nor do the router and the read buffer (the client has nothing more to send).
+            drop((service, read));
+            return sse::serve(tcp, head, live, limits, &mut stop).await;
         }
         let close = close || stop.borrow().is_some();
         let sent = Box::pin(respond(

@@ -11,7 +11,6 @@
 use std::convert::Infallible;
 use std::io;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, header};
@@ -22,6 +21,7 @@ use tokio::net::TcpStream;
 
 use super::respond::MAX_WRITE;
 use super::wire::{self, Stop};
+use crate::config::ConnectionLimits;
 use crate::hub::{Due, LiveStream, Park, Sink};
 
 /// Where a resumable stream starts: `Last-Event-ID` (a reconnect) wins over the `?cursor=` in
@@ -96,11 +96,11 @@ pub async fn serve(
     tcp: TcpStream,
     head: Vec<u8>,
     live: LiveStream,
-    send_timeout: Duration,
-    mut stop: Stop,
+    limits: &ConnectionLimits,
+    stop: &mut Stop,
 ) {
     let tcp = Arc::new(tcp);
-    if let Err(e) = follow(&tcp, head, live, send_timeout, &mut stop).await {
+    if let Err(e) = follow(&tcp, head, live, limits, stop).await {
         tracing::trace!(error = %e, "stream ended with an error");
     }
 }
@@ -109,7 +109,7 @@ async fn follow(
     tcp: &Arc<TcpStream>,
     mut pending: Vec<u8>,
     mut live: LiveStream,
-    send_timeout: Duration,
+    limits: &ConnectionLimits,
     stop: &mut Stop,
 ) -> io::Result<()> {
     loop {
@@ -120,7 +120,7 @@ async fn follow(
                 continue;
             }
         }
-        wire::write_all(tcp, &pending, send_timeout, stop).await?;
+        wire::write_all(tcp, &pending, limits.send_timeout, stop).await?;
         pending = Vec::new();
         match due {
             Due::Chunk(_) => continue,
