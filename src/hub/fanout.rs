@@ -98,6 +98,7 @@ struct Scratch {
     jobs: Vec<Job>,
     out: Vec<u8>,
     gone: Vec<Entry>,
+    wakes: Vec<Arc<Notify>>,
 }
 
 impl Fanout {
@@ -193,7 +194,12 @@ impl Fanout {
     /// Writes what follows each parked cursor in shard `shard` (and `beat`, if a heartbeat is
     /// due) to its socket.
     fn pass(&self, inner: &Inner, shard: usize, beat: Option<&Bytes>, scratch: &mut Scratch) {
-        let Scratch { jobs, out, gone } = scratch;
+        let Scratch {
+            jobs,
+            out,
+            gone,
+            wakes,
+        } = scratch;
         for (key, entry) in self.shard(shard).iter_mut() {
             if let State::Parked = entry.state {
                 entry.state = State::Writing(Then::Stay);
@@ -259,12 +265,16 @@ impl Fanout {
                 (Then::Stay, None) => entry.state = State::Parked,
                 (_, unwritten) => {
                     entry.state = State::HandedBack(unwritten.unwrap_or_default());
-                    entry.wake.notify_one();
+                    wakes.push(entry.wake.clone());
                 }
             }
         }
         drop(entries);
-        // Sockets whose streams have gone close here, not under the lock.
+        // Tasks are woken, and sockets whose streams have gone are closed, not under the lock
+        // (either may be a system call).
+        for wake in wakes.drain(..) {
+            wake.notify_one();
+        }
         gone.clear();
     }
 }
