@@ -51,15 +51,18 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{get, post, put};
 use tokio::net::TcpListener;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use config::Config;
 use hub::{Hub, JsonState, Regions};
 use store::{SharedStore, SqliteStore, StoreError};
 use web::cors::{self, Cors};
+use web::tab_ids::TabIds;
 use web::{assets, guard, page};
 
-/// Client bindings unused for this long are forgotten.
-const FORGET_CLIENTS_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Bindings of the client ids API callers pick, unused for this long, are forgotten: hours, so
+/// that requests claiming ids cannot fill the store (the tab ids pages issue need none).
+pub const FORGET_CLIENTS_AFTER: Duration = Duration::from_secs(6 * 3600);
 
 #[derive(Clone)]
 pub struct AppState {
@@ -71,6 +74,7 @@ pub struct AppState {
     pub json: Arc<dyn JsonState>,
     pub jobs: jobs::Runner,
     pub imports: import::Running,
+    pub tabs: TabIds,
 }
 
 pub struct App {
@@ -86,6 +90,7 @@ pub fn build(config: Config) -> Result<App, StoreError> {
         page::status_html(config.hub.heartbeat.as_secs()),
     );
     let jobs = jobs::Runner::start(store.clone(), hub.clone(), config.job_concurrency)?;
+    let tabs = TabIds::new(&store.tab_key(&TabIds::fresh_key())?);
     let state = AppState {
         regions: page::PageRegions::shared(store.clone()),
         json: Arc::new(api::JsonTopics {
@@ -96,6 +101,7 @@ pub fn build(config: Config) -> Result<App, StoreError> {
         store,
         hub,
         imports: import::Running::default(),
+        tabs,
     };
     tokio::spawn(forget_old_clients(state.store.clone()));
     Ok(App {
@@ -116,6 +122,11 @@ fn router(state: AppState) -> Router {
         .merge(tab_writes(&state))
         .fallback(page::not_found)
         .layer(DefaultBodyLimit::max(state.config.limits.request_bytes))
+        // A request body the client stops sending fails after the send timeout, rather than
+        // holding its handler and connection for ever.
+        .layer(RequestBodyTimeoutLayer::new(
+            state.config.connections.send_timeout,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -172,7 +183,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let hub = app.state.hub.clone();
-    web::serve::serve(listener, app.router, async move {
+    let limits = app.state.config.connections;
+    web::serve::serve(listener, app.router, limits, async move {
         shutdown.await;
         hub.close();
     })
