@@ -51,15 +51,18 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{get, post, put};
 use tokio::net::TcpListener;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use config::Config;
 use hub::{Hub, JsonState, Regions, SharedLog};
 use store::{Backend, PgStore, SharedStore, SqliteStore, StoreError};
 use web::cors::{self, Cors};
+use web::tab_ids::TabIds;
 use web::{assets, guard, page};
 
-/// Client bindings unused for this long are forgotten.
-const FORGET_CLIENTS_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Bindings of the client ids API callers pick, unused for this long, are forgotten: hours, so
+/// that requests claiming ids cannot fill the store (the tab ids pages issue need none).
+pub const FORGET_CLIENTS_AFTER: Duration = Duration::from_secs(6 * 3600);
 
 #[derive(Clone)]
 pub struct AppState {
@@ -73,6 +76,7 @@ pub struct AppState {
     pub imports: import::Running,
     /// Tabs open on every instance, as last counted.
     pub presence: web::presence::Presence,
+    pub tabs: TabIds,
 }
 
 pub struct App {
@@ -112,6 +116,8 @@ pub async fn build(config: Config) -> Result<App, StoreError> {
         config.job_lease,
     )
     .await?;
+    let key = TabIds::fresh_key();
+    let tabs = TabIds::new(&store::call(&store, move |s| s.tab_key(&key)).await?);
     let state = AppState {
         regions: page::PageRegions::shared(store.clone()),
         json: Arc::new(api::JsonTopics {
@@ -123,6 +129,7 @@ pub async fn build(config: Config) -> Result<App, StoreError> {
         hub,
         imports: import::Running::default(),
         presence,
+        tabs,
     };
     tokio::spawn(forget_old_clients(state.store.clone()));
     web::presence::start(
@@ -163,6 +170,11 @@ fn router(state: AppState) -> Router {
         .merge(tab_writes(&state))
         .fallback(page::not_found)
         .layer(DefaultBodyLimit::max(state.config.limits.request_bytes))
+        // A request body the client stops sending fails after the send timeout, rather than
+        // holding its handler and connection for ever.
+        .layer(RequestBodyTimeoutLayer::new(
+            state.config.connections.send_timeout,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -220,7 +232,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let hub = app.state.hub.clone();
-    let served = web::serve::serve(listener, app.router, async move {
+    let limits = app.state.config.connections;
+    let served = web::serve::serve(listener, app.router, limits, async move {
         shutdown.await;
         hub.close();
     })

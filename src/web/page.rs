@@ -9,7 +9,6 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::BoxFuture;
 use serde::Deserialize;
-use uuid::Uuid;
 
 use super::assets;
 use super::error::ApiError;
@@ -41,10 +40,7 @@ struct Dashboard {
 /// exactly that state (the cursor in the stream URL).
 pub async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let session = Session::from_headers(&headers);
-    let client = ClientId(Uuid::new_v4());
-    if let Err(e) = session.own(&state.store, &client.to_string()).await {
-        return e.into_response();
-    }
+    let client = state.tabs.issue(session.id);
     let snapshot = state
         .hub
         .snapshot(client, Scope::ALL, &*state.regions)

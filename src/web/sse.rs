@@ -19,7 +19,9 @@ use bytes::Bytes;
 use futures_util::Stream;
 use tokio::net::TcpStream;
 
-use super::connection::MAX_WRITE;
+use super::respond::MAX_WRITE;
+use super::wire::{self, Stop};
+use crate::config::ConnectionLimits;
 use crate::hub::{Due, LiveStream, Park, Sink};
 
 /// Where a resumable stream starts: `Last-Event-ID` (a reconnect) wins over the `?cursor=` in
@@ -87,11 +89,18 @@ impl Sink for TcpStream {
     }
 }
 
-/// Serves `live` on `tcp` until the client goes or the hub closes.
-/// `head` is the response head, written with the first message.
-pub async fn serve(tcp: TcpStream, head: Vec<u8>, live: LiveStream) {
+/// Serves `live` on `tcp` until the client goes, sends anything, takes nothing for
+/// `send_timeout`, or the hub closes. `head` is the response head, written with the first
+/// message. A tab cut loose resumes by `Last-Event-ID` when it reconnects.
+pub async fn serve(
+    tcp: TcpStream,
+    head: Vec<u8>,
+    live: LiveStream,
+    limits: &ConnectionLimits,
+    stop: &mut Stop,
+) {
     let tcp = Arc::new(tcp);
-    if let Err(e) = follow(&tcp, head, live).await {
+    if let Err(e) = follow(&tcp, head, live, limits, stop).await {
         tracing::trace!(error = %e, "stream ended with an error");
     }
 }
@@ -100,6 +109,8 @@ async fn follow(
     tcp: &Arc<TcpStream>,
     mut pending: Vec<u8>,
     mut live: LiveStream,
+    limits: &ConnectionLimits,
+    stop: &mut Stop,
 ) -> io::Result<()> {
     loop {
         let due = live.due().await;
@@ -109,7 +120,7 @@ async fn follow(
                 continue;
             }
         }
-        write_all(tcp, &pending).await?;
+        wire::write_all(tcp, &pending, limits.send_timeout, stop).await?;
         pending = Vec::new();
         match due {
             Due::Chunk(_) => continue,
@@ -135,28 +146,16 @@ async fn follow(
     }
 }
 
-async fn write_all(tcp: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
-    while !bytes.is_empty() {
-        tcp.writable().await?;
-        match tcp.try_write(bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// Waits until the socket is readable: `true` if the client closed it. Anything a client sends
-/// on its stream's connection means nothing and is dropped.
+/// Waits until the socket is readable: `true` if the client closed it or sent anything. A
+/// stream's connection carries nothing more from the client, so bytes on it are a broken or
+/// hostile client, disconnected at once rather than read and dropped.
 async fn client_gone(tcp: &TcpStream) -> bool {
     if tcp.readable().await.is_err() {
         return true;
     }
-    let mut scrap = [0; 64];
+    let mut scrap = [0; 1];
     match tcp.try_read(&mut scrap) {
-        Ok(0) => true,
-        Ok(_) => false,
+        Ok(_) => true,
         Err(e) => e.kind() != io::ErrorKind::WouldBlock,
     }
 }

@@ -3,6 +3,8 @@
 #![allow(dead_code)] // each test binary uses part of the harness
 
 pub mod pg;
+pub mod process;
+pub mod raw;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -45,6 +47,9 @@ pub fn test_config(db: &Path) -> Config {
         ("client-history-bytes", "1048576"),
         ("retry-ms", "500"),
         ("client-idle-secs", "60"),
+        // Above the 16 KB Herald's own loop parses, so heads between the two go to hyper and
+        // are served (tests/http1.rs); tests/limits.rs sets the default.
+        ("max-header-bytes", "65536"),
     ];
     let flags = args
         .iter()
@@ -57,6 +62,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub db: PathBuf,
     pub state: AppState,
+    /// The app's router, to call without a connection.
+    pub router: axum::Router,
     dir: Arc<TempDir>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
@@ -95,7 +102,7 @@ async fn start(config: Config, dir: Arc<TempDir>, addr: SocketAddr) -> TestApp {
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let app = App {
-        router,
+        router: router.clone(),
         state: state.clone(),
     };
     let task = tokio::spawn(herald::serve(listener, app, async {
@@ -105,6 +112,7 @@ async fn start(config: Config, dir: Arc<TempDir>, addr: SocketAddr) -> TestApp {
         addr,
         db,
         state,
+        router,
         dir,
         stop: Some(stop),
         task: Some(task),

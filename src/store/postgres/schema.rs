@@ -29,6 +29,11 @@ CREATE TABLE clients (
     last_seen  bigint NOT NULL
 );
 CREATE INDEX clients_last_seen ON clients (last_seen);
+-- Keys every instance must share (the one tab ids are signed with).
+CREATE TABLE secrets (
+    name  text PRIMARY KEY,
+    value bytea NOT NULL
+);
 
 CREATE TABLE board (
     id      integer PRIMARY KEY CHECK (id = 1),

@@ -31,6 +31,18 @@ impl SessionStore for Tx<'_> {
         Ok(owner)
     }
 
+    /// The first instance to start stores its fresh key; every other one reads that key, so a
+    /// tab id signed by one instance is good on all.
+    fn tab_key(&self, fresh: &[u8]) -> StoreResult<Vec<u8>> {
+        self.execute(
+            "INSERT INTO secrets (name, value) VALUES ('tab_key', $1) ON CONFLICT (name) DO NOTHING",
+            &[&fresh],
+        )?;
+        Ok(self
+            .query_one("SELECT value FROM secrets WHERE name = 'tab_key'", &[])?
+            .get(0))
+    }
+
     fn forget_clients_before(&self, cutoff: i64) -> StoreResult<usize> {
         Ok(self.execute("DELETE FROM clients WHERE last_seen < $1", &[&cutoff])? as usize)
     }
