@@ -9,7 +9,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{board_messages, pg, spawn_postgres_with};
+use common::{board_texts, pg, spawn_postgres_with, tab_following};
 use hyper::StatusCode;
 
 #[tokio::test]
@@ -17,12 +17,7 @@ async fn writes_answer_503_while_the_database_is_down_and_streams_catch_up_after
     let heartbeat = |c: &mut herald::config::Config| c.hub.heartbeat = Duration::from_secs(1);
     let a = spawn_postgres_with(heartbeat).await;
     let b = a.another().await;
-    let browser = b.client();
-    let tab = browser.open_tab().await;
-    let mut stream = browser.stream(&tab.stream_url).await;
-    let writer = a.client();
-    writer.get("/send?message=before").await;
-    assert_eq!(board_messages(&mut stream, 1).await[0].1, "before");
+    let (writer, mut stream) = tab_following(&a, &b).await;
 
     pg::cluster().pg_ctl("stop");
     let refused = writer.get("/send?message=lost").await;
@@ -64,18 +59,13 @@ async fn writes_answer_503_while_the_database_is_down_and_streams_catch_up_after
         assert!(tokio::time::Instant::now() < deadline, "never came back");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let texts: Vec<String> = board_messages(&mut stream, 1)
-        .await
-        .into_iter()
-        .map(|(_, text)| text)
-        .collect();
     assert_eq!(
-        texts,
+        board_texts(&mut stream, 1).await,
         ["after"],
         "nothing lost, nothing repeated, nothing half-stored"
     );
     stream.expect_quiet(Duration::from_millis(500)).await;
-    let page = browser.open_tab().await.page;
+    let page = b.client().open_tab().await.page;
     assert!(page.contains("after") && !page.contains("lost"), "{page}");
     let offers = writer.get("/offers").await.json();
     assert_eq!(offers["total"], 0, "the refused offer was not stored");

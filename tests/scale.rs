@@ -7,7 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Client, TestApp, board_messages, pg, spawn_postgres_with};
+use common::{
+    Client, TestApp, board_messages, board_texts, pg, spawn_postgres_with, tab_following,
+};
 use hyper::{Method, StatusCode};
 
 const DATA: &str = include_str!("../data.csv");
@@ -39,8 +41,7 @@ async fn a_write_on_one_instance_reaches_the_tabs_on_every_other_once_and_in_ord
     }
     let mut orders = Vec::new();
     for stream in &mut streams {
-        let got = board_messages(stream, 9).await;
-        orders.push(got.into_iter().map(|(_, text)| text).collect::<Vec<_>>());
+        orders.push(board_texts(stream, 9).await);
         stream.expect_quiet(Duration::from_millis(300)).await;
     }
     let expected: Vec<String> = (0..9).map(|i| format!("m{i}")).collect();
@@ -77,21 +78,16 @@ async fn a_tab_moving_to_another_instance_gets_exactly_what_it_missed() {
     let mut moved = on_b
         .stream_with(&tab.stream_url, &[("last-event-id", &last_id)])
         .await;
-    let replayed: Vec<String> = board_messages(&mut moved, 2)
-        .await
-        .into_iter()
-        .map(|(_, text)| text)
-        .collect();
-    assert_eq!(replayed, ["two", "three"]);
+    assert_eq!(board_texts(&mut moved, 2).await, ["two", "three"]);
     moved.expect_quiet(Duration::from_millis(300)).await;
     on_a.get("/send?message=four").await;
-    assert_eq!(board_messages(&mut moved, 1).await[0].1, "four");
+    assert_eq!(board_texts(&mut moved, 1).await, ["four"]);
 
     // Its page's cursor is good on B as well: nothing in between is lost.
     let fresh = on_a.open_tab().await;
     a.client().get("/send?message=five").await;
     let mut from_page = on_b.stream(&fresh.stream_url).await;
-    assert_eq!(board_messages(&mut from_page, 1).await[0].1, "five");
+    assert_eq!(board_texts(&mut from_page, 1).await, ["five"]);
 }
 
 #[tokio::test]
@@ -140,12 +136,7 @@ async fn an_upload_to_one_instance_streams_to_the_tab_on_another() {
 async fn a_lost_listening_connection_is_caught_up_with_nothing_lost_or_repeated() {
     let apps = cluster(2).await;
     let (a, b) = (&apps[0], &apps[1]);
-    let browser = b.client();
-    let tab = browser.open_tab().await;
-    let mut stream = browser.stream(&tab.stream_url).await;
-    let writer = a.client();
-    writer.get("/send?message=before").await;
-    assert_eq!(board_messages(&mut stream, 1).await[0].1, "before");
+    let (writer, mut stream) = tab_following(a, b).await;
 
     let killed = pg::sql(
         &a.database_url(),
@@ -157,12 +148,10 @@ async fn a_lost_listening_connection_is_caught_up_with_nothing_lost_or_repeated(
     for i in 0..5 {
         writer.get(&format!("/send?message=during{i}")).await;
     }
-    let got: Vec<String> = board_messages(&mut stream, 5)
-        .await
-        .into_iter()
-        .map(|(_, text)| text)
-        .collect();
-    assert_eq!(got, ["during0", "during1", "during2", "during3", "during4"]);
+    assert_eq!(
+        board_texts(&mut stream, 5).await,
+        ["during0", "during1", "during2", "during3", "during4"]
+    );
     stream.expect_quiet(Duration::from_millis(500)).await;
     let followers = pg::sql(
         &a.database_url(),

@@ -438,6 +438,24 @@ impl Sse {
     }
 }
 
+/// The texts of the next `count` board messages on a stream.
+pub async fn board_texts(stream: &mut Sse, count: usize) -> Vec<String> {
+    let messages = board_messages(stream, count).await;
+    messages.into_iter().map(|(_, text)| text).collect()
+}
+
+/// A tab on `reader` whose stream has received a board message written through `writer` (two
+/// instances, or one): the writer's client and the tab's stream.
+pub async fn tab_following(writer: &TestApp, reader: &TestApp) -> (Client, Sse) {
+    let browser = reader.client();
+    let tab = browser.open_tab().await;
+    let mut stream = browser.stream(&tab.stream_url).await;
+    let writing = writer.client();
+    writing.get("/send?message=before").await;
+    assert_eq!(board_texts(&mut stream, 1).await, ["before"]);
+    (writing, stream)
+}
+
 /// The next `count` board messages on a stream: each one's id and text.
 pub async fn board_messages(stream: &mut Sse, count: usize) -> Vec<(String, String)> {
     let mut got = Vec::new();
