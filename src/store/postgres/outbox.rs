@@ -5,71 +5,91 @@
 //! drew 8, and a reader that saw 8 would skip 7 for good). So every change that announces
 //! something takes one transaction-scoped advisory lock before it draws its numbers and holds it
 //! until it commits: numbers are drawn in commit order, and once a reader sees number N, every
-//! number below N is committed or was never used. The lock is taken after the change's own
-//! writes, so only the insert and the commit are serialised.
+//! number below N is committed or was never used. Changes reach the log through the
+//! instance's committer (`commit`), which stores the changes queued together in one
+//! transaction under one lock, so one WAL flush serves them all.
 
-use super::{PgStore, Tx};
+use uuid::Uuid;
+
+use super::Tx;
 use crate::clock;
-use crate::hub::{Audience, JsonEvent, Publish};
-use crate::store::{Store, StoreError, StoreResult};
+use crate::hub::{Audience, Publish};
+use crate::store::StoreResult;
 
 /// The advisory lock that orders the event log ("events" in ASCII).
 const EVENTS_LOCK: i64 = 0x6576_656e_7473;
 /// The channel every instance listens on for new events.
 pub const CHANNEL: &str = "herald_events";
 
-impl PgStore {
-    /// Runs `write` in one transaction and stores what it announces with it; returns the
-    /// change's value and the number of its last message (none when it announces nothing).
-    pub fn change<T, E>(
-        &self,
-        write: impl FnOnce(&dyn Store) -> Result<(T, Publish), E>,
-    ) -> Result<(T, Option<u64>), E>
-    where
-        E: From<StoreError>,
-    {
-        self.transaction(|tx| {
-            let (value, publish) = write(tx)?;
-            let last = tx.append_events(publish)?;
-            Ok((value, last))
-        })
-    }
-}
-
 impl Tx<'_> {
-    fn append_events(&self, publish: Publish) -> StoreResult<Option<u64>> {
-        let messages = publish.into_messages();
-        if messages.is_empty() {
-            return Ok(None);
-        }
+    /// Takes the lock that orders the event log, held until this transaction ends.
+    pub(super) fn lock_events(&self) -> StoreResult<()> {
         self.execute("SELECT pg_advisory_xact_lock($1)", &[&EVENTS_LOCK])?;
-        let now = clock::now_ms();
-        let mut last = 0;
-        for message in messages {
-            let audience = match message.audience {
-                Audience::Everyone => None,
-                Audience::Client(client) => Some(client.0),
-            };
-            let html = (!message.html.is_empty()).then_some(&message.html);
-            let json = message.json.as_ref();
-            let seq: i64 = self
-                .query_one(
-                    "INSERT INTO events (seq, audience, html, topic, event, json, created_at)
-                     VALUES (nextval('events_seq'), $1, $2, $3, $4, $5, $6) RETURNING seq",
-                    &[
-                        &audience,
-                        &html,
-                        &json.map(JsonEvent::topic),
-                        &json.map(JsonEvent::name),
-                        &json.map(JsonEvent::data),
-                        &now,
-                    ],
-                )?
-                .get(0);
-            last = seq as u64;
+        Ok(())
+    }
+
+    /// Appends what each change announces (`None`: it failed) to the log, in order, under the
+    /// lock; the number of each change's last message (none when it announced nothing).
+    pub(super) fn append_events(
+        &self,
+        publishes: Vec<Option<Publish>>,
+    ) -> StoreResult<Vec<Option<u64>>> {
+        let mut lasts = vec![None; publishes.len()];
+        let mut owners = Vec::new();
+        let mut audiences: Vec<Option<Uuid>> = Vec::new();
+        let (mut htmls, mut topics, mut names, mut jsons) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (owner, publish) in publishes.into_iter().enumerate() {
+            for message in publish.map(Publish::into_messages).unwrap_or_default() {
+                owners.push(owner);
+                audiences.push(match message.audience {
+                    Audience::Everyone => None,
+                    Audience::Client(client) => Some(client.0),
+                });
+                htmls.push((!message.html.is_empty()).then_some(message.html));
+                let json = message.json.as_ref();
+                topics.push(json.map(|j| j.topic().to_string()));
+                names.push(json.map(|j| j.name().to_string()));
+                jsons.push(json.map(|j| j.data().to_string()));
+            }
         }
-        self.execute(&format!("NOTIFY {CHANNEL}"), &[])?;
-        Ok(Some(last))
+        if owners.is_empty() {
+            return Ok(lasts);
+        }
+        // Drawn under the lock, so in commit order; sorted, as rows come back in no set order.
+        let mut seqs: Vec<i64> = self
+            .query(
+                "SELECT nextval('events_seq') FROM generate_series(1, $1::int)",
+                &[&(owners.len() as i32)],
+            )?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        seqs.sort_unstable();
+        self.execute(
+            &format!(
+                "WITH added AS (
+                     INSERT INTO events (seq, audience, html, topic, event, json, created_at)
+                     SELECT *, $7::bigint
+                     FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::text[],
+                                 $6::text[])
+                 )
+                 SELECT pg_notify('{CHANNEL}', '')"
+            ),
+            &[
+                &seqs,
+                &audiences,
+                &htmls,
+                &topics,
+                &names,
+                &jsons,
+                &clock::now_ms(),
+            ],
+        )?;
+        for (owner, seq) in owners.into_iter().zip(seqs) {
+            lasts[owner] = Some(seq as u64);
+        }
+        Ok(lasts)
     }
 
     /// Deletes events beyond the newest `keep` or older than `before` (Unix ms), never the
