@@ -144,14 +144,14 @@ fn committer(db: &Db, queue: &mpsc::Receiver<Box<dyn Pending>>) {
 /// Stores `batch` in one transaction and tells each change how it ended.
 fn commit(db: &Db, mut batch: Vec<Box<dyn Pending>>) {
     let stored = db.transaction(|tx| {
-        tx.lock_events()?;
         let publishes = if let [alone] = &mut batch[..] {
             // No savepoint: if it fails, the transaction is rolled back whole.
+            tx.lock_events("")?;
             vec![Some(alone.write(tx).ok_or_else(failed)?)]
         } else {
             let mut publishes = Vec::with_capacity(batch.len());
             for (i, change) in batch.iter_mut().enumerate() {
-                tx.savepoint(i > 0)?;
+                tx.savepoint(i == 0)?;
                 let publish = change.write(tx);
                 if publish.is_none() {
                     tx.rollback_to_savepoint()?;
@@ -185,15 +185,15 @@ fn failed() -> StoreError {
 }
 
 impl Tx<'_> {
-    /// A savepoint before the next change, releasing the previous one (`release`) in the same
-    /// round trip.
-    fn savepoint(&self, release: bool) -> StoreResult<()> {
-        let sql = if release {
-            "RELEASE SAVEPOINT change; SAVEPOINT change"
-        } else {
-            "SAVEPOINT change"
-        };
-        Ok(self.raw().batch_execute(sql)?)
+    /// A savepoint before the next change, in the round trip that takes the log's lock
+    /// (`first`) or releases the previous change's savepoint.
+    fn savepoint(&self, first: bool) -> StoreResult<()> {
+        if first {
+            return self.lock_events("SAVEPOINT change");
+        }
+        Ok(self
+            .raw()
+            .batch_execute("RELEASE SAVEPOINT change; SAVEPOINT change")?)
     }
 
     /// Undoes the writes of the change since the last savepoint (it failed), and clears an

@@ -22,10 +22,11 @@ const EVENTS_LOCK: i64 = 0x6576_656e_7473;
 pub const CHANNEL: &str = "herald_events";
 
 impl Tx<'_> {
-    /// Takes the lock that orders the event log, held until this transaction ends.
-    pub(super) fn lock_events(&self) -> StoreResult<()> {
-        self.execute("SELECT pg_advisory_xact_lock($1)", &[&EVENTS_LOCK])?;
-        Ok(())
+    /// Takes the lock that orders the event log, held until this transaction ends, and runs
+    /// `then` (statements without parameters) in the same round trip.
+    pub(super) fn lock_events(&self, then: &str) -> StoreResult<()> {
+        let sql = format!("SELECT pg_advisory_xact_lock({EVENTS_LOCK}); {then}");
+        Ok(self.raw().batch_execute(&sql)?)
     }
 
     /// Appends what each change announces (`None`: it failed) to the log, in order, under the
@@ -56,36 +57,37 @@ impl Tx<'_> {
         if owners.is_empty() {
             return Ok(lasts);
         }
-        // Drawn under the lock, so in commit order; sorted, as rows come back in no set order.
-        let mut seqs: Vec<i64> = self
-            .query(
-                "SELECT nextval('events_seq') FROM generate_series(1, $1::int)",
-                &[&(owners.len() as i32)],
+        // Numbers drawn under the lock, so in commit order, and given to the messages in queue
+        // order (nextval's rows come in no set order); every instance woken; one round trip.
+        let seqs: Vec<i64> = self
+            .query_one(
+                &format!(
+                    "WITH drawn AS (
+                         SELECT nextval('events_seq') AS seq
+                         FROM generate_series(1, cardinality($1::uuid[]))
+                     ), numbered AS (
+                         SELECT seq, row_number() OVER (ORDER BY seq) AS n FROM drawn
+                     ), added AS (
+                         INSERT INTO events (seq, audience, html, topic, event, json, created_at)
+                         SELECT seq, m.audience, m.html, m.topic, m.event, m.json, $6::bigint
+                         FROM numbered
+                         JOIN unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[])
+                              WITH ORDINALITY AS m(audience, html, topic, event, json, n)
+                         USING (n)
+                     )
+                     SELECT array_agg(seq ORDER BY seq), pg_notify('{CHANNEL}', '')
+                     FROM numbered"
+                ),
+                &[
+                    &audiences,
+                    &htmls,
+                    &topics,
+                    &names,
+                    &jsons,
+                    &clock::now_ms(),
+                ],
             )?
-            .iter()
-            .map(|row| row.get(0))
-            .collect();
-        seqs.sort_unstable();
-        self.execute(
-            &format!(
-                "WITH added AS (
-                     INSERT INTO events (seq, audience, html, topic, event, json, created_at)
-                     SELECT *, $7::bigint
-                     FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::text[],
-                                 $6::text[])
-                 )
-                 SELECT pg_notify('{CHANNEL}', '')"
-            ),
-            &[
-                &seqs,
-                &audiences,
-                &htmls,
-                &topics,
-                &names,
-                &jsons,
-                &clock::now_ms(),
-            ],
-        )?;
+            .get(0);
         for (owner, seq) in owners.into_iter().zip(seqs) {
             lasts[owner] = Some(seq as u64);
         }
