@@ -53,7 +53,7 @@ where
         let Backend::Postgres(pg) = &*store else {
             return hub.commit(|| store::call(&store, write)).await;
         };
-        let (value, last) = pg.change(write).await?;
+        let (value, last) = pg.commits().submit(write).await?;
         if let Some(seq) = last {
             hub.applied(seq, APPLIED_LIMIT).await;
         }

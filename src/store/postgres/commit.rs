@@ -35,7 +35,7 @@ pub struct Queue(Mutex<mpsc::Sender<Box<dyn Pending>>>);
 
 impl Queue {
     /// Starts the committer thread.
-    pub fn start(db: Arc<Db>) -> StoreResult<Queue> {
+    pub(super) fn start(db: Arc<Db>) -> StoreResult<Queue> {
         let (send, receive) = mpsc::channel();
         std::thread::Builder::new()
             .name("herald-commit".into())

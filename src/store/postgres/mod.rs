@@ -3,7 +3,7 @@
 //! Every feature's store trait is implemented once, over [`Tx`]: one transaction on a pooled
 //! connection. [`PgStore::run`] opens it, hands it to the caller as a `&dyn Store`, and commits
 //! when the caller succeeds, so a feature's writes are stored together or not at all, exactly as
-//! on SQLite. Changes that announce something go through [`PgStore::change`] instead: the
+//! on SQLite. Changes that announce something go through [`PgStore::commits`] instead: the
 //! instance's committer (`commit`) stores those that arrive together in one transaction.
 //! Statements are prepared once per connection.
 
@@ -23,7 +23,6 @@ mod session;
 use std::cell::{RefCell, RefMut};
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,7 +31,7 @@ use postgres::{Row, Statement, Transaction};
 use tokio_postgres::error::SqlState;
 
 use super::{Store, StoreError, StoreResult};
-use crate::hub::Publish;
+pub use commit::Queue as Commits;
 pub use follow::{EventArchive, Signals, start as follow};
 pub use pool::Health;
 use pool::Pool;
@@ -45,7 +44,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct PgStore {
     db: Arc<Db>,
     /// Changes on their way to the committer.
-    commits: commit::Queue,
+    commits: Commits,
     /// The same settings for the follower's connection (tokio-postgres).
     async_config: tokio_postgres::Config,
     /// The database's identity: the epoch of every cursor (see `schema`).
@@ -169,7 +168,7 @@ impl PgStore {
             instance,
         });
         Ok(PgStore {
-            commits: commit::Queue::start(db.clone())?,
+            commits: Commits::start(db.clone())?,
             db,
             async_config,
             identity,
@@ -205,19 +204,9 @@ impl PgStore {
         &self.db.pool.health
     }
 
-    /// Makes a change: `write` and the event log entries of what it announces, stored together
-    /// (with the other changes queued meanwhile, see `commit`). Queued at once; resolves once
-    /// committed, with the change's value and the number of its last message.
-    pub fn change<T, E, W>(
-        &self,
-        write: W,
-    ) -> impl Future<Output = Result<(T, Option<u64>), E>> + Send + 'static
-    where
-        T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
-        W: FnOnce(&dyn Store) -> Result<(T, Publish), E> + Send + 'static,
-    {
-        self.commits.submit(write)
+    /// Where changes that announce something go: the instance's committer (`commit`).
+    pub fn commits(&self) -> &Commits {
+        &self.commits
     }
 
     /// Runs `f` in one transaction, committed when it returns `Ok`.
