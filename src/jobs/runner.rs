@@ -15,7 +15,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 use uuid::Uuid;
 
-use super::views::{created_json, live_card, live_list, live_progress, updated_json};
+use super::views::{created_json, live_cards, live_progress, shown, updated_json};
 use super::{FINISHED_SHOWN, Job, JobState, NewJob, Update, Updated};
 use crate::hub::{Hub, Publish};
 use crate::store::{SharedStore, Store, StoreError, StoreResult};
@@ -92,10 +92,11 @@ impl Runner {
         let _turn = self.inner.turn.lock().await;
         let runner = self.inner.id;
         let job = change::apply(&self.inner.store, &self.inner.hub, move |s| {
+            let before = shown(&s.listed_jobs(FINISHED_SHOWN)?);
             let job = s
                 .insert_job(&new, runner, clock::now_ms())?
                 .ok_or(ChangeError::Full)?;
-            let publish = list(s).with_json(created_json(&job));
+            let publish = cards(s, &before, &job).with_json(created_json(&job));
             Ok::<_, ChangeError>((job, publish))
         })
         .await?;
@@ -122,17 +123,25 @@ impl Runner {
         let _turn = self.inner.turn.lock().await;
         let runner = self.inner.id;
         let job = change::apply(&self.inner.store, &self.inner.hub, move |s| {
+            // Progress changes a bar in place; any other update can move cards in or out of
+            // the list, which shows by comparing it before and after.
+            let progress = matches!(update, Update::Progress { .. });
+            let before = if progress {
+                Vec::new()
+            } else {
+                shown(&s.listed_jobs(FINISHED_SHOWN)?)
+            };
             let job = match s.update_job(id, &update, runner, clock::now_ms())? {
                 Updated::Applied(job) => job,
                 Updated::Refused(job) => return Err(ChangeError::Refused(job)),
                 Updated::Missing => return Err(ChangeError::Missing),
             };
-            let publish = match update {
-                Update::Progress { .. } => Publish::everyone(live_progress(&job)),
-                Update::Start => Publish::everyone(live_card(&job)),
-                _ => list(s),
-            }
-            .with_json(updated_json(&job));
+            let publish = if progress {
+                Publish::everyone(live_progress(&job))
+            } else {
+                cards(s, &before, &job)
+            };
+            let publish = publish.with_json(updated_json(&job));
             Ok::<_, ChangeError>((job, publish))
         })
         .await?;
@@ -226,11 +235,12 @@ impl Runner {
     }
 }
 
-/// The whole list, for changes that can add or drop a card. A list that cannot be read is not
-/// sent: the change is stored, and pages catch up on their next resync or reload.
-fn list(s: &dyn Store) -> Publish {
+/// The cards a change to `changed` adds, replaces or drops, against the list a page showed
+/// (`before`). A list that cannot be read is not sent: the change is stored, and pages catch up
+/// on their next resync or reload.
+fn cards(s: &dyn Store, before: &[String], changed: &Job) -> Publish {
     match s.listed_jobs(FINISHED_SHOWN) {
-        Ok(jobs) => Publish::everyone(live_list(&jobs)),
+        Ok(after) => Publish::everyone(live_cards(before, &after, changed.id)),
         Err(e) => {
             tracing::error!(error = %e, "cannot render the job list");
             Publish::nothing()

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use super::input::{Limits, Typed};
 use super::{FINISHED_SHOWN, Job, JobState, REGION, TOPIC};
 use crate::AppState;
-use crate::hub::{JsonEvent, Region, Swap, partial};
+use crate::hub::{JsonEvent, Region, Swap, list_changes, partial};
 use crate::store::{SharedStore, StoreResult, call};
 use crate::web::error::{ApiError, FormError};
 use crate::web::input::FormFields;
@@ -80,24 +80,27 @@ impl<'a> JobCard<'a> {
     }
 }
 
-/// The list region: one card per job, newest first.
+/// The list region: one card per job, newest first (nothing when there are none: the page
+/// says so).
 pub struct JobList {
     html: String,
 }
 
 impl JobList {
     pub fn new(jobs: &[Job]) -> Self {
-        let html = if jobs.is_empty() {
-            "<p class=\"muted\">No jobs yet. Start one above.</p>".to_string()
-        } else {
-            jobs.iter().map(|job| JobCard::new(job).html()).collect()
-        };
-        JobList { html }
+        JobList {
+            html: jobs.iter().map(|job| JobCard::new(job).html()).collect(),
+        }
     }
 
     pub fn html(self) -> String {
         self.html
     }
+}
+
+/// The cards' ids of a job list, as a page shows them.
+pub fn shown(jobs: &[Job]) -> Vec<String> {
+    jobs.iter().map(|job| JobCard::target(job.id)).collect()
 }
 
 /// The live message of a job's progress: its bar and count.
@@ -109,18 +112,18 @@ pub fn live_progress(job: &Job) -> String {
     )
 }
 
-/// The live message of a job that started: its card.
-pub fn live_card(job: &Job) -> String {
-    partial(
-        &JobCard::target(job.id),
-        Swap::OuterHtml,
-        &JobCard::new(job).html(),
+/// The live message of any other change to job `changed`, from the list a page showed
+/// (`before`, card ids) to the list now (`after`): its card replaced, or inserted where the
+/// list puts it (by id, newest first), and the cards that left the list (finished jobs past
+/// the newest [`FINISHED_SHOWN`]) removed; see `hub::list_changes`.
+pub fn live_cards(before: &[String], after: &[Job], changed: i64) -> String {
+    list_changes(
+        REGION,
+        before,
+        &shown(after),
+        Some(&JobCard::target(changed)),
+        |at| JobCard::new(&after[at]).html(),
     )
-}
-
-/// The live message of a change that can add or drop a card: the whole list.
-pub fn live_list(jobs: &[Job]) -> String {
-    partial(REGION, Swap::InnerHtml, &JobList::new(jobs).html())
 }
 
 /// The JSON event of a new job: the job as `POST /jobs` answers it.

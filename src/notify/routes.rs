@@ -50,6 +50,7 @@ async fn broadcast(
     let new = new?;
     state
         .change(move |s| {
+            let before = views::shown(&s.recent_notifications(RECENT)?);
             let recent = s.add_notification(&new, RECENT)?;
             let stored = recent.first().cloned().ok_or_else(|| {
                 ApiError::new(
@@ -57,7 +58,7 @@ async fn broadcast(
                     "notification was not stored",
                 )
             })?;
-            let publish = Publish::everyone(views::live(&stored, &recent))
+            let publish = Publish::everyone(views::live(&stored, &before, &recent))
                 .with_json(views::live_json(&stored));
             Ok((stored, publish))
         })

@@ -9,7 +9,7 @@ use super::{Kind, LIST_REGION, Notification, RECENT, TOASTS, TOPIC};
 use crate::AppState;
 use crate::clock;
 use crate::config::InputLimits;
-use crate::hub::{JsonEvent, Region, Swap, push_partial};
+use crate::hub::{JsonEvent, Region, Swap, list_changes, push_partial};
 use crate::store::{SharedStore, StoreResult, call};
 use crate::web::error::{ApiError, FormError};
 use crate::web::input::FormFields;
@@ -31,30 +31,59 @@ impl<'a> Toast<'a> {
     }
 }
 
-/// The recent notifications, newest first.
+/// One entry of the recent list, as a page, a resync or a live message shows it.
 #[derive(Template)]
-#[template(path = "notify/list.html")]
-pub struct RecentList<'a> {
-    items: Vec<(&'a Notification, String, String)>,
+#[template(path = "notify/note.html")]
+pub struct Note<'a> {
+    n: &'a Notification,
+    datetime: String,
+    time: String,
 }
 
-impl<'a> RecentList<'a> {
-    pub fn new(recent: &'a [Notification]) -> Self {
-        RecentList {
-            items: recent
-                .iter()
-                .map(|n| (n, clock::rfc3339(n.created_at), clock::hms(n.created_at)))
-                .collect(),
+impl<'a> Note<'a> {
+    pub fn new(n: &'a Notification) -> Self {
+        Note {
+            n,
+            datetime: clock::rfc3339(n.created_at),
+            time: clock::hms(n.created_at),
         }
     }
 
+    /// The id of a notification's entry.
+    pub fn target(id: i64) -> String {
+        format!("note-{id}")
+    }
+
     pub fn html(&self) -> String {
-        self.render().expect("notification list template renders")
+        self.render().expect("notification entry template renders")
     }
 }
 
-/// The live message of a new notification: its toast, and the recent list it is now first in.
-pub fn live(stored: &Notification, recent: &[Notification]) -> String {
+/// The recent notifications, newest first (nothing when there are none: the page says so).
+pub struct RecentList {
+    html: String,
+}
+
+impl RecentList {
+    pub fn new(recent: &[Notification]) -> Self {
+        RecentList {
+            html: recent.iter().map(|n| Note::new(n).html()).collect(),
+        }
+    }
+
+    pub fn html(self) -> String {
+        self.html
+    }
+}
+
+/// The entries' ids of a recent list, as a page shows them.
+pub fn shown(recent: &[Notification]) -> Vec<String> {
+    recent.iter().map(|n| Note::target(n.id)).collect()
+}
+
+/// The live message of a new notification: its toast, and its entry first in the recent list
+/// that showed `before` (entry ids), the entry it pushed out of the list removed.
+pub fn live(stored: &Notification, before: &[String], recent: &[Notification]) -> String {
     let mut html = String::new();
     push_partial(
         &mut html,
@@ -62,12 +91,13 @@ pub fn live(stored: &Notification, recent: &[Notification]) -> String {
         Swap::BeforeEnd,
         &Toast::new(stored).html(),
     );
-    push_partial(
-        &mut html,
+    html.push_str(&list_changes(
         LIST_REGION,
-        Swap::InnerHtml,
-        &RecentList::new(recent).html(),
-    );
+        before,
+        &shown(recent),
+        None,
+        |at| Note::new(&recent[at]).html(),
+    ));
     html
 }
 

@@ -4,6 +4,7 @@
 
 pub mod process;
 pub mod raw;
+pub mod regions;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

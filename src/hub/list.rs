@@ -1,0 +1,117 @@
+//! One-item changes to a list region: the fewest partials that turn the list a page shows into
+//! the list a fresh render shows, so a change re-sends the elements it touches, not the list.
+//!
+//! htmx finds every target of a message before it swaps any, so each partial here aims at an
+//! element the page had before the message: new elements that sit together go in one partial
+//! after the element that precedes them (or at the start of the region), and those inserts come
+//! before the replacements, since an element replaced in place is no longer there to insert
+//! after.
+
+use std::collections::HashSet;
+
+use super::partial::{Swap, push_partial};
+
+/// The partials that turn region `region`, showing elements `before` (their element ids, in
+/// order), into one showing `after`: elements gone are deleted, new ones inserted where `after`
+/// has them (each rendered by `render` with its index in `after`), and `changed`, if it stays,
+/// replaced. Elements found in both keep their content; if they are not in the same order, the
+/// region is sent whole.
+pub fn list_changes(
+    region: &str,
+    before: &[String],
+    after: &[String],
+    changed: Option<&str>,
+    render: impl Fn(usize) -> String,
+) -> String {
+    let was: HashSet<&str> = before.iter().map(String::as_str).collect();
+    let is: HashSet<&str> = after.iter().map(String::as_str).collect();
+    let stayed_before = before.iter().filter(|id| is.contains(id.as_str()));
+    let stayed_after = after.iter().filter(|id| was.contains(id.as_str()));
+    let mut html = String::new();
+    if !stayed_before.eq(stayed_after) {
+        let all: String = (0..after.len()).map(&render).collect();
+        push_partial(&mut html, region, Swap::InnerHtml, &all);
+        return html;
+    }
+    for gone in before.iter().filter(|id| !is.contains(id.as_str())) {
+        push_partial(&mut html, gone, Swap::Delete, "");
+    }
+    let mut at = 0;
+    while at < after.len() {
+        if was.contains(after[at].as_str()) {
+            at += 1;
+            continue;
+        }
+        let start = at;
+        let mut run = String::new();
+        while at < after.len() && !was.contains(after[at].as_str()) {
+            run.push_str(&render(at));
+            at += 1;
+        }
+        match start.checked_sub(1) {
+            None => push_partial(&mut html, region, Swap::AfterBegin, &run),
+            Some(previous) => push_partial(&mut html, &after[previous], Swap::AfterEnd, &run),
+        }
+    }
+    if let Some(at) = changed.and_then(|id| after.iter().position(|a| a == id))
+        && was.contains(after[at].as_str())
+    {
+        push_partial(&mut html, &after[at], Swap::OuterHtml, &render(at));
+    }
+    html
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(list: &[u32]) -> Vec<String> {
+        list.iter().map(|n| format!("e{n}")).collect()
+    }
+
+    fn changes(before: &[u32], after: &[u32], changed: Option<&str>) -> String {
+        let after_ids = ids(after);
+        list_changes("list", &ids(before), &after_ids, changed, |i| {
+            format!("<i id=\"{}\"></i>", after_ids[i])
+        })
+    }
+
+    #[test]
+    fn a_new_first_element_is_prepended_and_the_one_pushed_out_deleted() {
+        assert_eq!(
+            changes(&[3, 2, 1], &[4, 3, 2], None),
+            concat!(
+                r##"<hx-partial hx-target="#e1" hx-swap="delete"></hx-partial>"##,
+                r##"<hx-partial hx-target="#list" hx-swap="afterbegin"><i id="e4"></i></hx-partial>"##,
+            )
+        );
+    }
+
+    #[test]
+    fn new_neighbours_go_in_one_insert_before_the_replacement_they_follow() {
+        assert_eq!(
+            changes(&[9, 5, 1], &[9, 7, 6, 5, 1], Some("e9")),
+            concat!(
+                r##"<hx-partial hx-target="#e9" hx-swap="afterend"><i id="e7"></i><i id="e6"></i></hx-partial>"##,
+                r##"<hx-partial hx-target="#e9" hx-swap="outerHTML"><i id="e9"></i></hx-partial>"##,
+            )
+        );
+    }
+
+    #[test]
+    fn a_changed_element_that_leaves_is_only_deleted() {
+        assert_eq!(
+            changes(&[3, 2, 1], &[3, 2], Some("e1")),
+            r##"<hx-partial hx-target="#e1" hx-swap="delete"></hx-partial>"##
+        );
+        assert_eq!(changes(&[3, 2], &[3, 2], None), "", "nothing changed");
+    }
+
+    #[test]
+    fn elements_that_swap_places_resend_the_region() {
+        assert_eq!(
+            changes(&[1, 2], &[2, 1], None),
+            r##"<hx-partial hx-target="#list" hx-swap="innerHTML"><i id="e2"></i><i id="e1"></i></hx-partial>"##
+        );
+    }
+}
