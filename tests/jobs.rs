@@ -6,9 +6,10 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use common::regions::region_html;
 use common::{Client, Sse, WAIT, spawn_app, spawn_app_with};
 use herald::jobs::input::Typed;
-use herald::jobs::{Job, JobCard, JobForm, JobList, JobProgress, JobState, Limits};
+use herald::jobs::{Job, JobCard, JobForm, JobList, JobProgress, JobState, Limits, live_cards};
 use herald::store::call;
 use hyper::StatusCode;
 use serde_json::{Value, json};
@@ -467,6 +468,7 @@ async fn the_page_form_starts_a_job_that_every_tab_sees() {
     let (alice, bob) = (app.client(), app.client());
     let b = bob.open_tab().await;
     assert!(b.page.contains("No jobs yet"));
+    assert_eq!(region_html(&b.page, "jobs-list"), "");
     let mut b_stream = bob.stream(&b.stream_url).await;
 
     let resp = alice
@@ -530,10 +532,9 @@ async fn bad_input_is_refused_with_a_reason_and_starts_nothing() {
         let resp = client.post_json(path, "").await;
         assert_eq!(resp.status, StatusCode::NOT_FOUND, "{path}");
     }
-    assert!(
-        client.open_tab().await.page.contains("No jobs yet"),
-        "nothing half-written"
-    );
+    let page = client.open_tab().await.page;
+    assert!(page.contains("No jobs yet"), "nothing half-written");
+    assert_eq!(region_html(&page, "jobs-list"), "", "nothing half-written");
 
     let id = create(&client, json!({"total": 1000, "interval_ms": 50})).await;
     let resp = client.post_json(&format!("/jobs/{id}/retry"), "").await;
@@ -641,7 +642,70 @@ fn job_cards_in_every_state() {
 #[test]
 fn progress_fragment_and_list() {
     insta::assert_snapshot!(JobProgress::new(&sample(JobState::Running, 18, None)).html());
-    insta::assert_snapshot!("list_empty", JobList::new(&[]).html());
+    assert_eq!(
+        JobList::new(&[]).html(),
+        "",
+        "the page says the list is empty"
+    );
+}
+
+/// The live messages of changes that move cards, in a list that shows two finished jobs.
+#[test]
+fn card_messages() {
+    let job = |id: i64, state: JobState| Job {
+        id,
+        moved: match state {
+            JobState::Done => 40,
+            _ if id == 8 => 12,
+            _ => 0,
+        },
+        fail_at: None,
+        ..sample(state, 0, None)
+    };
+    let ids = |jobs: &[i64]| -> Vec<String> { jobs.iter().map(|id| format!("job-{id}")).collect() };
+    let cases = [
+        (
+            "created: its card first",
+            live_cards(
+                &ids(&[6]),
+                &[job(7, JobState::Queued), job(6, JobState::Done)],
+                7,
+            ),
+        ),
+        (
+            "done: its card replaced, the oldest finished one gone",
+            live_cards(
+                &ids(&[9, 8, 7]),
+                &[job(9, JobState::Done), job(8, JobState::Done)],
+                9,
+            ),
+        ),
+        (
+            "retried: the finished one that comes back goes after it, then its card is replaced",
+            live_cards(
+                &ids(&[9, 8]),
+                &[
+                    job(9, JobState::Done),
+                    job(8, JobState::Queued),
+                    job(7, JobState::Done),
+                ],
+                8,
+            ),
+        ),
+        (
+            "cancelled, older than the finished ones shown: its card gone",
+            live_cards(
+                &ids(&[9, 8, 3]),
+                &[job(9, JobState::Done), job(8, JobState::Done)],
+                3,
+            ),
+        ),
+    ];
+    let shown: Vec<String> = cases
+        .iter()
+        .map(|(case, html)| format!("{case}:\n{html}"))
+        .collect();
+    insta::assert_snapshot!(shown.join("\n\n"));
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use common::{redact, spawn_app, spawn_app_with};
 use herald::board::input::Typed;
 use herald::board::{BoardForm, BoardMessage, MessageView};
-use herald::notify::{Kind, Notification, NotifyForm, RecentList, Toast};
+use herald::notify::{Kind, Notification, NotifyForm, RecentList, Toast, live};
 use herald::web::error::FieldError;
 use insta::assert_snapshot;
 
@@ -58,7 +58,19 @@ fn notification_fragments() {
         note(1, Kind::Success, "First"),
     ];
     assert_snapshot!("recent_list", RecentList::new(&recent).html());
-    assert_snapshot!("recent_list_empty", RecentList::new(&[]).html());
+    assert_eq!(
+        RecentList::new(&[]).html(),
+        "",
+        "the page says the list is empty"
+    );
+    // A third notification where the list keeps two: its toast, its entry first, the oldest
+    // entry gone.
+    let third = note(3, Kind::Info, "Third");
+    let before = ["note-2".to_string(), "note-1".to_string()];
+    assert_snapshot!(
+        "notification_live",
+        live(&third, &before, &[third.clone(), recent[0].clone()])
+    );
     assert_snapshot!("notify_form_blank", NotifyForm::blank(&limits).html());
     assert_snapshot!(
         "notify_form_sent",

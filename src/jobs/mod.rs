@@ -20,7 +20,7 @@ pub use events::{demo_events, job_events};
 pub use input::Limits;
 pub use routes::{cancel, create, retry, show};
 pub use runner::Runner;
-pub use views::{JobCard, JobForm, JobList, JobProgress, json_state, regions};
+pub use views::{JobCard, JobForm, JobList, JobProgress, json_state, live_cards, regions};
 
 pub const REGION: &str = "jobs-list";
 /// The jobs' topic on `GET /api/stream`.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::StoreResult;
 pub use routes::{form_page, ping, send};
-pub use views::{NotifyForm, NotifyPage, RecentList, Toast, json_state, regions};
+pub use views::{Note, NotifyForm, NotifyPage, RecentList, Toast, json_state, live, regions};
 
 pub const LIST_REGION: &str = "notifications-list";
 pub const TOASTS: &str = "toasts";
