@@ -299,3 +299,41 @@ async fn after_many_mixed_changes_the_lists_equal_a_fresh_render() {
         );
     }
 }
+
+/// What one change costs on the wire to every tab (`cargo test --test lists message_sizes --
+/// --nocapture` prints it): a notification with a 200-character body when the recent list is
+/// full of such, and a job's state change with 20 finished jobs listed.
+#[tokio::test]
+async fn message_sizes() {
+    let app = spawn_app().await;
+    let client = app.client();
+    let tab = client.open_tab().await;
+    let mut stream = client.stream(&tab.stream_url).await;
+    let body = "x".repeat(200);
+    for n in 0..21 {
+        let note = json!({"type": "info", "title": format!("Deploy {n}"), "body": body});
+        let resp = client
+            .post_json("/send-notification", &note.to_string())
+            .await;
+        assert_eq!(resp.status, StatusCode::CREATED);
+    }
+    let note = stream.until("Deploy 20<").await;
+    let note = (note.data.len(), stream.last_frame.len());
+
+    let mut finished = Vec::new();
+    for _ in 0..20 {
+        finished.push(create(&client, quick(false)).await);
+    }
+    settled(&client, &finished, "done").await;
+    let running = create(&client, forever()).await;
+    settled(&client, &[running], "running").await;
+    act(&client, running, "cancel").await;
+    let cancelled = format!("id=\"job-{running}\" class=\"job job-cancelled\"");
+    let job = stream.until(&cancelled).await;
+    let job = (job.data.len(), stream.last_frame.len());
+
+    println!("notification, 200-character body, list full: {note:?} bytes (data, frame)");
+    println!("job cancelled, 20 finished listed: {job:?} bytes (data, frame)");
+    assert!(note.1 < 1_200, "one entry, not the list: {note:?}");
+    assert!(job.1 < 1_500, "one card, not the list: {job:?}");
+}
