@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use common::regions::region_html;
 use common::{Client, Sse, WAIT, spawn_app, spawn_app_with};
+use herald::hub::list_html;
 use herald::jobs::input::Typed;
-use herald::jobs::{Job, JobCard, JobForm, JobList, JobProgress, JobState, Limits, live_cards};
+use herald::jobs::{Job, JobCard, JobForm, JobProgress, JobState, Limits, live_cards};
 use herald::store::call;
 use hyper::StatusCode;
 use serde_json::{Value, json};
@@ -642,11 +643,7 @@ fn job_cards_in_every_state() {
 #[test]
 fn progress_fragment_and_list() {
     insta::assert_snapshot!(JobProgress::new(&sample(JobState::Running, 18, None)).html());
-    assert_eq!(
-        JobList::new(&[]).html(),
-        "",
-        "the page says the list is empty"
-    );
+    assert_eq!(list_html::<Job>(&[]), "", "the page says the list is empty");
 }
 
 /// The live messages of changes that move cards, in a list that shows two finished jobs.

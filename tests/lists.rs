@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::regions::{Regions, elements};
 use common::{Client, Event, Sse, WAIT, spawn_app};
-use herald::hub::list_changes;
+use herald::hub::{Listed, list_changes, list_html, list_ids};
 use hyper::StatusCode;
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -19,8 +19,20 @@ const JOBS: &str = "jobs-list";
 
 // ---- the list diff, against the model ------------------------------------------------------
 
-fn item(id: &str, version: u32) -> String {
-    format!("<li id=\"{id}\" class=\"v{version}\"><b>{id}</b></li>")
+/// Element `e{0}`, in version `{1}`.
+struct Item(u32, u32);
+
+impl Listed for Item {
+    fn element_id(&self) -> String {
+        format!("e{}", self.0)
+    }
+
+    fn element(&self) -> String {
+        format!(
+            "<li id=\"e{}\" class=\"v{}\"><b>{0}</b></li>",
+            self.0, self.1
+        )
+    }
 }
 
 proptest! {
@@ -34,23 +46,13 @@ proptest! {
         after in proptest::collection::btree_set(0u32..30, 0..12),
         changed in 0u32..30,
     ) {
-        let ids = |set: &BTreeSet<u32>| -> Vec<String> {
-            set.iter().rev().map(|n| format!("e{n}")).collect()
-        };
-        let (before, after) = (ids(&before), ids(&after));
-        let changed = format!("e{changed}");
-        let version = |id: &str| u32::from(id == changed);
-        let page = format!(
-            "<ul id=\"list\">{}</ul>",
-            before.iter().map(|id| item(id, 0)).collect::<String>()
-        );
-        let data = list_changes("list", &before, &after, Some(&changed), |at| {
-            item(&after[at], version(&after[at]))
-        });
+        let was: Vec<Item> = before.iter().rev().map(|n| Item(*n, 0)).collect();
+        let now: Vec<Item> = after.iter().rev().map(|n| Item(*n, u32::from(*n == changed))).collect();
+        let page = format!("<ul id=\"list\">{}</ul>", list_html(&was));
+        let data = list_changes("list", &list_ids(&was), &now, Some(&format!("e{changed}")));
         let mut model = Regions::from_page(&page, &["list"]);
         model.apply(&data);
-        let fresh: String = after.iter().map(|id| item(id, version(id))).collect();
-        prop_assert_eq!(model.elements("list"), elements(&fresh));
+        prop_assert_eq!(model.elements("list"), elements(&list_html(&now)));
         prop_assert!(model.missed.is_empty(), "{:?}", model.missed);
         prop_assert!(
             model.swaps.iter().all(|(_, swap)| swap != "innerHTML"),

@@ -7,7 +7,8 @@ use std::time::Duration;
 use common::{redact, spawn_app, spawn_app_with};
 use herald::board::input::Typed;
 use herald::board::{BoardForm, BoardMessage, MessageView};
-use herald::notify::{Kind, Notification, NotifyForm, RecentList, Toast, live};
+use herald::hub::list_html;
+use herald::notify::{Kind, Notification, NotifyForm, Toast, live};
 use herald::web::error::FieldError;
 use insta::assert_snapshot;
 
@@ -57,9 +58,9 @@ fn notification_fragments() {
         note(2, Kind::Error, "Second"),
         note(1, Kind::Success, "First"),
     ];
-    assert_snapshot!("recent_list", RecentList::new(&recent).html());
+    assert_snapshot!("recent_list", list_html(&recent));
     assert_eq!(
-        RecentList::new(&[]).html(),
+        list_html::<Notification>(&[]),
         "",
         "the page says the list is empty"
     );

@@ -43,7 +43,7 @@ pub use cursor::Cursor;
 pub use fanout::Sink;
 pub use json::{JsonEvent, JsonState};
 pub use json_stream::JsonStream;
-pub use list::list_changes;
+pub use list::{Listed, list_changes, list_html, list_ids};
 pub use log::{Entry, Limits};
 use log::{Log, Sequence};
 pub use partial::{Swap, partial, push_partial};

@@ -15,9 +15,9 @@ use tokio::sync::{Semaphore, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 use uuid::Uuid;
 
-use super::views::{created_json, live_cards, live_progress, shown, updated_json};
+use super::views::{created_json, live_cards, live_progress, updated_json};
 use super::{FINISHED_SHOWN, Job, JobState, NewJob, Update, Updated};
-use crate::hub::{Hub, Publish};
+use crate::hub::{Hub, Publish, list_ids};
 use crate::store::{SharedStore, Store, StoreError, StoreResult};
 use crate::{change, clock};
 
@@ -92,7 +92,7 @@ impl Runner {
         let _turn = self.inner.turn.lock().await;
         let runner = self.inner.id;
         let job = change::apply(&self.inner.store, &self.inner.hub, move |s| {
-            let before = shown(&s.listed_jobs(FINISHED_SHOWN)?);
+            let before = list_ids(&s.listed_jobs(FINISHED_SHOWN)?);
             let job = s
                 .insert_job(&new, runner, clock::now_ms())?
                 .ok_or(ChangeError::Full)?;
@@ -129,7 +129,7 @@ impl Runner {
             let before = if progress {
                 Vec::new()
             } else {
-                shown(&s.listed_jobs(FINISHED_SHOWN)?)
+                list_ids(&s.listed_jobs(FINISHED_SHOWN)?)
             };
             let job = match s.update_job(id, &update, runner, clock::now_ms())? {
                 Updated::Applied(job) => job,

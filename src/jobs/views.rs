@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use super::input::{Limits, Typed};
 use super::{FINISHED_SHOWN, Job, JobState, REGION, TOPIC};
 use crate::AppState;
-use crate::hub::{JsonEvent, Region, Swap, list_changes, partial};
+use crate::hub::{JsonEvent, Listed, Region, Swap, list_changes, list_html, partial};
 use crate::store::{SharedStore, StoreResult, call};
 use crate::web::error::{ApiError, FormError};
 use crate::web::input::FormFields;
@@ -80,27 +80,16 @@ impl<'a> JobCard<'a> {
     }
 }
 
-/// The list region: one card per job, newest first (nothing when there are none: the page
-/// says so).
-pub struct JobList {
-    html: String,
-}
-
-impl JobList {
-    pub fn new(jobs: &[Job]) -> Self {
-        JobList {
-            html: jobs.iter().map(|job| JobCard::new(job).html()).collect(),
-        }
+/// The list region shows each job as its card, newest first (nothing when there are none:
+/// the page says so).
+impl Listed for Job {
+    fn element_id(&self) -> String {
+        JobCard::target(self.id)
     }
 
-    pub fn html(self) -> String {
-        self.html
+    fn element(&self) -> String {
+        JobCard::new(self).html()
     }
-}
-
-/// The cards' ids of a job list, as a page shows them.
-pub fn shown(jobs: &[Job]) -> Vec<String> {
-    jobs.iter().map(|job| JobCard::target(job.id)).collect()
 }
 
 /// The live message of a job's progress: its bar and count.
@@ -117,13 +106,7 @@ pub fn live_progress(job: &Job) -> String {
 /// list puts it (by id, newest first), and the cards that left the list (finished jobs past
 /// the newest [`FINISHED_SHOWN`]) removed; see `hub::list_changes`.
 pub fn live_cards(before: &[String], after: &[Job], changed: i64) -> String {
-    list_changes(
-        REGION,
-        before,
-        &shown(after),
-        Some(&JobCard::target(changed)),
-        |at| JobCard::new(&after[at]).html(),
-    )
+    list_changes(REGION, before, after, Some(&JobCard::target(changed)))
 }
 
 /// The JSON event of a new job: the job as `POST /jobs` answers it.
@@ -142,7 +125,7 @@ pub async fn regions(store: &SharedStore) -> StoreResult<Vec<Region>> {
     let jobs = call(store, |s| s.listed_jobs(FINISHED_SHOWN)).await?;
     Ok(vec![Region {
         id: REGION,
-        html: JobList::new(&jobs).html(),
+        html: list_html(&jobs),
     }])
 }
 

@@ -12,7 +12,7 @@ use super::input::{JsonBody, Typed};
 use super::views::{self, NotifyForm, NotifyPage};
 use super::{Notification, RECENT};
 use crate::AppState;
-use crate::hub::{Publish, frame, periodic};
+use crate::hub::{Publish, frame, list_ids, periodic};
 use crate::web::assets;
 use crate::web::error::{ApiError, FieldError};
 use crate::web::input::Input;
@@ -50,7 +50,7 @@ async fn broadcast(
     let new = new?;
     state
         .change(move |s| {
-            let before = views::shown(&s.recent_notifications(RECENT)?);
+            let before = list_ids(&s.recent_notifications(RECENT)?);
             let recent = s.add_notification(&new, RECENT)?;
             let stored = recent.first().cloned().ok_or_else(|| {
                 ApiError::new(

@@ -1,4 +1,5 @@
-//! The notifications' fragments: toasts, the recent list, the form and its page.
+//! The notifications' fragments: toasts, the recent list's entries, the live message of a new
+//! notification (and its JSON event), the form and its page.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -9,7 +10,7 @@ use super::{Kind, LIST_REGION, Notification, RECENT, TOASTS, TOPIC};
 use crate::AppState;
 use crate::clock;
 use crate::config::InputLimits;
-use crate::hub::{JsonEvent, Region, Swap, list_changes, push_partial};
+use crate::hub::{JsonEvent, Listed, Region, Swap, list_changes, list_html, push_partial};
 use crate::store::{SharedStore, StoreResult, call};
 use crate::web::error::{ApiError, FormError};
 use crate::web::input::FormFields;
@@ -34,7 +35,7 @@ impl<'a> Toast<'a> {
 /// One entry of the recent list, as a page, a resync or a live message shows it.
 #[derive(Template)]
 #[template(path = "notify/note.html")]
-pub struct Note<'a> {
+struct Note<'a> {
     n: &'a Notification,
     datetime: String,
     time: String,
@@ -49,36 +50,20 @@ impl<'a> Note<'a> {
         }
     }
 
-    /// The id of a notification's entry.
-    pub fn target(id: i64) -> String {
-        format!("note-{id}")
-    }
-
     pub fn html(&self) -> String {
         self.render().expect("notification entry template renders")
     }
 }
 
-/// The recent notifications, newest first (nothing when there are none: the page says so).
-pub struct RecentList {
-    html: String,
-}
-
-impl RecentList {
-    pub fn new(recent: &[Notification]) -> Self {
-        RecentList {
-            html: recent.iter().map(|n| Note::new(n).html()).collect(),
-        }
+/// The recent list shows each notification as its entry.
+impl Listed for Notification {
+    fn element_id(&self) -> String {
+        format!("note-{}", self.id)
     }
 
-    pub fn html(self) -> String {
-        self.html
+    fn element(&self) -> String {
+        Note::new(self).html()
     }
-}
-
-/// The entries' ids of a recent list, as a page shows them.
-pub fn shown(recent: &[Notification]) -> Vec<String> {
-    recent.iter().map(|n| Note::target(n.id)).collect()
 }
 
 /// The live message of a new notification: its toast, and its entry first in the recent list
@@ -91,13 +76,7 @@ pub fn live(stored: &Notification, before: &[String], recent: &[Notification]) -
         Swap::BeforeEnd,
         &Toast::new(stored).html(),
     );
-    html.push_str(&list_changes(
-        LIST_REGION,
-        before,
-        &shown(recent),
-        None,
-        |at| Note::new(&recent[at]).html(),
-    ));
+    html.push_str(&list_changes(LIST_REGION, before, recent, None));
     html
 }
 
@@ -112,7 +91,7 @@ pub async fn regions(store: &SharedStore) -> StoreResult<Vec<Region>> {
     let recent = call(store, |s| s.recent_notifications(RECENT)).await?;
     Ok(vec![Region {
         id: LIST_REGION,
-        html: RecentList::new(&recent).html(),
+        html: list_html(&recent),
     }])
 }
 
