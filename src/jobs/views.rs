@@ -9,7 +9,7 @@ use super::input::{Limits, Typed};
 use super::{FINISHED_SHOWN, Job, JobState, REGION, TOPIC};
 use crate::AppState;
 use crate::hub::{JsonEvent, Listed, Region, Swap, list_changes, list_html, partial};
-use crate::store::{SharedStore, StoreResult, call};
+use crate::store::{Store, StoreResult};
 use crate::web::error::{ApiError, FormError};
 use crate::web::input::FormFields;
 
@@ -101,6 +101,16 @@ pub fn live_progress(job: &Job) -> String {
     )
 }
 
+/// The live message of a job that started (claimed): its card, in place. A claim never moves a
+/// card in or out of the list, so no list is read for it.
+pub fn live_card(job: &Job) -> String {
+    partial(
+        &JobCard::target(job.id),
+        Swap::OuterHtml,
+        &JobCard::new(job).html(),
+    )
+}
+
 /// The live message of any other change to job `changed`, from the list a page showed
 /// (`before`, card ids) to the list now (`after`): its card replaced, or inserted where the
 /// list puts it (by id, newest first), and the cards that left the list (finished jobs past
@@ -121,8 +131,8 @@ pub fn updated_json(job: &Job) -> JsonEvent {
 }
 
 /// The job list's region for a page or a resync.
-pub async fn regions(store: &SharedStore) -> StoreResult<Vec<Region>> {
-    let jobs = call(store, |s| s.listed_jobs(FINISHED_SHOWN)).await?;
+pub fn regions(s: &dyn Store) -> StoreResult<Vec<Region>> {
+    let jobs = s.listed_jobs(FINISHED_SHOWN)?;
     Ok(vec![Region {
         id: REGION,
         html: list_html(&jobs),
@@ -130,8 +140,8 @@ pub async fn regions(store: &SharedStore) -> StoreResult<Vec<Region>> {
 }
 
 /// The jobs' state for a JSON resync: the queued and running ones, newest first.
-pub async fn json_state(store: &SharedStore) -> StoreResult<serde_json::Value> {
-    let active = call(store, |s| s.listed_jobs(0)).await?;
+pub fn json_state(s: &dyn Store) -> StoreResult<serde_json::Value> {
+    let active = s.listed_jobs(0)?;
     Ok(serde_json::to_value(active).expect("jobs serialize"))
 }
 

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::input::{JsonBody, Typed};
 use super::views::{self, NotifyForm, NotifyPage};
-use super::{Notification, RECENT};
+use super::{LIST_REGION, Notification, RECENT};
 use crate::AppState;
 use crate::hub::{Publish, frame, list_ids, periodic};
 use crate::web::assets;
@@ -50,6 +50,7 @@ async fn broadcast(
     let new = new?;
     state
         .change(move |s| {
+            s.hold_list(LIST_REGION)?;
             let before = list_ids(&s.recent_notifications(RECENT)?);
             let recent = s.add_notification(&new, RECENT)?;
             let stored = recent.first().cloned().ok_or_else(|| {

@@ -15,27 +15,35 @@ mod notify;
 mod offers;
 mod session;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::Connection;
 
-use super::{StoreError, StoreResult};
+use super::{ListStore, StoreError, StoreResult};
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+/// Changes already run one at a time, under the hub's change lock (`crate::change`).
+impl ListStore for SqliteStore {
+    fn hold_list(&self, _region: &str) -> StoreResult<()> {
+        Ok(())
+    }
 }
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError(e.to_string())
+        StoreError::new(e.to_string())
     }
 }
 
 impl SqliteStore {
     pub fn open(path: &Path) -> StoreResult<SqliteStore> {
         let conn = Connection::open(path)
-            .map_err(|e| StoreError(format!("cannot open {}: {e}", path.display())))?;
+            .map_err(|e| StoreError::new(format!("cannot open {}: {e}", path.display())))?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
@@ -54,7 +62,12 @@ impl SqliteStore {
         }
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            path: path.to_path_buf(),
         })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
