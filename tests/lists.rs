@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::regions::{Regions, elements};
-use common::{Client, Event, Sse, WAIT, spawn_app};
+use common::{Client, Event, Sse, TestApp, WAIT, pg, spawn_app};
 use herald::hub::{Listed, list_changes, list_html, list_ids};
 use hyper::StatusCode;
 use proptest::prelude::*;
@@ -300,6 +300,53 @@ async fn after_many_mixed_changes_the_lists_equal_a_fresh_render() {
             "{region}"
         );
     }
+}
+
+/// Changes made at once (on PostgreSQL by two instances, each running jobs): every message is
+/// the difference from the list the message before it left, so no change may read the list
+/// while another is changing it (`store::ListStore`).
+#[tokio::test]
+async fn changes_made_at_once_add_up_to_a_fresh_render() {
+    let app = spawn_app().await;
+    let other = if pg::selected() {
+        Some(app.another().await)
+    } else {
+        None
+    };
+    let writers: Vec<Client> = std::iter::once(&app)
+        .chain(&other)
+        .map(TestApp::client)
+        .collect();
+    let client = app.client();
+    let mut tab = Tab::open(&client).await;
+    for n in 0..20 {
+        notify(&client, &format!("before {n}")).await;
+    }
+
+    let notes: Vec<_> = (0..30)
+        .map(|n| {
+            let writer = writers[n % writers.len()].clone();
+            tokio::spawn(async move { notify(&writer, &format!("at once {n}")).await })
+        })
+        .collect();
+    let jobs: Vec<_> = (0..24)
+        .map(|n| {
+            let writer = writers[n % writers.len()].clone();
+            tokio::spawn(async move { (n, create(&writer, quick(n % 3 == 0)).await) })
+        })
+        .collect();
+    for note in notes {
+        note.await.unwrap();
+    }
+    for job in jobs {
+        let (n, id) = job.await.unwrap();
+        let state = if n % 3 == 0 { "failed" } else { "done" };
+        settled(&client, &[id], state).await;
+    }
+
+    let fresh = tab.agrees_with_a_fresh_page(&client).await;
+    assert_eq!(fresh.ids(NOTES).len(), 20);
+    assert_eq!(fresh.ids(JOBS).len(), 20);
 }
 
 /// What one change costs on the wire to every tab (`cargo test --test lists message_sizes --
