@@ -6,6 +6,10 @@
 //! after the element that precedes them (or at the start of the region), and those inserts come
 //! before the replacements, since an element replaced in place is no longer there to insert
 //! after.
+//!
+//! The list before a change must be the one pages show, so a change reads it under
+//! `store::ListStore::hold_list`. The offers' table needs no diff: its store says which row a
+//! create pushes out or a delete pulls in, without reading the list.
 
 use std::collections::HashSet;
 
