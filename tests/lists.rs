@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::regions::{Regions, elements};
-use common::{Client, Event, Sse, TestApp, WAIT, pg, spawn_app};
+use common::{Client, Event, Sse, TestApp, WAIT, create_job, pg, spawn_app};
 use herald::hub::{Listed, list_changes, list_html, list_ids};
 use hyper::StatusCode;
 use proptest::prelude::*;
@@ -164,12 +164,6 @@ async fn notify(client: &Client, title: &str) {
     assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.body);
 }
 
-async fn create(client: &Client, body: Value) -> i64 {
-    let resp = client.post_json("/jobs", &body.to_string()).await;
-    assert_eq!(resp.status, StatusCode::ACCEPTED, "{}", resp.body);
-    resp.json()["id"].as_i64().unwrap()
-}
-
 async fn act(client: &Client, id: i64, what: &str) {
     let resp = client.post_json(&format!("/jobs/{id}/{what}"), "").await;
     assert_eq!(resp.status, StatusCode::OK, "{what} {id}: {}", resp.body);
@@ -214,14 +208,14 @@ async fn after_many_mixed_changes_the_lists_equal_a_fresh_render() {
     for n in 0..3 {
         notify(&client, &format!("early {n}")).await;
     }
-    let old_failed = create(&client, json!({"total": 3, "interval_ms": 5, "fail_at": 2})).await;
+    let old_failed = create_job(&client, json!({"total": 3, "interval_ms": 5, "fail_at": 2})).await;
     settled(&client, &[old_failed], "failed").await;
     tab.agrees_with_a_fresh_page(&client).await;
     // Holds one of the two slots until cancelled; its progress keeps coming meanwhile.
-    let long = create(&client, forever()).await;
+    let long = create_job(&client, forever()).await;
     let mut finished = Vec::new();
     for k in 0..22 {
-        finished.push(create(&client, quick(k % 5 == 0)).await);
+        finished.push(create_job(&client, quick(k % 5 == 0)).await);
         notify(&client, &format!("note {k}")).await;
         if k % 4 == 0 {
             tab.agrees_with_a_fresh_page(&client).await;
@@ -245,9 +239,9 @@ async fn after_many_mixed_changes_the_lists_equal_a_fresh_render() {
     settled(&client, &[shown_failed], "done").await;
     tab.agrees_with_a_fresh_page(&client).await;
     // Cancelled while running and while queued: the newest finished, so shown.
-    let running = create(&client, forever()).await;
+    let running = create_job(&client, forever()).await;
     settled(&client, &[running], "running").await;
-    let queued = create(&client, forever()).await;
+    let queued = create_job(&client, forever()).await;
     act(&client, queued, "cancel").await;
     tab.agrees_with_a_fresh_page(&client).await;
     act(&client, running, "cancel").await;
@@ -332,7 +326,7 @@ async fn changes_made_at_once_add_up_to_a_fresh_render() {
     let jobs: Vec<_> = (0..24)
         .map(|n| {
             let writer = writers[n % writers.len()].clone();
-            tokio::spawn(async move { (n, create(&writer, quick(n % 3 == 0)).await) })
+            tokio::spawn(async move { (n, create_job(&writer, quick(n % 3 == 0)).await) })
         })
         .collect();
     for note in notes {
@@ -371,10 +365,10 @@ async fn message_sizes() {
 
     let mut finished = Vec::new();
     for _ in 0..20 {
-        finished.push(create(&client, quick(false)).await);
+        finished.push(create_job(&client, quick(false)).await);
     }
     settled(&client, &finished, "done").await;
-    let running = create(&client, forever()).await;
+    let running = create_job(&client, forever()).await;
     settled(&client, &[running], "running").await;
     act(&client, running, "cancel").await;
     let cancelled = format!("id=\"job-{running}\" class=\"job job-cancelled\"");

@@ -439,6 +439,13 @@ impl Sse {
     }
 }
 
+/// Starts a job through `POST /jobs`; its id.
+pub async fn create_job(client: &Client, body: serde_json::Value) -> i64 {
+    let resp = client.post_json("/jobs", &body.to_string()).await;
+    assert_eq!(resp.status, StatusCode::ACCEPTED, "{}", resp.body);
+    resp.json()["id"].as_i64().expect("an id")
+}
+
 /// The texts of the next `count` board messages on a stream.
 pub async fn board_texts(stream: &mut Sse, count: usize) -> Vec<String> {
     let messages = board_messages(stream, count).await;
