@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 const NOTES: &str = "notifications-list";
 const JOBS: &str = "jobs-list";
 
-// ---- the list diff, against the model ------------------------------------------------------
+// ---- the list diff: exact messages, and against the model ---------------------------------
 
 /// Element `e{0}`, in version `{1}`.
 struct Item(u32, u32);
@@ -28,11 +28,53 @@ impl Listed for Item {
     }
 
     fn element(&self) -> String {
-        format!(
-            "<li id=\"e{}\" class=\"v{}\"><b>{0}</b></li>",
-            self.0, self.1
-        )
+        format!("<i id=\"e{}\">{}</i>", self.0, self.1)
     }
+}
+
+fn changes(before: &[u32], after: &[u32], changed: Option<&str>) -> String {
+    let before: Vec<String> = before.iter().map(|n| format!("e{n}")).collect();
+    let after: Vec<Item> = after.iter().map(|n| Item(*n, 1)).collect();
+    list_changes("list", &before, &after, changed)
+}
+
+#[test]
+fn a_new_first_element_is_prepended_and_the_one_pushed_out_deleted() {
+    assert_eq!(
+        changes(&[3, 2, 1], &[4, 3, 2], None),
+        concat!(
+            r##"<hx-partial hx-target="#e1" hx-swap="delete"></hx-partial>"##,
+            r##"<hx-partial hx-target="#list" hx-swap="afterbegin"><i id="e4">1</i></hx-partial>"##,
+        )
+    );
+}
+
+#[test]
+fn new_neighbours_go_in_one_insert_before_the_replacement_they_follow() {
+    assert_eq!(
+        changes(&[9, 5, 1], &[9, 7, 6, 5, 1], Some("e9")),
+        concat!(
+            r##"<hx-partial hx-target="#e9" hx-swap="afterend"><i id="e7">1</i><i id="e6">1</i></hx-partial>"##,
+            r##"<hx-partial hx-target="#e9" hx-swap="outerHTML"><i id="e9">1</i></hx-partial>"##,
+        )
+    );
+}
+
+#[test]
+fn a_changed_element_that_leaves_is_only_deleted() {
+    assert_eq!(
+        changes(&[3, 2, 1], &[3, 2], Some("e1")),
+        r##"<hx-partial hx-target="#e1" hx-swap="delete"></hx-partial>"##
+    );
+    assert_eq!(changes(&[3, 2], &[3, 2], None), "", "nothing changed");
+}
+
+#[test]
+fn elements_that_swap_places_resend_the_region() {
+    assert_eq!(
+        changes(&[1, 2], &[2, 1], None),
+        r##"<hx-partial hx-target="#list" hx-swap="innerHTML"><i id="e2">1</i><i id="e1">1</i></hx-partial>"##
+    );
 }
 
 proptest! {
