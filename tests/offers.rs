@@ -828,3 +828,63 @@ async fn concurrent_writers_leave_every_tab_in_step() {
         );
     }
 }
+
+/// Deletes and creates at once (on PostgreSQL from two instances): each message says which
+/// row moves up into the table or is pushed out of it, so no two may read the table at once.
+#[tokio::test]
+async fn deletes_and_creates_at_once_leave_every_tab_in_step() {
+    let app = spawn_app().await;
+    let other = if common::pg::selected() {
+        Some(app.another().await)
+    } else {
+        None
+    };
+    let writers: Vec<Client> = std::iter::once(&app)
+        .chain(&other)
+        .map(TestApp::client)
+        .collect();
+    let client = app.client();
+    for n in 1..=45 {
+        let body = format!(r#"{{"description": "Offer {n}", "value": {n}}}"#);
+        assert_eq!(post(&client, &body).await.status, StatusCode::CREATED);
+    }
+    let tab = client.open_tab().await;
+    let mut model = Regions::from_page(&tab.page, &[BODY_REGION]);
+    let mut stream = client.stream(&tab.stream_url).await;
+
+    let mut changes = Vec::new();
+    for n in 0..30 {
+        let writer = writers[n % writers.len()].clone();
+        changes.push(tokio::spawn(async move {
+            if n % 3 == 2 {
+                let body = format!(r#"{{"description": "At once {n}", "value": {n}}}"#);
+                assert_eq!(post(&writer, &body).await.status, StatusCode::CREATED);
+            } else {
+                let id = 45 - n;
+                assert_eq!(
+                    delete(&writer, &format!("/offers/{id}")).await.status,
+                    StatusCode::OK
+                );
+            }
+        }));
+    }
+    for change in changes {
+        change.await.unwrap();
+    }
+    let last = post(&client, r#"{"description": "Last", "value": 1}"#).await;
+    let last = format!("offer-{}\"", last.json()["id"]);
+    loop {
+        let event = stream.next_data().await;
+        model.apply(&event.data);
+        if event.data.contains(&last) {
+            break;
+        }
+    }
+    let fresh = region_rows(&client.open_tab().await.page);
+    assert_eq!(fresh.len(), 20);
+    assert_eq!(
+        model.ids(BODY_REGION),
+        fresh,
+        "the tab shows what a fresh page shows"
+    );
+}

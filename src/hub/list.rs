@@ -9,7 +9,7 @@
 //!
 //! The list before a change must be the one pages show, so a change reads it under
 //! `store::ListStore::hold_list`. The offers' table needs no diff: its store says which row a
-//! create pushes out or a delete pulls in, without reading the list.
+//! create pushes out or a delete pulls in (under the same hold), without reading the list.
 
 use std::collections::HashSet;
 

@@ -37,12 +37,13 @@ impl<T: SessionStore + BoardStore + NotifyStore + OffersStore + JobStore + Impor
 {
 }
 
-/// A live list's message is the difference between the list pages show and the list after a
-/// change (`hub::list_changes`), so the list read before the change must be the one the
-/// previous message left on pages: no other change to the list may come in between.
+/// A live list's message is worked out from the list a change reads (the difference
+/// `hub::list_changes` finds, the row an offer pushes out of the table or pulls into it), so
+/// that must be the list the previous message left on pages: no other change to the list may
+/// come in between, and none may alter an entry the message renders.
 pub trait ListStore {
-    /// Holds the list of region `region` until the change commits; call it before reading what
-    /// pages show.
+    /// Holds the list of region `region` until the change commits; every change to the list
+    /// calls it before it reads or writes the list.
     fn hold_list(&self, region: &str) -> StoreResult<()>;
 }
 

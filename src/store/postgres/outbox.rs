@@ -39,7 +39,7 @@ impl PgStore {
 }
 
 /// Two changes of one list on PostgreSQL can run at once (on two instances, or two requests on
-/// one): the second waits here, before it reads the list, until the first has committed.
+/// one): the second waits here, before it touches the list, until the first has committed.
 impl ListStore for Tx<'_> {
     fn hold_list(&self, region: &str) -> StoreResult<()> {
         self.execute(
