@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::regions::{Regions, elements};
-use common::{Client, Event, Sse, TestApp, WAIT, create_job, pg, spawn_app};
+use common::{Client, Event, Sse, WAIT, Writers, create_job, spawn_app};
 use herald::hub::{Listed, list_changes, list_html, list_ids};
 use hyper::StatusCode;
 use proptest::prelude::*;
@@ -344,15 +344,7 @@ async fn after_many_mixed_changes_the_lists_equal_a_fresh_render() {
 #[tokio::test]
 async fn changes_made_at_once_add_up_to_a_fresh_render() {
     let app = spawn_app().await;
-    let other = if pg::selected() {
-        Some(app.another().await)
-    } else {
-        None
-    };
-    let writers: Vec<Client> = std::iter::once(&app)
-        .chain(&other)
-        .map(TestApp::client)
-        .collect();
+    let writers = Writers::new(&app).await;
     let client = app.client();
     let mut tab = Tab::open(&client).await;
     for n in 0..20 {
@@ -361,13 +353,13 @@ async fn changes_made_at_once_add_up_to_a_fresh_render() {
 
     let notes: Vec<_> = (0..30)
         .map(|n| {
-            let writer = writers[n % writers.len()].clone();
+            let writer = writers.nth(n);
             tokio::spawn(async move { notify(&writer, &format!("at once {n}")).await })
         })
         .collect();
     let jobs: Vec<_> = (0..24)
         .map(|n| {
-            let writer = writers[n % writers.len()].clone();
+            let writer = writers.nth(n);
             tokio::spawn(async move { (n, create_job(&writer, quick(n % 3 == 0)).await) })
         })
         .collect();

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::regions::Regions;
-use common::{Client, Response, Sse, TestApp, redact, spawn_app, spawn_app_with};
+use common::{Client, Response, Sse, TestApp, Writers, redact, spawn_app, spawn_app_with};
 use herald::offers::money::Money;
 use herald::offers::{BODY_REGION, Offer, OfferForm, OfferRow, OfferRows, OffersPage};
 use herald::web::error::FieldError;
@@ -834,15 +834,7 @@ async fn concurrent_writers_leave_every_tab_in_step() {
 #[tokio::test]
 async fn deletes_and_creates_at_once_leave_every_tab_in_step() {
     let app = spawn_app().await;
-    let other = if common::pg::selected() {
-        Some(app.another().await)
-    } else {
-        None
-    };
-    let writers: Vec<Client> = std::iter::once(&app)
-        .chain(&other)
-        .map(TestApp::client)
-        .collect();
+    let writers = Writers::new(&app).await;
     let client = app.client();
     for n in 1..=45 {
         let body = format!(r#"{{"description": "Offer {n}", "value": {n}}}"#);
@@ -854,7 +846,7 @@ async fn deletes_and_creates_at_once_leave_every_tab_in_step() {
 
     let mut changes = Vec::new();
     for n in 0..30 {
-        let writer = writers[n % writers.len()].clone();
+        let writer = writers.nth(n);
         changes.push(tokio::spawn(async move {
             if n % 3 == 2 {
                 let body = format!(r#"{{"description": "At once {n}", "value": {n}}}"#);
