@@ -32,6 +32,7 @@ pub mod config;
 pub mod hub;
 pub mod import;
 pub mod jobs;
+pub mod metrics;
 pub mod notify;
 pub mod offers;
 pub mod store;
@@ -43,14 +44,23 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, header};
 use axum::middleware;
 use axum::routing::{get, post, put};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower_http::compression::CompressionLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
 
 use config::Config;
 use hub::{Hub, Regions};
+use metrics::Metrics;
 use store::{SharedStore, SqliteStore, StoreError};
-use web::{assets, guard, page};
+use web::access::{self, REQUEST_ID};
+use web::health::{self, Health};
+use web::{assets, client, guard, page};
 
 /// Client bindings unused for this long are forgotten.
 const FORGET_CLIENTS_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -63,6 +73,8 @@ pub struct AppState {
     pub regions: Arc<dyn Regions>,
     pub jobs: jobs::Runner,
     pub imports: import::Running,
+    pub metrics: Metrics,
+    pub health: Health,
 }
 
 pub struct App {
@@ -80,6 +92,8 @@ pub fn build(config: Config) -> Result<App, StoreError> {
     let jobs = jobs::Runner::start(store.clone(), hub.clone(), config.job_concurrency)?;
     let state = AppState {
         regions: page::PageRegions::shared(store.clone()),
+        metrics: Metrics::new(&hub),
+        health: Health::default(),
         jobs,
         config: Arc::new(config),
         store,
@@ -110,7 +124,7 @@ fn router(state: AppState) -> Router {
         )
         .route("/upload/{client}/cancel", post(import::cancel))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard::writes));
-    Router::new()
+    let mut app = Router::new()
         .route("/", get(page::dashboard))
         .route("/sse/{client}", get(page::stream))
         .route("/event", get(board::events))
@@ -124,25 +138,125 @@ fn router(state: AppState) -> Router {
         .route("/data.csv", get(import::data_csv))
         .route("/import/{client}/rows", get(import::rows_page))
         .route("/static/{tag}/{name}", get(assets::serve))
-        .merge(writes)
-        .fallback(page::not_found)
-        .layer(DefaultBodyLimit::max(state.config.limits.request_bytes))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(state)
+        .route("/favicon.ico", get(assets::favicon))
+        .merge(probes());
+    if state.config.ops.metrics_addr.is_none() {
+        app = app.merge(metrics_route());
+    }
+    let body_limit = state.config.limits.request_bytes;
+    outer_layers(
+        app.merge(writes)
+            .fallback(page::not_found)
+            .layer(DefaultBodyLimit::max(body_limit)),
+        &state,
+    )
 }
 
-/// Serves until `shutdown` resolves, then ends every stream so the server can drain.
+/// What a separate `HERALD_METRICS_ADDR` serves: the metrics and the probes.
+fn admin_router(state: AppState) -> Router {
+    outer_layers(
+        metrics_route().merge(probes()).fallback(page::not_found),
+        &state,
+    )
+}
+
+fn probes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+}
+
+fn metrics_route() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics::serve))
+}
+
+/// What every answer goes through, innermost first: a `Cache-Control` for answers that set
+/// none (state changes at any moment: `no-store`), compression (tower-http's default predicate
+/// leaves streams, images and tiny bodies alone), the metrics and access line, the request's
+/// span, who the client is, and its request id.
+fn outer_layers(router: Router<AppState>, state: &AppState) -> Router {
+    router
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(CompressionLayer::new())
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            access::measure,
+        ))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(access::span)
+                .on_request(())
+                .on_response(())
+                .on_body_chunk(())
+                .on_eos(())
+                .on_failure(()),
+        )
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            client::identify,
+        ))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(middleware::map_request(access::sane_request_id))
+        .with_state(state.clone())
+}
+
+/// Where Herald listens: the app, and the metrics when they have an address of their own.
+pub struct Listeners {
+    pub app: TcpListener,
+    pub metrics: Option<TcpListener>,
+}
+
+impl From<TcpListener> for Listeners {
+    fn from(app: TcpListener) -> Listeners {
+        Listeners { app, metrics: None }
+    }
+}
+
+/// Serves until `shutdown` resolves; then drains (`/readyz` answers 503 for the drain delay,
+/// while everything else still works), ends every stream and lets the server finish.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: impl Into<Listeners>,
     app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let hub = app.state.hub.clone();
-    web::serve::serve(listener, app.router, async move {
+    let Listeners {
+        app: listener,
+        metrics,
+    } = listeners.into();
+    let state = app.state.clone();
+    let (stopped_tx, stopped) = watch::channel(false);
+    let admin = metrics.map(|listener| {
+        let mut stopped = stopped.clone();
+        tokio::spawn(web::serve::serve(
+            listener,
+            admin_router(state.clone()),
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            },
+        ))
+    });
+    let result = web::serve::serve(listener, app.router, async move {
         shutdown.await;
-        hub.close();
+        state.health.drain();
+        let drain = state.config.ops.drain;
+        tracing::info!(
+            drain_secs = drain.as_secs_f64(),
+            "shutting down: /readyz answers 503; streams close after the drain"
+        );
+        tokio::time::sleep(drain).await;
+        tracing::info!("closing streams");
+        state.hub.close();
+        stopped_tx.send_replace(true);
     })
-    .await
+    .await;
+    if let Some(admin) = admin {
+        admin.await.map_err(std::io::Error::other)??;
+    }
+    result
 }
 
 async fn forget_old_clients(store: SharedStore) {

@@ -1,6 +1,9 @@
 use std::process::ExitCode;
 
-use herald::config::Config;
+use std::net::SocketAddr;
+
+use herald::Listeners;
+use herald::config::{Config, LogFormat};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -23,12 +26,6 @@ fn main() -> ExitCode {
 }
 
 async fn run() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn")),
-        )
-        .init();
     let config = match Config::load() {
         Ok(config) => config,
         // `--help` (to stdout, 0) or a bad value (to stderr, naming the option, 2).
@@ -37,7 +34,8 @@ async fn run() -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
-    let addr = config.addr;
+    init_logs(config.ops.log_format);
+    let (addr, metrics_addr) = (config.addr, config.ops.metrics_addr);
     let db = config.db.clone();
     let app = match herald::build(config) {
         Ok(app) => app,
@@ -46,15 +44,18 @@ async fn run() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let listener = match TcpListener::bind(addr).await {
-        Ok(listener) => listener,
+    let listeners = match bind(addr, metrics_addr).await {
+        Ok(listeners) => listeners,
         Err(e) => {
-            eprintln!("herald: cannot listen on {addr}: {e}");
+            eprintln!("herald: {e}");
             return ExitCode::FAILURE;
         }
     };
+    if let Some(metrics_addr) = metrics_addr {
+        tracing::info!(%metrics_addr, "metrics and probes on http://{metrics_addr}/metrics");
+    }
     tracing::info!(%addr, db = %db.display(), "Herald is listening on http://{addr}/");
-    match herald::serve(listener, app, shutdown_signal()).await {
+    match herald::serve(listeners, app, shutdown_signal()).await {
         Ok(()) => {
             tracing::info!("stopped cleanly");
             ExitCode::SUCCESS
@@ -63,6 +64,33 @@ async fn run() -> ExitCode {
             eprintln!("herald: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+async fn bind(addr: SocketAddr, metrics: Option<SocketAddr>) -> Result<Listeners, String> {
+    let listen = async |addr| {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))
+    };
+    Ok(Listeners {
+        app: listen(addr).await?,
+        metrics: match metrics {
+            Some(addr) => Some(listen(addr).await?),
+            None => None,
+        },
+    })
+}
+
+/// Logs go to stderr (stdout stays free for `--help`), filtered by `RUST_LOG`.
+fn init_logs(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
     }
 }
 
@@ -86,5 +114,4 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
-    tracing::info!("shutting down: closing streams");
 }

@@ -102,6 +102,8 @@ impl Fanout {
     /// due) to its socket.
     fn pass(&self, inner: &Inner, shard: usize, beat: Option<&Bytes>, out: &mut Vec<u8>) {
         let mut entries = self.shards[shard].lock().expect("fan-out lock");
+        // Counted once per pass, not per stream.
+        let (mut delivered, mut behind) = (0, 0);
         // Parked cursors are nearly always equal: read the log once per distinct cursor.
         let mut read: Option<(u64, After)> = None;
         for entry in entries.iter_mut().filter(|e| e.unwritten.is_none()) {
@@ -115,6 +117,7 @@ impl Fanout {
             };
             if messages.len() > MAX_BATCH {
                 entry.hand_back(Vec::new());
+                behind += 1;
                 continue;
             }
             if messages.is_empty() && beat.is_none() {
@@ -130,14 +133,27 @@ impl Fanout {
                 put_message(out, cursor, beat);
             }
             entry.cursor = cursor;
-            match entry.sink.try_write(out) {
+            let written = entry.sink.try_write(out);
+            if let Ok(n) = written {
+                delivered += n;
+            }
+            match written {
                 Ok(n) if n == out.len() => {}
-                Ok(n) => entry.hand_back(out[n..].to_vec()),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => entry.hand_back(out.clone()),
+                Ok(n) => {
+                    entry.hand_back(out[n..].to_vec());
+                    behind += 1;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    entry.hand_back(out.clone());
+                    behind += 1;
+                }
                 // The task finds the socket closed when it writes or reads next.
                 Err(_) => entry.hand_back(Vec::new()),
             }
         }
+        drop(entries);
+        inner.counters.delivered(delivered);
+        inner.counters.fell_behind(behind);
     }
 }
 

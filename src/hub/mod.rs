@@ -14,6 +14,7 @@
 //! showing an older state than the store). The store serialises its writes anyway, so the lock
 //! costs no parallelism it had.
 
+mod counters;
 mod cursor;
 mod fanout;
 pub mod frame;
@@ -35,6 +36,7 @@ use futures_util::future::BoxFuture;
 use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard, watch};
 use uuid::Uuid;
 
+pub use counters::Counts;
 pub use cursor::Cursor;
 pub use fanout::Sink;
 pub use log::Limits;
@@ -143,6 +145,7 @@ struct Inner {
     heartbeat: watch::Sender<Bytes>,
     closing: watch::Sender<bool>,
     fanout: fanout::Fanout,
+    counters: counters::Counters,
 }
 
 struct ClientLog {
@@ -164,6 +167,7 @@ impl Hub {
             closing: watch::Sender::new(false),
             beat: Box::new(beat),
             fanout: fanout::Fanout::new(),
+            counters: counters::Counters::default(),
             config,
         });
         tokio::spawn(heartbeat(Arc::downgrade(&inner)));
@@ -277,6 +281,11 @@ impl Hub {
         }
     }
 
+    /// What the hub has done since it started (for metrics).
+    pub fn counters(&self) -> Counts {
+        self.inner.counters.counts()
+    }
+
     /// How many private logs are held (for tests and metrics).
     pub fn client_logs(&self) -> usize {
         self.inner.clients.lock().expect("clients lock").len()
@@ -293,6 +302,7 @@ impl Change<'_> {
     /// Frames `html` once and appends it to the audience's log; returns its sequence number.
     fn publish(&self, audience: Audience, html: &str) -> u64 {
         let data = frame::data_lines(html);
+        self.hub.inner.counters.published();
         match audience {
             Audience::Everyone => self.hub.inner.broadcast.append(data),
             Audience::Client(client) => self.hub.client_log(client).append(data),

@@ -21,6 +21,8 @@ pub struct LiveStream {
     cursor: Cursor,
     /// Set until the first message is sent; `true` when that message must resync everything.
     opening: Option<bool>,
+    /// Set until the first catch-up: the stream resumed from a cursor behind the logs' heads.
+    replaying: bool,
     broadcast_rx: watch::Receiver<u64>,
     private_rx: watch::Receiver<u64>,
     heartbeat_rx: watch::Receiver<Bytes>,
@@ -59,6 +61,8 @@ impl Hub {
             Some(Ok(c)) if c.epoch == self.inner.epoch => (c, false),
             Some(_) => (now, true),
         };
+        let replaying = cursor.broadcast < now.broadcast || cursor.private < now.private;
+        self.inner.counters.stream_opened();
         let mut heartbeat_rx = self.inner.heartbeat.subscribe();
         heartbeat_rx.mark_unchanged();
         LiveStream {
@@ -72,6 +76,7 @@ impl Hub {
             regions,
             cursor,
             opening: Some(resync_all),
+            replaying,
             wake: None,
         }
     }
@@ -102,13 +107,16 @@ impl LiveStream {
     /// What is due now, without waiting for anything new.
     pub async fn due(&mut self) -> Due {
         if let Some(resync_all) = self.opening.take() {
-            return Due::Chunk(self.open(resync_all).await);
+            let chunk = self.open(resync_all).await;
+            self.hub.inner.counters.delivered(chunk.len());
+            return Due::Chunk(chunk);
         }
         if *self.closing_rx.borrow() {
             return Due::Closed;
         }
         let chunk = self.drain().await;
         if !chunk.is_empty() {
+            self.hub.inner.counters.delivered(chunk.len());
             return Due::Chunk(chunk);
         }
         if self.heartbeat_rx.has_changed().unwrap_or(false) {
@@ -121,6 +129,7 @@ impl LiveStream {
         let beat = self.heartbeat_rx.borrow_and_update().clone();
         let mut out = BytesMut::with_capacity(beat.len() + 48);
         put_message(&mut out, self.cursor, &beat);
+        self.hub.inner.counters.delivered(out.len());
         out.freeze()
     }
 
@@ -143,6 +152,7 @@ impl LiveStream {
     async fn open(&mut self, resync_all: bool) -> Bytes {
         let mut html = (self.hub.inner.beat)();
         if resync_all {
+            self.hub.inner.counters.resynced();
             let snap = self
                 .hub
                 .snapshot(self.client, Scope::ALL, &*self.regions)
@@ -187,7 +197,12 @@ impl LiveStream {
             }
             After::Gap => gap.private = true,
         }
+        if self.replaying && !out.is_empty() {
+            self.hub.inner.counters.replayed();
+        }
+        self.replaying = false;
         if gap != Scope::default() {
+            self.hub.inner.counters.resynced();
             let snap = self.hub.snapshot(self.client, gap, &*self.regions).await;
             if gap.broadcast {
                 self.cursor.broadcast = snap.cursor.broadcast;
@@ -256,6 +271,7 @@ impl Drop for Parked {
 
 impl Drop for LiveStream {
     fn drop(&mut self) {
+        self.hub.inner.counters.stream_closed();
         self.hub.release(self.client);
     }
 }

@@ -7,6 +7,7 @@ mod sqlite;
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Instant;
 
 use tracing::Dispatch;
 
@@ -51,7 +52,7 @@ impl std::error::Error for StoreError {}
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Runs a store call on the blocking pool, in the caller's tracing span and subscriber, so what
-/// the call logs is told apart by the request that made it.
+/// the call logs is told apart by the request that made it; its latency goes to the metrics.
 pub async fn call<T, E, F>(store: &SharedStore, f: F) -> Result<T, E>
 where
     T: Send + 'static,
@@ -61,11 +62,13 @@ where
     let store = store.clone();
     let span = tracing::Span::current();
     let dispatch = tracing::dispatcher::get_default(Dispatch::clone);
-    tokio::task::spawn_blocking(move || {
+    let started = Instant::now();
+    let result = tokio::task::spawn_blocking(move || {
         tracing::dispatcher::with_default(&dispatch, || span.in_scope(|| f(&*store)))
     })
-    .await
-    .map_err(|e| StoreError(format!("store task failed: {e}")))?
+    .await;
+    crate::metrics::store_call(started.elapsed());
+    result.map_err(|e| StoreError(format!("store task failed: {e}")))?
 }
 
 #[cfg(test)]

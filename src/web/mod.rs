@@ -2,10 +2,13 @@
 //! sessions, assets, guards, and one way each to read input (bodies, ids, paging), to choose
 //! the answer's language and to show errors.
 
+pub mod access;
 pub mod assets;
+pub mod client;
 mod connection;
 pub mod error;
 pub mod guard;
+pub mod health;
 pub mod id;
 pub mod input;
 pub mod negotiate;

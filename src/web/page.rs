@@ -12,6 +12,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::assets;
+use super::client::Client;
 use super::error::ApiError;
 use super::negotiate::{ErrorPage, Wants};
 use super::session::{Session, Tab};
@@ -37,8 +38,12 @@ struct Dashboard {
 
 /// `GET /`: the current state of every region, and a new tab id whose stream resumes from
 /// exactly that state (the cursor in the stream URL).
-pub async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let session = Session::from_headers(&headers);
+pub async fn dashboard(
+    State(state): State<AppState>,
+    client: Client,
+    headers: HeaderMap,
+) -> Response {
+    let session = Session::of(&headers, client);
     let client = ClientId(Uuid::new_v4());
     if let Err(e) = session.own(&state.store, &client.to_string()).await {
         return e.into_response();

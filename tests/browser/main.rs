@@ -517,11 +517,22 @@ async fn the_page_loads_only_htmx_and_logs_no_errors() {
     browser.goto(&app.url("/send-notification")).await;
     wait_element(&browser, "#notify-form").await;
     assert_console_clean(&browser).await;
-    assert_eq!(
-        app.client().get("/favicon.ico").await.status,
-        StatusCode::NOT_FOUND,
-        "the page must not need a favicon request"
-    );
+    // The icon the layout names is served, so no page's icon request fails; so is the
+    // `/favicon.ico` a browser asks for when a page names none.
+    let icon = browser
+        .execute(
+            "return document.querySelector('link[rel=icon]').href",
+            vec![],
+        )
+        .await;
+    let icon = icon.as_str().expect("the layout names an icon");
+    let path = icon.trim_start_matches(&app.url(""));
+    assert!(path.ends_with("/favicon.svg"), "{icon}");
+    for path in [path, "/favicon.ico"] {
+        let resp = app.client().get(path).await;
+        assert_eq!(resp.status, StatusCode::OK, "{path}");
+        assert_eq!(resp.header("content-type"), "image/svg+xml", "{path}");
+    }
 }
 
 /// The file names of script paths, in order.

@@ -43,6 +43,7 @@ pub fn test_config(db: &Path) -> Config {
         ("client-history-bytes", "1048576"),
         ("retry-ms", "500"),
         ("client-idle-secs", "60"),
+        ("drain-secs", "0"),
     ];
     let flags = args
         .iter()
@@ -53,6 +54,8 @@ pub fn test_config(db: &Path) -> Config {
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served when the configuration gives it an address of its own.
+    pub metrics_addr: Option<SocketAddr>,
     pub db: PathBuf,
     pub state: AppState,
     dir: Arc<TempDir>,
@@ -77,16 +80,26 @@ async fn start(config: Config, dir: Arc<TempDir>, addr: SocketAddr) -> TestApp {
     let App { router, state } = herald::build(config).expect("app builds");
     let listener = TcpListener::bind(addr).await.expect("bind");
     let addr = listener.local_addr().unwrap();
+    let metrics = match state.config.ops.metrics_addr {
+        Some(at) => Some(TcpListener::bind(at).await.expect("bind metrics")),
+        None => None,
+    };
+    let metrics_addr = metrics.as_ref().map(|l| l.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
     let app = App {
         router,
         state: state.clone(),
     };
-    let task = tokio::spawn(herald::serve(listener, app, async {
+    let listeners = herald::Listeners {
+        app: listener,
+        metrics,
+    };
+    let task = tokio::spawn(herald::serve(listeners, app, async {
         let _ = stopped.await;
     }));
     TestApp {
         addr,
+        metrics_addr,
         db,
         state,
         dir,
@@ -100,11 +113,16 @@ impl TestApp {
         format!("http://{}{path}", self.addr)
     }
 
-    /// Graceful shutdown, as on SIGTERM; returns once the server has drained.
-    pub async fn stop(&mut self) {
+    /// Starts a graceful shutdown, as SIGTERM does, without waiting for it.
+    pub fn signal_stop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+
+    /// Graceful shutdown, as on SIGTERM; returns once the server has drained.
+    pub async fn stop(&mut self) {
+        self.signal_stop();
         if let Some(task) = self.task.take() {
             tokio::time::timeout(WAIT, task)
                 .await
@@ -185,6 +203,22 @@ impl Client {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Response {
+        let (status, headers, bytes) = self.request_bytes(method, path, headers, body).await;
+        Response {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    /// An answer with its body as bytes (compressed bodies are not text).
+    pub async fn request_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> (StatusCode, hyper::HeaderMap, Bytes) {
         let incoming = self.send(method, path, headers, body).await;
         let status = incoming.status();
         let headers = incoming.headers().clone();
@@ -193,11 +227,7 @@ impl Client {
             .expect("body in time")
             .expect("body")
             .to_bytes();
-        Response {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-        }
+        (status, headers, bytes)
     }
 
     async fn send(
@@ -280,6 +310,7 @@ impl Client {
         assert_eq!(resp.status(), StatusCode::OK, "stream {path}");
         assert_eq!(resp.headers()["content-type"], "text/event-stream");
         Sse {
+            headers: resp.headers().clone(),
             body: resp.into_body(),
             buffer: String::new(),
             raw: String::new(),
@@ -310,6 +341,7 @@ pub struct Event {
 
 /// Reads an SSE body message by message.
 pub struct Sse {
+    pub headers: hyper::HeaderMap,
     body: Incoming,
     buffer: String,
     /// Everything received, byte for byte.
@@ -409,6 +441,17 @@ fn parse(block: &str) -> Event {
     }
     event.data = data.join("\n");
     event
+}
+
+/// The value of one sample in Prometheus text: `series` is the name with its labels as
+/// written (`herald_http_requests_total{method="GET",route="/",status="200"}`).
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().ok())?
+        })
 }
 
 /// Replaces what changes from run to run (cursors, times) so frames can be snapshotted.

@@ -1,0 +1,73 @@
+//! What the hub has done since it started, for an operator's metrics (`crate::metrics` reads
+//! them when scraped). Relaxed atomics: a few nanoseconds where they are counted, and the fan-out
+//! adds its bytes once per pass, not once per stream.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    streams_open: AtomicU64,
+    published: AtomicU64,
+    delivered_bytes: AtomicU64,
+    replays: AtomicU64,
+    resyncs: AtomicU64,
+    behind: AtomicU64,
+}
+
+/// The counters at one moment.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    /// Tab streams open now.
+    pub streams_open: u64,
+    /// Messages published, to everyone or to one tab.
+    pub published: u64,
+    /// Bytes handed to tabs' sockets: messages, heartbeats, replays and resyncs.
+    pub delivered_bytes: u64,
+    /// Streams that resumed from a cursor by replaying what they missed.
+    pub replays: u64,
+    /// Resyncs sent, at connect or when a stream fell out of history.
+    pub resyncs: u64,
+    /// Times a parked stream fell behind the fan-out and went back to its own task.
+    pub behind: u64,
+}
+
+impl Counters {
+    pub(super) fn stream_opened(&self) {
+        self.streams_open.fetch_add(1, Relaxed);
+    }
+
+    pub(super) fn stream_closed(&self) {
+        self.streams_open.fetch_sub(1, Relaxed);
+    }
+
+    pub(super) fn published(&self) {
+        self.published.fetch_add(1, Relaxed);
+    }
+
+    pub(super) fn delivered(&self, bytes: usize) {
+        self.delivered_bytes.fetch_add(bytes as u64, Relaxed);
+    }
+
+    pub(super) fn replayed(&self) {
+        self.replays.fetch_add(1, Relaxed);
+    }
+
+    pub(super) fn resynced(&self) {
+        self.resyncs.fetch_add(1, Relaxed);
+    }
+
+    pub(super) fn fell_behind(&self, streams: u64) {
+        self.behind.fetch_add(streams, Relaxed);
+    }
+
+    pub(super) fn counts(&self) -> Counts {
+        Counts {
+            streams_open: self.streams_open.load(Relaxed),
+            published: self.published.load(Relaxed),
+            delivered_bytes: self.delivered_bytes.load(Relaxed),
+            replays: self.replays.load(Relaxed),
+            resyncs: self.resyncs.load(Relaxed),
+            behind: self.behind.load(Relaxed),
+        }
+    }
+}
