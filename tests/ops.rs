@@ -434,3 +434,48 @@ async fn every_route_says_how_it_may_be_cached() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_session_cookie_is_secure_when_a_trusted_proxy_says_https() {
+    let proxied = [
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-for", "203.0.113.7"),
+    ];
+    let trusting = spawn_app_with(|c| {
+        c.ops.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let page = trusting
+        .client()
+        .request(Method::GET, "/", &proxied, "")
+        .await;
+    assert!(
+        page.header("set-cookie").ends_with("; Secure"),
+        "{}",
+        page.header("set-cookie")
+    );
+    // Over plain HTTP, through the same proxy: no Secure, or the browser would drop it.
+    let plain = [("x-forwarded-proto", "http")];
+    let page = trusting
+        .client()
+        .request(Method::GET, "/", &plain, "")
+        .await;
+    assert!(!page.header("set-cookie").contains("Secure"));
+    // The stream's answer to a new session carries the cookie too.
+    let tab = uuid::Uuid::new_v4();
+    let stream = trusting
+        .client()
+        .stream_with(&format!("/sse/{tab}"), &proxied)
+        .await;
+    let cookie = stream.headers.get("set-cookie").unwrap().to_str().unwrap();
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
+
+    // Nobody is trusted by default: the same headers from anyone change nothing.
+    let app = spawn_app().await;
+    let page = app.client().request(Method::GET, "/", &proxied, "").await;
+    let cookie = page.header("set-cookie");
+    assert!(
+        cookie.starts_with("herald_session=") && !cookie.contains("Secure"),
+        "{cookie}"
+    );
+}

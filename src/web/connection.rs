@@ -19,10 +19,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::SystemTime;
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::response::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Response, Uri, header};
+use axum::middleware::AddExtension;
+use axum::{Extension, Router};
 use futures_util::FutureExt;
 use http_body_util::BodyExt;
 use hyper::body::Body as _;
@@ -32,7 +33,9 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tower_layer::Layer as _;
 
+use super::client::Peer;
 use super::sse;
 
 /// Request heads larger than this go to hyper, which has the limits and the answers for them.
@@ -45,11 +48,15 @@ const READ_SIZE: usize = 2048;
 /// Ready frames of a streamed body are gathered up to this size before one write.
 pub(super) const MAX_WRITE: usize = 64 * 1024;
 
-type Service = TowerToHyperService<Router>;
+type Service = TowerToHyperService<AddExtension<Router, Peer>>;
 
 /// Serves one connection until the client closes it, or until `stop` once it is idle.
 pub async fn serve(mut tcp: TcpStream, router: Router, mut stop: watch::Receiver<bool>) {
-    let service = TowerToHyperService::new(router);
+    // Gone already (a client that connected and reset at once).
+    let Ok(addr) = tcp.peer_addr() else { return };
+    // Every request, on either path, says who the connection's peer is (`web::client`).
+    let peer = Peer { addr, tls: false };
+    let service = TowerToHyperService::new(Extension(peer).layer(router));
     let mut read = Vec::new();
     loop {
         let (request, close) = match next_request(&mut tcp, &mut read, &mut stop).await {

@@ -8,6 +8,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod dashboard;
+mod nginx;
 mod webdriver;
 
 use std::path::Path;
@@ -786,4 +787,118 @@ mod import {
             resp.body
         );
     }
+}
+
+/// Starts recording when the board first shows `needle` (`window.heraldSeenAt`, ms since the
+/// epoch): a DOM observer, so nothing polls and no timer is throttled.
+async fn watch_board(browser: &webdriver::Browser, needle: &str) {
+    browser
+        .execute(
+            "const needle = arguments[0];
+             window.heraldSeenAt = null;
+             const check = () => {
+                 const text = document.querySelector('#board-message')?.textContent ?? '';
+                 if (window.heraldSeenAt === null && text.includes(needle)) {
+                     window.heraldSeenAt = Date.now();
+                 }
+             };
+             new MutationObserver(check).observe(document.body,
+                 {subtree: true, childList: true, characterData: true});",
+            vec![Value::from(needle)],
+        )
+        .await;
+}
+
+/// When the board showed what [`watch_board`] waits for, once it has.
+async fn board_seen_at(browser: &webdriver::Browser) -> u64 {
+    wait_for("the board to show the message", LIVE, async || {
+        browser
+            .execute("return window.heraldSeenAt", vec![])
+            .await
+            .as_u64()
+    })
+    .await
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Publishes `message` and asserts every window showed it within a second (so nothing between
+/// Herald and the browser buffers it).
+async fn publish_to_all_within_a_second(
+    app: &common::TestApp,
+    browser: &webdriver::Browser,
+    windows: &[fantoccini::wd::WindowHandle],
+    message: &str,
+) {
+    for window in windows {
+        browser.switch_to(window).await;
+        watch_board(browser, message).await;
+    }
+    let sent = now_ms();
+    publish(app, message).await;
+    for window in windows {
+        browser.switch_to(window).await;
+        let took = board_seen_at(browser).await.saturating_sub(sent);
+        assert!(took < 1000, "{message:?} took {took} ms to show");
+        assert_not_reloaded(browser).await;
+    }
+}
+
+/// Scenario 9: Herald behind nginx with the shipped `docs/deploy/nginx.conf` (TLS and HTTP/2
+/// to the browser, HTTP/1.1 keep-alive upstream): messages reach every window within a second,
+/// and the windows stay live across `nginx -s reload`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_nginx_messages_arrive_at_once_and_tabs_survive_a_reload() {
+    let _turn = serial().await;
+    let app = spawn_app_with(|c| {
+        c.ops.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let nginx = nginx::Nginx::start(app.addr).await;
+    let driver = Driver::start().await;
+    let browser = driver.browser_with(&["--ignore-certificate-errors"]).await;
+    let mut windows = vec![browser.window().await];
+    for _ in 1..3 {
+        windows.push(browser.new_window().await);
+    }
+    for window in &windows {
+        browser.switch_to(window).await;
+        open(&browser, &nginx.url("/")).await;
+        let protocol = browser
+            .execute(
+                "return performance.getEntriesByType('navigation')[0].nextHopProtocol",
+                vec![],
+            )
+            .await;
+        assert_eq!(protocol, json!("h2"), "nginx speaks HTTP/2 to browsers");
+    }
+    // nginx said the browser came over HTTPS (X-Forwarded-Proto), and Herald trusts it.
+    let cookies = browser.cookies().await;
+    let session = cookies
+        .iter()
+        .find(|c| c.name() == "herald_session")
+        .expect("a session cookie");
+    assert_eq!(session.secure(), Some(true), "{session:?}");
+    assert_eq!(session.http_only(), Some(true), "{session:?}");
+
+    publish_to_all_within_a_second(&app, &browser, &windows, "through nginx, at once").await;
+    nginx.reload().await;
+    publish_to_all_within_a_second(&app, &browser, &windows, "after nginx reloaded").await;
+
+    // A page loaded after the reload works too, and nginx logged no error.
+    let late = browser.new_window().await;
+    browser.switch_to(&late).await;
+    open(&browser, &nginx.url("/")).await;
+    wait_text(&browser, "#board-message", "after nginx reloaded").await;
+    for window in windows.iter().chain([&late]) {
+        browser.switch_to(window).await;
+        assert_console_clean(&browser).await;
+    }
+    let log = nginx.error_log();
+    assert!(!log.contains("[error]") && !log.contains("[crit]"), "{log}");
 }

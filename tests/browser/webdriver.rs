@@ -82,8 +82,17 @@ impl Driver {
 
     /// A new browser with its own profile (so its own cookies and connection pool).
     pub async fn browser(&self) -> Browser {
+        self.browser_with(&[]).await
+    }
+
+    /// [`Driver::browser`] with more Chromium flags.
+    pub async fn browser_with(&self, extra: &[&str]) -> Browser {
         let profile = TempDir::new().expect("profile dir");
-        let mut args: Vec<String> = CHROME_ARGS.iter().map(|a| a.to_string()).collect();
+        let mut args: Vec<String> = CHROME_ARGS
+            .iter()
+            .chain(extra)
+            .map(|a| a.to_string())
+            .collect();
         args.push(format!("--user-data-dir={}", profile.path().display()));
         let caps: Capabilities = serde_json::from_value(json!({
             "browserName": "chrome",
@@ -241,6 +250,11 @@ impl Browser {
     /// inspecting the page from the test. The app itself never runs script of ours.
     pub async fn execute(&self, script: &str, args: Vec<Value>) -> Value {
         run(script, self.client.execute(script, args)).await
+    }
+
+    /// The cookies the browser holds for the current page's site (with their flags).
+    pub async fn cookies(&self) -> Vec<fantoccini::cookies::Cookie<'static>> {
+        run("cookies", self.client.get_all_cookies()).await
     }
 
     /// Console messages logged since the last call (Chromium clears the buffer as it is read).

@@ -2,6 +2,8 @@
 //! browser tab does (cookies, the page's stream URL, `Last-Event-ID`).
 #![allow(dead_code)] // each test binary uses part of the harness
 
+pub mod tls;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
