@@ -32,7 +32,28 @@ pub struct Config {
     pub limits: InputLimits,
     pub import: ImportLimits,
     pub hub: HubConfig,
+    pub connections: ConnectionLimits,
     pub ops: Operations,
+}
+
+/// Time and size limits on every connection, so that no client can hold Herald hostage.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// A request head must arrive within this (from the connection's start for its first
+    /// request, else from the head's first byte); then 408 and the connection closes.
+    pub header_timeout: Duration,
+    /// A kept-alive connection with no request in flight closes after this.
+    pub idle_timeout: Duration,
+    /// A larger request head gets 431 and the connection closes.
+    pub max_header_bytes: usize,
+    /// A response or stream whose client has taken nothing for this long is closed, and a
+    /// request body that has not moved for this long fails.
+    pub send_timeout: Duration,
+    /// After a shutdown signal, connections still open after this are closed.
+    pub shutdown_grace: Duration,
+    /// Past this many open connections new ones get 503; `None`: the open-files limit minus a
+    /// reserve, found at start.
+    pub max_connections: Option<usize>,
 }
 
 /// How Herald presents itself to operators: logs, metrics, proxies in front, shutdown.
@@ -209,6 +230,27 @@ struct Args {
     /// How long a closed tab's private history is kept
     #[arg(long, env = "HERALD_CLIENT_IDLE_SECS", value_name = "SECS", default_value = "600", value_parser = whole::<u64>)]
     client_idle_secs: u64,
+    /// Seconds a request head may take to arrive (then 408 and the connection closes)
+    #[arg(long, env = "HERALD_HEADER_TIMEOUT_SECS", value_name = "SECS", default_value = "10", value_parser = at_least_one::<u64>)]
+    header_timeout_secs: u64,
+    /// Seconds a kept-alive connection may wait for its next request
+    #[arg(long, env = "HERALD_IDLE_TIMEOUT_SECS", value_name = "SECS", default_value = "60", value_parser = at_least_one::<u64>)]
+    idle_timeout_secs: u64,
+    /// Largest request head (request line and headers); a larger one gets 431
+    #[arg(long, env = "HERALD_MAX_HEADER_BYTES", value_name = "BYTES", default_value = "16384", value_parser = at_least_one::<usize>)]
+    max_header_bytes: usize,
+    /// Seconds a client may take nothing of a response or stream (a tab resumes by
+    /// Last-Event-ID when it comes back), or send nothing of a request body, before it is cut off
+    #[arg(long, env = "HERALD_SEND_TIMEOUT_SECS", value_name = "SECS", default_value = "30", value_parser = at_least_one::<u64>)]
+    send_timeout_secs: u64,
+    /// Seconds after SIGTERM for streams to end and responses to finish; then whatever is
+    /// open is closed
+    #[arg(long, env = "HERALD_SHUTDOWN_GRACE_SECS", value_name = "SECS", default_value = "10", value_parser = whole::<u64>)]
+    shutdown_grace_secs: u64,
+    /// Most connections open at once; past it new ones get 503 (auto: the open-files limit
+    /// minus a reserve)
+    #[arg(long, env = "HERALD_MAX_CONNECTIONS", value_name = "N", default_value = "auto", value_parser = auto_or_count)]
+    max_connections: AutoOrCount,
     /// Log lines as `text` or `json` (one object per line)
     #[arg(
         long,
@@ -253,6 +295,19 @@ fn at_least_one<T: FromStr + PartialEq + From<u8>>(text: &str) -> Result<T, Stri
         Ok(n) => Ok(n),
         Err(_) => Err("must be a whole number, at least 1".to_string()),
     }
+}
+
+/// `auto` (`None`: a limit Herald works out at start) or a count of at least 1.
+#[derive(Clone, Copy)]
+struct AutoOrCount(Option<usize>);
+
+fn auto_or_count(text: &str) -> Result<AutoOrCount, String> {
+    if text.trim() == "auto" {
+        return Ok(AutoOrCount(None));
+    }
+    at_least_one(text)
+        .map(|n| AutoOrCount(Some(n)))
+        .map_err(|_| "must be auto or a whole number, at least 1".to_string())
 }
 
 /// Herald's options as clap knows them: `--help`, and the README table's source
@@ -342,6 +397,14 @@ impl Args {
                 retry: Duration::from_millis(self.retry_ms),
                 client_idle: Duration::from_secs(self.client_idle_secs),
             },
+            connections: ConnectionLimits {
+                header_timeout: Duration::from_secs(self.header_timeout_secs),
+                idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+                max_header_bytes: self.max_header_bytes,
+                send_timeout: Duration::from_secs(self.send_timeout_secs),
+                shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+                max_connections: self.max_connections.0,
+            },
             ops: Operations {
                 log_format: self.log_format,
                 metrics_addr: self.metrics_addr,
@@ -388,10 +451,36 @@ mod tests {
         assert_eq!(c.import.max_upload_bytes, 100 << 20);
         assert_eq!(c.import.row_delay, Duration::ZERO);
         assert_eq!(c.job_concurrency, 2);
+        assert_eq!(c.connections.header_timeout, Duration::from_secs(10));
+        assert_eq!(c.connections.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.connections.max_header_bytes, 16384);
+        assert_eq!(c.connections.send_timeout, Duration::from_secs(30));
+        assert_eq!(c.connections.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(c.connections.max_connections, None);
         assert_eq!(c.ops.log_format, LogFormat::Text);
         assert_eq!(c.ops.metrics_addr, None);
         assert!(c.ops.trusted_proxies.is_empty());
         assert_eq!(c.ops.drain, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn the_connection_cap_is_auto_or_a_count() {
+        let c = parse(&["--max-connections", "500"]).unwrap();
+        assert_eq!(c.connections.max_connections, Some(500));
+        assert_eq!(
+            parse(&["--max-connections", "auto"])
+                .unwrap()
+                .connections
+                .max_connections,
+            None
+        );
+        for bad in ["0", "lots", "-3"] {
+            let message = error(&["--max-connections", bad]);
+            assert!(
+                message.contains("--max-connections") && message.contains("auto"),
+                "{message}"
+            );
+        }
     }
 
     #[test]

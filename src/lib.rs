@@ -52,6 +52,7 @@ use tokio::sync::watch;
 use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use config::Config;
@@ -147,7 +148,12 @@ fn router(state: AppState) -> Router {
     outer_layers(
         app.merge(writes)
             .fallback(page::not_found)
-            .layer(DefaultBodyLimit::max(body_limit)),
+            .layer(DefaultBodyLimit::max(body_limit))
+            // A request body the client stops sending fails after the send timeout, rather
+            // than holding its handler and connection for ever.
+            .layer(RequestBodyTimeoutLayer::new(
+                state.config.connections.send_timeout,
+            )),
         &state,
     )
 }
@@ -228,18 +234,20 @@ pub async fn serve(
         metrics,
     } = listeners.into();
     let state = app.state.clone();
+    let limits = state.config.connections;
     let (stopped_tx, stopped) = watch::channel(false);
     let admin = metrics.map(|listener| {
         let mut stopped = stopped.clone();
         tokio::spawn(web::serve::serve(
             listener,
             admin_router(state.clone()),
+            limits,
             async move {
                 let _ = stopped.wait_for(|s| *s).await;
             },
         ))
     });
-    let result = web::serve::serve(listener, app.router, async move {
+    let result = web::serve::serve(listener, app.router, limits, async move {
         shutdown.await;
         state.health.drain();
         let drain = state.config.ops.drain;

@@ -84,7 +84,7 @@ fn the_unit_stops_herald_the_way_herald_stops() {
     );
     let defaults = Config::from_args_without_env(["herald"]).unwrap();
     let stop = Duration::from_secs(seconds(values("TimeoutStopSec")[0]));
-    let drain_and_grace = defaults.ops.drain;
+    let drain_and_grace = defaults.ops.drain + defaults.connections.shutdown_grace;
     assert!(
         stop > drain_and_grace + Duration::from_secs(5),
         "TimeoutStopSec {stop:?} must outlast the drain and grace {drain_and_grace:?}"

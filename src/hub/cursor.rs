@@ -53,6 +53,8 @@ impl FromStr for Cursor {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -70,6 +72,41 @@ mod tests {
     fn rejects_malformed_text() {
         for bad in ["", "x-1-2", "1-2", "1-2-3-4", "1--2", "1-a-2", "1-2-"] {
             assert_eq!(bad.parse::<Cursor>(), Err(BadCursor), "{bad:?}");
+        }
+    }
+
+    /// Text that is often nearly a cursor: hex, digits, dashes, signs, spaces, long numbers.
+    fn cursorish() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            prop::sample::select(vec![
+                "-",
+                "0",
+                "9",
+                "f",
+                "x",
+                "+",
+                " ",
+                "18446744073709551616"
+            ])
+            .prop_map(str::to_string),
+            any::<char>().prop_map(String::from),
+            any::<u64>().prop_map(|n| n.to_string()),
+        ];
+        prop::collection::vec(piece, 0..8).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_is_a_cursor_that_round_trips_or_refused_without_panicking(text in cursorish()) {
+            if let Ok(cursor) = text.parse::<Cursor>() {
+                prop_assert_eq!(cursor.to_string().parse::<Cursor>(), Ok(cursor));
+            }
+        }
+
+        #[test]
+        fn every_cursor_round_trips(epoch in any::<u64>(), broadcast in any::<u64>(), private in any::<u64>()) {
+            let cursor = Cursor { epoch, broadcast, private };
+            prop_assert_eq!(cursor.to_string().parse::<Cursor>(), Ok(cursor));
         }
     }
 }

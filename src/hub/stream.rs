@@ -233,14 +233,21 @@ pub struct Parked {
 
 impl Parked {
     /// Resolves when the stream needs its task again: the fan-out handed it back, a private
-    /// message arrived, or the hub is closing. Cancel-safe.
+    /// message arrived, or the hub is closing. The fan-out no longer writes to it then, so
+    /// [`Parked::resume`] takes it at once. Cancel-safe.
     pub async fn woken(&mut self) {
         let live = self.live.as_mut().expect("parked stream");
         let wake = live.wake.clone().expect("made when parked");
-        tokio::select! {
-            _ = wake.notified() => {}
-            _ = live.private_rx.changed() => {}
-            _ = live.closing_rx.changed() => {}
+        loop {
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = live.private_rx.changed() => {}
+                _ = live.closing_rx.changed() => {}
+            }
+            // A pass writing to it now hands it back, and wakes us, when that write is done.
+            if live.hub.inner.fanout.reclaim(&self.ticket) {
+                return;
+            }
         }
     }
 
@@ -248,12 +255,14 @@ impl Parked {
     /// that first).
     pub fn resume(mut self) -> (LiveStream, Vec<u8>) {
         let mut live = self.live.take().expect("parked stream");
-        let (cursor, unwritten) = live
-            .hub
-            .inner
-            .fanout
-            .unpark(&self.ticket)
-            .expect("a parked stream stays in its shard until resumed");
+        let (cursor, unwritten) = loop {
+            // Only without `woken` first can a pass be writing to it: that one non-blocking
+            // write is all there is to wait for.
+            match live.hub.inner.fanout.unpark(&self.ticket) {
+                Some(taken) => break taken,
+                None => std::thread::yield_now(),
+            }
+        };
         live.cursor = cursor;
         // The fan-out wrote the heartbeats while it was parked.
         live.heartbeat_rx.mark_unchanged();
@@ -264,7 +273,7 @@ impl Parked {
 impl Drop for Parked {
     fn drop(&mut self) {
         if let Some(live) = &self.live {
-            live.hub.inner.fanout.unpark(&self.ticket);
+            live.hub.inner.fanout.leave(&self.ticket);
         }
     }
 }

@@ -435,3 +435,30 @@ async fn a_dropped_unused_log_resyncs_its_tab_at_worst() {
     );
     assert!(!all.contains("elsewhere"), "{all}");
 }
+
+mod client_ids {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Text that is often nearly a UUID: hex digits, dashes, braces, the `urn:uuid:` prefix.
+    fn uuidish() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            prop::sample::select(vec!["-", "0", "f", "F", "g", "{", "}", "urn:uuid:", " "])
+                .prop_map(str::to_string),
+            any::<char>().prop_map(String::from),
+            any::<u128>().prop_map(|n| Uuid::from_u128(n).to_string()),
+        ];
+        prop::collection::vec(piece, 0..6).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_is_a_client_id_that_round_trips_or_refused_without_panicking(text in uuidish()) {
+            if let Ok(client) = text.parse::<ClientId>() {
+                prop_assert_eq!(client.to_string().parse::<ClientId>(), Ok(client));
+                prop_assert_eq!(client.to_string().len(), 36);
+            }
+        }
+    }
+}

@@ -61,6 +61,12 @@ pub fn broken(e: MultipartError) -> ApiError {
     if status == StatusCode::PAYLOAD_TOO_LARGE {
         return too_large("the upload is larger than the limit");
     }
+    // The client stopped sending (the request body timeout): its doing, not the server's.
+    let stalled = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
+        .any(|e| e.is::<tower_http::timeout::TimeoutError>());
+    if stalled {
+        return ApiError::new(StatusCode::REQUEST_TIMEOUT, "the upload stopped arriving");
+    }
     ApiError::new(
         status,
         format!("the upload could not be read: {}", e.body_text()),

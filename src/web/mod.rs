@@ -14,6 +14,8 @@ pub mod input;
 pub mod negotiate;
 pub mod page;
 pub mod paging;
+mod respond;
 pub mod serve;
 pub mod session;
 pub mod sse;
+mod wire;

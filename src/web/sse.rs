@@ -11,6 +11,7 @@
 use std::convert::Infallible;
 use std::io;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::header;
@@ -19,7 +20,8 @@ use bytes::Bytes;
 use futures_util::Stream;
 use tokio::net::TcpStream;
 
-use super::connection::MAX_WRITE;
+use super::respond::MAX_WRITE;
+use super::wire::{self, Stop};
 use crate::hub::{Due, LiveStream, Park, Sink};
 
 /// Wraps an SSE body with the headers every stream needs: no caching, and no proxy buffering.
@@ -77,11 +79,18 @@ impl Sink for TcpStream {
     }
 }
 
-/// Serves `live` on `tcp` until the client goes or the hub closes.
-/// `head` is the response head, written with the first message.
-pub async fn serve(tcp: TcpStream, head: Vec<u8>, live: LiveStream) {
+/// Serves `live` on `tcp` until the client goes, sends anything, takes nothing for
+/// `send_timeout`, or the hub closes. `head` is the response head, written with the first
+/// message. A tab cut loose resumes by `Last-Event-ID` when it reconnects.
+pub async fn serve(
+    tcp: TcpStream,
+    head: Vec<u8>,
+    live: LiveStream,
+    send_timeout: Duration,
+    mut stop: Stop,
+) {
     let tcp = Arc::new(tcp);
-    if let Err(e) = follow(&tcp, head, live).await {
+    if let Err(e) = follow(&tcp, head, live, send_timeout, &mut stop).await {
         tracing::trace!(error = %e, "stream ended with an error");
     }
 }
@@ -90,6 +99,8 @@ async fn follow(
     tcp: &Arc<TcpStream>,
     mut pending: Vec<u8>,
     mut live: LiveStream,
+    send_timeout: Duration,
+    stop: &mut Stop,
 ) -> io::Result<()> {
     loop {
         let due = live.due().await;
@@ -99,7 +110,7 @@ async fn follow(
                 continue;
             }
         }
-        write_all(tcp, &pending).await?;
+        wire::write_all(tcp, &pending, send_timeout, stop).await?;
         pending = Vec::new();
         match due {
             Due::Chunk(_) => continue,
@@ -125,28 +136,16 @@ async fn follow(
     }
 }
 
-async fn write_all(tcp: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
-    while !bytes.is_empty() {
-        tcp.writable().await?;
-        match tcp.try_write(bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// Waits until the socket is readable: `true` if the client closed it. Anything a client sends
-/// on its stream's connection means nothing and is dropped.
+/// Waits until the socket is readable: `true` if the client closed it or sent anything. A
+/// stream's connection carries nothing more from the client, so bytes on it are a broken or
+/// hostile client, disconnected at once rather than read and dropped.
 async fn client_gone(tcp: &TcpStream) -> bool {
     if tcp.readable().await.is_err() {
         return true;
     }
-    let mut scrap = [0; 64];
+    let mut scrap = [0; 1];
     match tcp.try_read(&mut scrap) {
-        Ok(0) => true,
-        Ok(_) => false,
+        Ok(_) => true,
         Err(e) => e.kind() != io::ErrorKind::WouldBlock,
     }
 }

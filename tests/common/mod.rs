@@ -2,6 +2,8 @@
 //! browser tab does (cookies, the page's stream URL, `Last-Event-ID`).
 #![allow(dead_code)] // each test binary uses part of the harness
 
+pub mod process;
+pub mod raw;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -45,6 +47,9 @@ pub fn test_config(db: &Path) -> Config {
         ("client-history-bytes", "1048576"),
         ("retry-ms", "500"),
         ("client-idle-secs", "60"),
+        // Above the 16 KB Herald's own loop parses, so heads between the two go to hyper and
+        // are served (tests/http1.rs); tests/limits.rs sets the default.
+        ("max-header-bytes", "65536"),
         ("drain-secs", "0"),
     ];
     let flags = args
