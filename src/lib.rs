@@ -61,6 +61,7 @@ use metrics::Metrics;
 use store::{SharedStore, SqliteStore, StoreError};
 use web::access::{self, REQUEST_ID};
 use web::health::{self, Health};
+use web::serve::Connections;
 use web::{assets, client, guard, page};
 
 /// Client bindings unused for this long are forgotten.
@@ -76,6 +77,8 @@ pub struct AppState {
     pub imports: import::Running,
     pub metrics: Metrics,
     pub health: Health,
+    /// The app's connections, counted by the accept loop for the metrics.
+    pub connections: Arc<Connections>,
 }
 
 pub struct App {
@@ -91,10 +94,12 @@ pub fn build(config: Config) -> Result<App, StoreError> {
         page::status_html(config.hub.heartbeat.as_secs()),
     );
     let jobs = jobs::Runner::start(store.clone(), hub.clone(), config.job_concurrency)?;
+    let connections = Arc::new(Connections::default());
     let state = AppState {
         regions: page::PageRegions::shared(store.clone()),
-        metrics: Metrics::new(&hub),
+        metrics: Metrics::new(&hub, connections.clone()),
         health: Health::default(),
+        connections,
         jobs,
         config: Arc::new(config),
         store,
@@ -179,7 +184,8 @@ fn metrics_route() -> Router<AppState> {
 /// What every answer goes through, innermost first: a `Cache-Control` for answers that set
 /// none (state changes at any moment: `no-store`), compression (tower-http's default predicate
 /// leaves streams, images and tiny bodies alone), the metrics and access line, the request's
-/// span, who the client is, and its request id.
+/// span (no headers in it, so no `Authorization` or cookie in any log), who the client is, and
+/// its request id.
 fn outer_layers(router: Router<AppState>, state: &AppState) -> Router {
     router
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -194,7 +200,7 @@ fn outer_layers(router: Router<AppState>, state: &AppState) -> Router {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(access::span)
-                .on_request(())
+                // "started processing request" at debug level, in the request's span.
                 .on_response(())
                 .on_body_chunk(())
                 .on_eos(())
@@ -242,12 +248,14 @@ pub async fn serve(
             listener,
             admin_router(state.clone()),
             limits,
+            Arc::default(),
             async move {
                 let _ = stopped.wait_for(|s| *s).await;
             },
         ))
     });
-    let result = web::serve::serve(listener, app.router, limits, async move {
+    let counts = state.connections.clone();
+    let result = web::serve::serve(listener, app.router, limits, counts, async move {
         shutdown.await;
         state.health.drain();
         let drain = state.config.ops.drain;

@@ -25,6 +25,7 @@ use crate::AppState;
 use crate::hub::Hub;
 use crate::jobs::{self, JobState};
 use crate::store::{self, StoreError};
+use crate::web::serve::Connections;
 
 /// Seconds: from a millisecond to ten seconds, in steps of about 2.5.
 const BUCKETS: [f64; 13] = [
@@ -81,7 +82,7 @@ struct Inner {
 }
 
 impl Metrics {
-    pub fn new(hub: &Hub) -> Metrics {
+    pub fn new(hub: &Hub, connections: Arc<Connections>) -> Metrics {
         let mut registry = Registry::with_prefix("herald");
         let requests = Family::<Request, Counter>::default();
         registry.register(
@@ -112,7 +113,10 @@ impl Metrics {
             "Time each store call takes, queueing for the store included (whole process)",
             STORE_CALLS.clone(),
         );
-        registry.register_collector(Box::new(HubCollector(hub.clone())));
+        registry.register_collector(Box::new(Live {
+            hub: hub.clone(),
+            connections,
+        }));
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -197,24 +201,32 @@ pub async fn serve(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// The hub's own counters, read at scrape time.
-struct HubCollector(Hub);
+/// What the hub and the accept loop count, read at scrape time.
+struct Live {
+    hub: Hub,
+    connections: Arc<Connections>,
+}
 
-impl std::fmt::Debug for HubCollector {
+impl std::fmt::Debug for Live {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("HubCollector")
+        f.write_str("Live")
     }
 }
 
-impl Collector for HubCollector {
+impl Collector for Live {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let c = self.0.counters();
+        let c = self.hub.counters();
         let gauges = [
+            (
+                "connections_open",
+                "Connections open now (streams, page loads, API calls)",
+                self.connections.open() as u64,
+            ),
             ("streams_open", "Tab streams open now", c.streams_open),
             (
                 "client_logs",
                 "Tabs' private logs held in memory",
-                self.0.client_logs() as u64,
+                self.hub.client_logs() as u64,
             ),
         ];
         for (name, help, value) in gauges {
@@ -222,6 +234,11 @@ impl Collector for HubCollector {
             gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
         }
         let counters = [
+            (
+                "connections_refused",
+                "Connections answered 503: past HERALD_MAX_CONNECTIONS or at the open-files limit",
+                self.connections.refused(),
+            ),
             (
                 "messages_published",
                 "Messages published (each rendered and framed once)",

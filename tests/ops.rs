@@ -479,3 +479,25 @@ async fn the_session_cookie_is_secure_when_a_trusted_proxy_says_https() {
         "{cookie}"
     );
 }
+
+#[tokio::test]
+async fn connections_open_and_refused_at_the_cap_are_counted() {
+    let app = spawn_app_with(|c| {
+        c.connections.max_connections = Some(1);
+        c.ops.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let browser = app.client();
+    let tab = browser.open_tab().await;
+    // The page's connection stays in the client's pool; the stream reuses it.
+    let mut stream = browser.stream(&tab.stream_url).await;
+    stream.next_data().await;
+    // The answer comes before the request is read: a raw connection reads it as it is.
+    let mut raw = common::raw::Conn::open(&app).await;
+    raw.send(common::raw::get("/healthz").as_bytes()).await;
+    assert_eq!(raw.response().await.status, 503);
+    let admin = Client::new(app.metrics_addr.unwrap());
+    let text = scrape(&admin).await;
+    assert_eq!(value(&text, "herald_connections_open"), 1.0);
+    assert_eq!(value(&text, "herald_connections_refused_total"), 1.0);
+}

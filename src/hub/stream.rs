@@ -23,6 +23,8 @@ pub struct LiveStream {
     opening: Option<bool>,
     /// Set until the first catch-up: the stream resumed from a cursor behind the logs' heads.
     replaying: bool,
+    /// Messages sent so far (heartbeats aside), by its task or by the fan-out.
+    messages: u64,
     broadcast_rx: watch::Receiver<u64>,
     private_rx: watch::Receiver<u64>,
     heartbeat_rx: watch::Receiver<Bytes>,
@@ -77,6 +79,7 @@ impl Hub {
             cursor,
             opening: Some(resync_all),
             replaying,
+            messages: 0,
             wake: None,
         }
     }
@@ -133,6 +136,16 @@ impl LiveStream {
         out.freeze()
     }
 
+    /// The tab this stream is for.
+    pub fn client(&self) -> ClientId {
+        self.client
+    }
+
+    /// Messages sent so far (heartbeats aside).
+    pub fn messages(&self) -> u64 {
+        self.messages
+    }
+
     /// Hands a caught-up stream to the fan-out, which writes broadcast messages and heartbeats
     /// to `sink` without waking the stream's task; gives it back if a message arrived since it
     /// caught up.
@@ -150,6 +163,7 @@ impl LiveStream {
 
     /// The first message: `retry:`, the connection status and, if needed, a full resync.
     async fn open(&mut self, resync_all: bool) -> Bytes {
+        self.messages += 1;
         let mut html = (self.hub.inner.beat)();
         if resync_all {
             self.hub.inner.counters.resynced();
@@ -184,6 +198,7 @@ impl LiveStream {
                 for (seq, data) in messages {
                     self.cursor.broadcast = seq;
                     put_message(&mut out, self.cursor, &data);
+                    self.messages += 1;
                 }
             }
             After::Gap => gap.broadcast = true,
@@ -193,6 +208,7 @@ impl LiveStream {
                 for (seq, data) in messages {
                     self.cursor.private = seq;
                     put_message(&mut out, self.cursor, &data);
+                    self.messages += 1;
                 }
             }
             After::Gap => gap.private = true,
@@ -213,6 +229,7 @@ impl LiveStream {
             let mut html = String::new();
             push_regions(&mut html, &snap);
             put_message(&mut out, self.cursor, &frame::data_lines(&html));
+            self.messages += 1;
         }
         out.freeze()
     }
@@ -263,6 +280,8 @@ impl Parked {
                 None => std::thread::yield_now(),
             }
         };
+        // Each broadcast message moved the cursor by one as the fan-out wrote it.
+        live.messages += cursor.broadcast - live.cursor.broadcast;
         live.cursor = cursor;
         // The fan-out wrote the heartbeats while it was parked.
         live.heartbeat_rx.mark_unchanged();

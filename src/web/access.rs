@@ -56,18 +56,21 @@ pub async fn sane_request_id(mut req: Request) -> Request {
 
 /// The span every request runs in (tower-http's `TraceLayer`).
 pub fn span(req: &Request) -> Span {
-    let id = req
-        .extensions()
-        .get::<RequestId>()
-        .and_then(|id| id.header_value().to_str().ok())
-        .unwrap_or("-");
     tracing::info_span!(
         "request",
-        id,
+        id = request_id(req),
         method = %req.method(),
         route = route(req),
         client = %Client::of(req),
     )
+}
+
+/// The id tower-http gave the request (`-` if it went round the layer, as in unit tests).
+fn request_id(req: &Request) -> &str {
+    req.extensions()
+        .get::<RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .unwrap_or("-")
 }
 
 fn route(req: &Request) -> &str {
@@ -84,12 +87,7 @@ pub async fn measure(State(state): State<AppState>, req: Request, next: Next) ->
         route(&req).to_string(),
         Client::of(&req),
     );
-    let id = req
-        .extensions()
-        .get::<RequestId>()
-        .and_then(|id| id.header_value().to_str().ok())
-        .unwrap_or("-")
-        .to_string();
+    let id = request_id(&req).to_string();
     let response = next.run(req).await;
     let status = response.status();
     state
