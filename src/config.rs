@@ -66,6 +66,16 @@ pub struct Operations {
     pub trusted_proxies: Vec<IpNet>,
     /// After a shutdown signal, how long `/readyz` answers 503 before streams are closed.
     pub drain: Duration,
+    /// Serve HTTPS (and HTTP/2) with these PEM files; `None`: plain HTTP/1.1.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The certificate chain (leaf first) and its private key, as PEM files; read at start and
+/// again on SIGHUP.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// The shape of log lines on stderr: `Text`, one line per event for people, or `Json`, one
@@ -271,6 +281,22 @@ struct Args {
     /// load balancer stops sending new tabs first
     #[arg(long, env = "HERALD_DRAIN_SECS", value_name = "SECS", default_value = "2", value_parser = whole::<u64>)]
     drain_secs: u64,
+    /// PEM certificate chain for HTTPS with HTTP/2 (with --tls-key); reread on SIGHUP
+    #[arg(
+        long,
+        env = "HERALD_TLS_CERT",
+        value_name = "PATH",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert
+    #[arg(
+        long,
+        env = "HERALD_TLS_KEY",
+        value_name = "PATH",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
 }
 
 /// `10.0.0.0/8`, or one address (`127.0.0.1`, `::1`) standing for itself.
@@ -410,6 +436,10 @@ impl Args {
                 metrics_addr: self.metrics_addr,
                 trusted_proxies: self.trusted_proxies,
                 drain: Duration::from_secs(self.drain_secs),
+                tls: self
+                    .tls_cert
+                    .zip(self.tls_key)
+                    .map(|(cert, key)| TlsFiles { cert, key }),
             },
         })
     }
@@ -498,6 +528,18 @@ mod tests {
             message.contains("--trusted-proxies") && message.contains("CIDR"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn tls_needs_both_files() {
+        let c = parse(&["--tls-cert", "/c.pem", "--tls-key", "/k.pem"]).unwrap();
+        let tls = c.ops.tls.expect("TLS on");
+        assert_eq!((tls.cert, tls.key), ("/c.pem".into(), "/k.pem".into()));
+        assert!(parse(&[]).unwrap().ops.tls.is_none());
+        let alone = error(&["--tls-cert", "/c.pem"]);
+        assert!(alone.contains("--tls-key"), "{alone}");
+        let alone = error(&["--tls-key", "/k.pem"]);
+        assert!(alone.contains("--tls-cert"), "{alone}");
     }
 
     #[test]

@@ -62,6 +62,7 @@ use store::{SharedStore, SqliteStore, StoreError};
 use web::access::{self, REQUEST_ID};
 use web::health::{self, Health};
 use web::serve::Connections;
+use web::tls::Tls;
 use web::{assets, client, guard, page};
 
 /// Client bindings unused for this long are forgotten.
@@ -216,15 +217,21 @@ fn outer_layers(router: Router<AppState>, state: &AppState) -> Router {
         .with_state(state.clone())
 }
 
-/// Where Herald listens: the app, and the metrics when they have an address of their own.
+/// Where Herald listens: the app (over HTTPS when `tls` is set), and the metrics when they
+/// have an address of their own (plain HTTP: keep it private).
 pub struct Listeners {
     pub app: TcpListener,
     pub metrics: Option<TcpListener>,
+    pub tls: Option<Tls>,
 }
 
 impl From<TcpListener> for Listeners {
     fn from(app: TcpListener) -> Listeners {
-        Listeners { app, metrics: None }
+        Listeners {
+            app,
+            metrics: None,
+            tls: None,
+        }
     }
 }
 
@@ -238,6 +245,7 @@ pub async fn serve(
     let Listeners {
         app: listener,
         metrics,
+        tls,
     } = listeners.into();
     let state = app.state.clone();
     let limits = state.config.connections;
@@ -249,13 +257,14 @@ pub async fn serve(
             admin_router(state.clone()),
             limits,
             Arc::default(),
+            None,
             async move {
                 let _ = stopped.wait_for(|s| *s).await;
             },
         ))
     });
     let counts = state.connections.clone();
-    let result = web::serve::serve(listener, app.router, limits, counts, async move {
+    let result = web::serve::serve(listener, app.router, limits, counts, tls, async move {
         shutdown.await;
         state.health.drain();
         let drain = state.config.ops.drain;

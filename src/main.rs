@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use herald::Listeners;
 use herald::config::{Config, LogFormat};
+use herald::web::tls::Tls;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -44,6 +45,16 @@ async fn run() -> ExitCode {
     init_logs(config.ops.log_format);
     let (addr, metrics_addr) = (config.addr, config.ops.metrics_addr);
     let db = config.db.clone();
+    let tls = match &config.ops.tls {
+        Some(files) => match Tls::load(&files.cert, &files.key) {
+            Ok(tls) => Some(tls),
+            Err(e) => {
+                eprintln!("herald: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     let app = match herald::build(config) {
         Ok(app) => app,
         Err(e) => {
@@ -52,7 +63,7 @@ async fn run() -> ExitCode {
         }
     };
     let listeners = match bind(addr, metrics_addr).await {
-        Ok(listeners) => listeners,
+        Ok(app) => Listeners { tls, ..app },
         Err(e) => {
             eprintln!("herald: {e}");
             return ExitCode::FAILURE;
@@ -61,7 +72,14 @@ async fn run() -> ExitCode {
     if let Some(metrics_addr) = metrics_addr {
         tracing::info!(%metrics_addr, "metrics and probes on http://{metrics_addr}/metrics");
     }
-    tracing::info!(%addr, db = %db.display(), "Herald is listening on http://{addr}/");
+    let scheme = match &listeners.tls {
+        Some(tls) => {
+            tokio::spawn(reload_on_hangup(tls.clone()));
+            "https"
+        }
+        None => "http",
+    };
+    tracing::info!(%addr, db = %db.display(), "Herald is listening on {scheme}://{addr}/");
     match herald::serve(listeners, app, shutdown_signal()).await {
         Ok(()) => {
             tracing::info!("stopped cleanly");
@@ -86,7 +104,23 @@ async fn bind(addr: SocketAddr, metrics: Option<SocketAddr>) -> Result<Listeners
             Some(addr) => Some(listen(addr).await?),
             None => None,
         },
+        tls: None,
     })
+}
+
+/// SIGHUP reads the certificate and key again (after a renewal); connections already open,
+/// and their streams, keep going.
+async fn reload_on_hangup(tls: Tls) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        return tracing::warn!("cannot listen for SIGHUP: the certificate will not reload");
+    };
+    while hangups.recv().await.is_some() {
+        match tls.reload() {
+            Ok(()) => tracing::info!("SIGHUP: reloaded the TLS certificate"),
+            Err(e) => tracing::error!(error = %e, "SIGHUP: kept the TLS certificate in use"),
+        }
+    }
 }
 
 /// Logs go to stderr (stdout stays free for `--help`), filtered by `RUST_LOG`.

@@ -229,10 +229,10 @@ async fn raw(
     headers: &[(&str, &str)],
     body: &str,
 ) -> (hyper::HeaderMap, Vec<u8>) {
-    let (_, head, bytes) = client
+    let (head, bytes) = client
         .request_bytes(method, path, headers, body.to_string())
         .await;
-    (head, bytes.to_vec())
+    (head.headers, bytes.to_vec())
 }
 
 #[tokio::test]

@@ -18,4 +18,5 @@ mod respond;
 pub mod serve;
 pub mod session;
 pub mod sse;
+pub mod tls;
 mod wire;

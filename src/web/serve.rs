@@ -24,6 +24,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::connection::{self, Shared};
+use super::tls::{self, Tls};
 use crate::config::ConnectionLimits;
 
 /// Descriptors kept for everything but connections (the database and its journal, the
@@ -38,11 +39,16 @@ pub async fn serve(
     router: Router,
     limits: ConnectionLimits,
     counts: Arc<Connections>,
+    tls: Option<Tls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     raise_fd_limit();
     let cap = limits.max_connections.unwrap_or_else(default_cap);
-    let shared = Arc::new(Shared { router, limits });
+    let shared = Arc::new(Shared {
+        router,
+        limits,
+        tls,
+    });
     let (stop_tx, stop_rx) = watch::channel(None);
     // Every connection holds a receiver; `closed()` resolves when the last one is dropped.
     let (done_tx, done_rx) = watch::channel(());
@@ -83,7 +89,10 @@ pub async fn serve(
         let open = open.clone();
         let ended = ended.clone();
         tokio::spawn(async move {
-            connection::serve(tcp, shared, stop).await;
+            match shared.tls.is_some() {
+                true => tls::serve(tcp, shared, stop).await,
+                false => connection::serve(tcp, shared, stop).await,
+            }
             open.fetch_sub(1, Ordering::Relaxed);
             ended.fetch_add(1, Ordering::Relaxed);
             drop(done);

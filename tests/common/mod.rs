@@ -61,6 +61,10 @@ pub fn test_config(db: &Path) -> Config {
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// `https` when the configuration names a certificate.
+    pub scheme: &'static str,
+    /// Herald's HTTPS, to reload its certificate as SIGHUP does.
+    pub tls: Option<herald::web::tls::Tls>,
     /// Where `/metrics` is served when the configuration gives it an address of its own.
     pub metrics_addr: Option<SocketAddr>,
     pub db: PathBuf,
@@ -92,6 +96,10 @@ async fn start(config: Config, dir: Arc<TempDir>, addr: SocketAddr) -> TestApp {
         None => None,
     };
     let metrics_addr = metrics.as_ref().map(|l| l.local_addr().unwrap());
+    let tls = state.config.ops.tls.as_ref().map(|files| {
+        herald::web::tls::Tls::load(&files.cert, &files.key).expect("the certificate loads")
+    });
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let (stop, stopped) = oneshot::channel::<()>();
     let app = App {
         router,
@@ -100,12 +108,15 @@ async fn start(config: Config, dir: Arc<TempDir>, addr: SocketAddr) -> TestApp {
     let listeners = herald::Listeners {
         app: listener,
         metrics,
+        tls: tls.clone(),
     };
     let task = tokio::spawn(herald::serve(listeners, app, async {
         let _ = stopped.await;
     }));
     TestApp {
         addr,
+        scheme,
+        tls,
         metrics_addr,
         db,
         state,
@@ -117,7 +128,7 @@ async fn start(config: Config, dir: Arc<TempDir>, addr: SocketAddr) -> TestApp {
 
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
     }
 
     /// Starts a graceful shutdown, as SIGTERM does, without waiting for it.
@@ -162,6 +173,7 @@ impl Drop for TestApp {
 
 pub struct Response {
     pub status: StatusCode,
+    pub version: hyper::Version,
     pub headers: hyper::HeaderMap,
     pub body: String,
 }
@@ -183,8 +195,16 @@ impl Response {
 #[derive(Clone)]
 pub struct Client {
     addr: SocketAddr,
-    http: HyperClient<HttpConnector, Full<Bytes>>,
+    scheme: &'static str,
+    http: Transport,
     cookie: Arc<Mutex<Option<String>>>,
+}
+
+/// Plain HTTP/1.1, or HTTPS with HTTP/2 or HTTP/1.1 as ALPN chose.
+#[derive(Clone)]
+enum Transport {
+    Plain(HyperClient<HttpConnector, Full<Bytes>>),
+    Tls(HyperClient<tls::Https, Full<Bytes>>),
 }
 
 /// A tab: its client id and the stream URL its page rendered.
@@ -198,7 +218,19 @@ impl Client {
     pub fn new(addr: SocketAddr) -> Client {
         Client {
             addr,
-            http: HyperClient::builder(TokioExecutor::new()).build_http(),
+            scheme: "http",
+            http: Transport::Plain(HyperClient::builder(TokioExecutor::new()).build_http()),
+            cookie: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// A browser on HTTPS through `https` (HTTP/2 when it negotiates it: then every request
+    /// and stream of this client shares one connection).
+    pub fn https(addr: SocketAddr, https: tls::Https) -> Client {
+        Client {
+            addr,
+            scheme: "https",
+            http: Transport::Tls(HyperClient::builder(TokioExecutor::new()).build(https)),
             cookie: Arc::new(Mutex::new(None)),
         }
     }
@@ -210,10 +242,11 @@ impl Client {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Response {
-        let (status, headers, bytes) = self.request_bytes(method, path, headers, body).await;
+        let (head, bytes) = self.request_bytes(method, path, headers, body).await;
         Response {
-            status,
-            headers,
+            status: head.status,
+            version: head.version,
+            headers: head.headers,
             body: String::from_utf8_lossy(&bytes).into_owned(),
         }
     }
@@ -225,16 +258,14 @@ impl Client {
         path: &str,
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
-    ) -> (StatusCode, hyper::HeaderMap, Bytes) {
-        let incoming = self.send(method, path, headers, body).await;
-        let status = incoming.status();
-        let headers = incoming.headers().clone();
-        let bytes = tokio::time::timeout(WAIT, incoming.into_body().collect())
+    ) -> (hyper::http::response::Parts, Bytes) {
+        let (head, body) = self.send(method, path, headers, body).await.into_parts();
+        let bytes = tokio::time::timeout(WAIT, body.collect())
             .await
             .expect("body in time")
             .expect("body")
             .to_bytes();
-        (status, headers, bytes)
+        (head, bytes)
     }
 
     async fn send(
@@ -246,7 +277,7 @@ impl Client {
     ) -> hyper::Response<Incoming> {
         let mut req = Request::builder()
             .method(method)
-            .uri(format!("http://{}{path}", self.addr));
+            .uri(format!("{}://{}{path}", self.scheme, self.addr));
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -254,7 +285,11 @@ impl Client {
             req = req.header("cookie", cookie);
         }
         let req = req.body(Full::new(body.into())).unwrap();
-        let resp = tokio::time::timeout(WAIT, self.http.request(req))
+        let sent = match &self.http {
+            Transport::Plain(http) => http.request(req),
+            Transport::Tls(http) => http.request(req),
+        };
+        let resp = tokio::time::timeout(WAIT, sent)
             .await
             .expect("response in time")
             .expect("request succeeds");
