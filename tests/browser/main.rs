@@ -902,3 +902,123 @@ async fn behind_nginx_messages_arrive_at_once_and_tabs_survive_a_reload() {
     let log = nginx.error_log();
     assert!(!log.contains("[error]") && !log.contains("[crit]"), "{log}");
 }
+
+/// Opens `count` windows of `browser` (the current one first), each on `url`, and waits until
+/// every one is live.
+async fn live_windows(
+    browser: &webdriver::Browser,
+    url: &str,
+    count: usize,
+) -> Vec<fantoccini::wd::WindowHandle> {
+    let mut windows = vec![browser.window().await];
+    for _ in 1..count {
+        windows.push(browser.new_window().await);
+    }
+    for window in &windows {
+        browser.switch_to(window).await;
+        open(browser, url).await;
+    }
+    windows
+}
+
+/// Types `message` into the board form and submits it, without waiting for the answer.
+async fn submit_board(browser: &webdriver::Browser, message: &str) {
+    let input = wait_element(browser, "#board-input").await;
+    browser.clear(&input).await;
+    browser.send_keys(&input, message).await;
+    let button = wait_element(browser, "#board-form button[type=submit]").await;
+    browser.click(&button).await;
+}
+
+/// The board form's confirmation, if it shows one for `message`'s post within `wait`.
+async fn board_answered(browser: &webdriver::Browser, wait: Duration) -> bool {
+    dashboard::wait_for_or(wait, async || {
+        browser
+            .text_of("#board-form .form-ok")
+            .await
+            .filter(|t| t.contains("Posted to every open page"))
+    })
+    .await
+    .is_some()
+}
+
+/// Scenario 10: over Herald's own HTTPS and HTTP/2 (a certificate made at test time), ten
+/// windows of one browser stay live, each stream one HTTP/2 stream on one connection, and a
+/// form posted in the tenth is answered at once while the other nine streams are open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http2_ten_windows_stay_live_and_the_tenth_posts_at_once() {
+    let _turn = serial().await;
+    let dir = tempfile::TempDir::new().unwrap();
+    let cert = common::tls::self_signed(dir.path(), "herald");
+    let files = herald::config::TlsFiles {
+        cert: cert.cert.clone(),
+        key: cert.key.clone(),
+    };
+    let app = spawn_app_with(|c| c.ops.tls = Some(files)).await;
+    let driver = Driver::start().await;
+    let browser = driver
+        .browser_with(&["--ignore-certificate-errors"])
+        .await;
+    let url = format!("https://localhost:{}/", app.addr.port());
+    let windows = live_windows(&browser, &url, 10).await;
+    let protocol = browser
+        .execute(
+            "return performance.getEntriesByType('navigation')[0].nextHopProtocol",
+            vec![],
+        )
+        .await;
+    assert_eq!(protocol, json!("h2"));
+    assert_eq!(app.state.hub.counters().streams_open, 10);
+    assert_eq!(
+        app.state.connections.open(),
+        1,
+        "ten pages and ten streams on one connection"
+    );
+
+    // The tenth window is the current one: its form goes out beside nine open streams.
+    submit_board(&browser, "from the tenth window").await;
+    assert!(
+        board_answered(&browser, Duration::from_secs(2)).await,
+        "the form is answered at once"
+    );
+    for window in &windows {
+        browser.switch_to(window).await;
+        wait_text(&browser, "#board-message", "from the tenth window").await;
+        assert_not_reloaded(&browser).await;
+    }
+    assert_console_clean(&browser).await;
+}
+
+/// Scenario 11, what HTTP/2 replaces: over plain HTTP/1.1 six windows hold all six
+/// connections a browser opens to one host, so a form posted in one of them waits until a
+/// connection is released (here: another window closes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http11_six_windows_stall_a_form_until_one_closes() {
+    let _turn = serial().await;
+    let app = spawn_app().await;
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    let windows = live_windows(&browser, &app.url("/"), 6).await;
+    assert_eq!(app.state.hub.counters().streams_open, 6);
+
+    submit_board(&browser, "waiting for a connection").await;
+    assert!(
+        !board_answered(&browser, Duration::from_secs(3)).await,
+        "with six streams open, the post should wait for a connection"
+    );
+    let shown = app.client().get("/").await.body;
+    assert!(
+        !shown.contains("waiting for a connection"),
+        "nor did it reach the server"
+    );
+
+    // Another window closes: its stream's connection is free, and the post goes out.
+    browser.switch_to(&windows[0]).await;
+    browser.close_window().await;
+    browser.switch_to(&windows[5]).await;
+    assert!(
+        board_answered(&browser, common::WAIT).await,
+        "the post goes out once a connection is free"
+    );
+    wait_text(&browser, "#board-message", "waiting for a connection").await;
+}

@@ -303,6 +303,11 @@ impl Browser {
         run("resize", self.client.set_window_size(width, height)).await
     }
 
+    /// Closes the current window (its page and its connections' use go with it).
+    pub async fn close_window(&self) {
+        run("close window", self.client.close_window()).await
+    }
+
     pub async fn windows(&self) -> Vec<WindowHandle> {
         run("windows", self.client.windows()).await
     }
