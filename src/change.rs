@@ -50,23 +50,11 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use futures_util::future::BoxFuture;
     use uuid::Uuid;
 
     use super::*;
-    use crate::hub::{ClientId, HubConfig, Limits, Region, Regions, Scope};
+    use crate::hub::{ClientId, HubConfig, Limits, NoRegions, Scope};
     use crate::store::SqliteStore;
-
-    struct NoRegions;
-
-    impl Regions for NoRegions {
-        fn broadcast(&self) -> BoxFuture<'static, Vec<Region>> {
-            Box::pin(async { Vec::new() })
-        }
-        fn private(&self, _: ClientId) -> BoxFuture<'static, Vec<Region>> {
-            Box::pin(async { Vec::new() })
-        }
-    }
 
     fn hub() -> Hub {
         let limits = Limits {

@@ -27,6 +27,9 @@ pub struct Config {
     pub db: PathBuf,
     /// When set, JSON API writes must carry `Authorization: Bearer <token>`.
     pub api_token: Option<Secret>,
+    /// Origins (`scheme://host[:port]`, lower case) whose pages may use the JSON API and read
+    /// its streams, with the CORS headers browsers need; empty: no CORS headers at all.
+    pub cors_origins: Vec<String>,
     /// How many background jobs run at once; the others wait in line.
     pub job_concurrency: usize,
     pub limits: InputLimits,
@@ -170,13 +173,17 @@ struct Args {
         default_value = "./herald.db"
     )]
     db: PathBuf,
-    /// Bearer token that API writes (requests without browser origin headers) must carry
-    /// (empty: none); environment only, since `ps` shows every flag
+    /// Bearer token that API writes (requests without browser origin headers, and pages on
+    /// --cors-origins) must carry (empty: none); environment only, since `ps` shows every flag
     #[arg(long, env = "HERALD_API_TOKEN", value_name = "TOKEN", hide = true)]
     api_token: Option<Secret>,
     /// File holding the API token, read at start (instead of HERALD_API_TOKEN)
     #[arg(long, env = "HERALD_API_TOKEN_FILE", value_name = "PATH")]
     api_token_file: Option<PathBuf>,
+    /// Origins whose pages may use the JSON API and its streams (CORS), comma-separated, like
+    /// https://app.example.com,http://localhost:5173 (empty: none)
+    #[arg(long, env = "HERALD_CORS_ORIGINS", value_name = "ORIGINS", value_parser = origins)]
+    cors_origins: Option<Origins>,
     /// Background jobs that run at once
     #[arg(long, env = "HERALD_JOB_CONCURRENCY", value_name = "N", default_value = "2", value_parser = at_least_one::<usize>)]
     job_concurrency: usize,
@@ -336,6 +343,40 @@ fn auto_or_count(text: &str) -> Result<AutoOrCount, String> {
         .map_err(|_| "must be auto or a whole number, at least 1".to_string())
 }
 
+/// `--cors-origins` as parsed: empty pieces (an empty variable, a trailing comma) name nothing.
+#[derive(Clone)]
+struct Origins(Vec<String>);
+
+fn origins(text: &str) -> Result<Origins, String> {
+    text.split(',')
+        .filter(|piece| !piece.trim().is_empty())
+        .map(origin)
+        .collect::<Result<_, _>>()
+        .map(Origins)
+}
+
+/// An origin as a browser sends it in `Origin`: scheme, host and port, nothing more; compared
+/// in lower case, as browsers send it.
+fn origin(text: &str) -> Result<String, String> {
+    let origin = text.trim().to_ascii_lowercase();
+    let authority = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    match authority {
+        Some(a)
+            if !a.is_empty()
+                && a.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b)) =>
+        {
+            Ok(origin)
+        }
+        _ => Err(format!(
+            "{text:?} is not an origin: scheme, host and optional port, such as \
+             https://app.example.com or http://localhost:5173 (no path, no trailing slash)"
+        )),
+    }
+}
+
 /// Herald's options as clap knows them: `--help`, and the README table's source
 /// (`tests/config.rs`). No variable's value is ever shown, so the token stays out of `--help`;
 /// `--retry-ms -1` is a bad value for `--retry-ms`, not an unknown flag `-1`.
@@ -392,6 +433,7 @@ impl Args {
             addr: self.addr,
             db: self.db,
             api_token,
+            cors_origins: self.cors_origins.map_or_else(Vec::new, |o| o.0),
             job_concurrency: self.job_concurrency,
             limits: InputLimits {
                 request_bytes: self.max_request_bytes,
@@ -593,6 +635,43 @@ mod tests {
         assert!(error(&["--retry-ms", "-1"]).contains("--retry-ms"));
         assert!(error(&["--addr", "localhost"]).contains("--addr"));
         assert!(error(&["--db"]).contains("--db"));
+    }
+
+    #[test]
+    fn cors_origins_are_a_list_of_bare_origins() {
+        assert!(parse(&[]).unwrap().cors_origins.is_empty());
+        assert!(
+            parse(&["--cors-origins", ""])
+                .unwrap()
+                .cors_origins
+                .is_empty()
+        );
+        let trailing = parse(&["--cors-origins", "http://a.example.com,"]).unwrap();
+        assert_eq!(trailing.cors_origins, ["http://a.example.com"]);
+        let c = parse(&[
+            "--cors-origins",
+            "https://App.example.com, http://localhost:5173",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.cors_origins,
+            ["https://app.example.com", "http://localhost:5173"]
+        );
+        for bad in [
+            "app.example.com",
+            "https://app.example.com/",
+            "https://app.example.com/path",
+            "*",
+            "https://",
+            "ftp://files.example.com",
+            "https://a.example.com,http://b.example.com/",
+        ] {
+            let message = error(&["--cors-origins", bad]);
+            assert!(
+                message.contains("--cors-origins") && message.contains("is not an origin"),
+                "{bad}: {message}"
+            );
+        }
     }
 
     #[test]

@@ -20,11 +20,16 @@
 //! 5. The answer goes back in the caller's language (`web::negotiate`): JSON for API callers,
 //!    a page for browsers, a fragment for the page's htmx.
 //!
+//! A change's JSON event travels with its HTML in the same log entry; `GET /api/stream`
+//! (`api`, served by `hub::JsonStream`) sends them to front ends on other origins, which
+//! `web::cors` lets read the JSON API and its streams.
+//!
 //! Every feature (`board`, `notify`, `offers`, `jobs`, `import`) has the same files: `mod.rs`
 //! (domain types and the store trait), `routes.rs`, `views.rs` (askama views and live
 //! messages) and `input.rs`, plus modules for its own concerns (offers' money, jobs' runner,
 //! the import's parser and importer task). Templates live in `templates/<feature>/`.
 
+pub mod api;
 pub mod board;
 pub mod change;
 pub mod clock;
@@ -56,10 +61,11 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use config::Config;
-use hub::{Hub, Regions};
+use hub::{Hub, JsonState, Regions};
 use metrics::Metrics;
 use store::{SharedStore, SqliteStore, StoreError};
 use web::access::{self, REQUEST_ID};
+use web::cors::{self, Cors};
 use web::health::{self, Health};
 use web::serve::Connections;
 use web::tls::Tls;
@@ -74,6 +80,8 @@ pub struct AppState {
     pub store: SharedStore,
     pub hub: Hub,
     pub regions: Arc<dyn Regions>,
+    /// What a JSON stream's resync holds.
+    pub json: Arc<dyn JsonState>,
     pub jobs: jobs::Runner,
     pub imports: import::Running,
     pub metrics: Metrics,
@@ -101,6 +109,9 @@ pub fn build(config: Config) -> Result<App, StoreError> {
         metrics: Metrics::new(&hub, connections.clone()),
         health: Health::default(),
         connections,
+        json: Arc::new(api::JsonTopics {
+            store: store.clone(),
+        }),
         jobs,
         config: Arc::new(config),
         store,
@@ -115,45 +126,23 @@ pub fn build(config: Config) -> Result<App, StoreError> {
 }
 
 fn router(state: AppState) -> Router {
-    let writes = Router::new()
-        .route("/send", get(board::send_get).post(board::send_post))
-        .route("/send-notification", post(notify::send))
-        .route("/offers", post(offers::create))
-        .route("/offers/{id}", put(offers::update).delete(offers::delete))
-        .route("/jobs", post(jobs::create))
-        .route("/jobs/{id}/cancel", post(jobs::cancel))
-        .route("/jobs/{id}/retry", post(jobs::retry))
-        .route(
-            "/upload/{client}",
-            post(import::upload).layer(DefaultBodyLimit::max(
-                (state.config.import.max_upload_bytes + import::MULTIPART_SLACK) as usize,
-            )),
-        )
-        .route("/upload/{client}/cancel", post(import::cancel))
-        .route_layer(middleware::from_fn_with_state(state.clone(), guard::writes));
     let mut app = Router::new()
         .route("/", get(page::dashboard))
         .route("/sse/{client}", get(page::stream))
-        .route("/event", get(board::events))
-        .route("/send-notification", get(notify::form_page))
-        .route("/ping", get(notify::ping))
-        .route("/offers", get(offers::list))
-        .route("/events", get(jobs::demo_events))
-        .route("/jobs/{id}", get(jobs::show))
-        .route("/jobs/{id}/events", get(jobs::job_events))
         .route("/csv", get(import::mock_csv))
         .route("/data.csv", get(import::data_csv))
         .route("/import/{client}/rows", get(import::rows_page))
         .route("/static/{tag}/{name}", get(assets::serve))
         .route("/favicon.ico", get(assets::favicon))
-        .merge(probes());
+        .merge(probes())
+        .merge(api_routes(&state))
+        .merge(tab_writes(&state));
     if state.config.ops.metrics_addr.is_none() {
         app = app.merge(metrics_route());
     }
     let body_limit = state.config.limits.request_bytes;
     outer_layers(
-        app.merge(writes)
-            .fallback(page::not_found)
+        app.fallback(page::not_found)
             .layer(DefaultBodyLimit::max(body_limit))
             // A request body the client stops sending fails after the send timeout, rather
             // than holding its handler and connection for ever.
@@ -162,6 +151,51 @@ fn router(state: AppState) -> Router {
             )),
         &state,
     )
+}
+
+/// The JSON API and the JSON streams (the paths the page's forms post to among them): open to
+/// the origins listed for CORS, if any.
+fn api_routes(state: &AppState) -> Router<AppState> {
+    let writes = Router::new()
+        .route("/send", get(board::send_get).post(board::send_post))
+        .route("/send-notification", post(notify::send))
+        .route("/offers", post(offers::create))
+        .route("/offers/{id}", put(offers::update).delete(offers::delete))
+        .route("/jobs", post(jobs::create))
+        .route("/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/jobs/{id}/retry", post(jobs::retry))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            guard::api_writes,
+        ));
+    let api = Router::new()
+        .route("/api/stream", get(api::stream))
+        .route("/event", get(board::events))
+        // The form's own page shares its path with the JSON write, so the path has one CORS.
+        .route("/send-notification", get(notify::form_page))
+        .route("/ping", get(notify::ping))
+        .route("/offers", get(offers::list))
+        .route("/events", get(jobs::demo_events))
+        .route("/jobs/{id}", get(jobs::show))
+        .route("/jobs/{id}/events", get(jobs::job_events))
+        .merge(writes);
+    match Cors::new(&state.config.cors_origins) {
+        Some(cors) => api.route_layer(middleware::from_fn_with_state(cors, cors::apply)),
+        None => api,
+    }
+}
+
+/// What a tab changes of its own: from Herald's page only.
+fn tab_writes(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route(
+            "/upload/{client}",
+            post(import::upload).layer(DefaultBodyLimit::max(
+                (state.config.import.max_upload_bytes + import::MULTIPART_SLACK) as usize,
+            )),
+        )
+        .route("/upload/{client}/cancel", post(import::cancel))
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard::writes))
 }
 
 /// What a separate `HERALD_METRICS_ADDR` serves: the metrics and the probes.

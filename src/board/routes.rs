@@ -76,7 +76,9 @@ async fn set(state: &AppState, text: Result<String, FieldError>) -> Result<Board
     state
         .change(move |s| {
             s.set_message(&stored)?;
-            Ok::<_, ApiError>(((), Publish::everyone(views::live(&stored))))
+            let publish =
+                Publish::everyone(views::live(&stored)).with_json(views::live_json(&stored));
+            Ok::<_, ApiError>(((), publish))
         })
         .await?;
     Ok(message)

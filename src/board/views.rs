@@ -1,14 +1,15 @@
-//! The board's fragments: the current message, its live update, and the form.
+//! The board's fragments: the current message, its live update (and its JSON event), and the
+//! form.
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::response::{IntoResponse, Response};
 
 use super::input::Typed;
-use super::{BoardMessage, REGION};
+use super::{BoardMessage, REGION, TOPIC};
 use crate::AppState;
 use crate::clock;
-use crate::hub::{Region, Swap, partial};
+use crate::hub::{JsonEvent, Region, Swap, partial};
 use crate::store::{SharedStore, StoreResult, call};
 use crate::web::error::{ApiError, FormError};
 use crate::web::input::FormFields;
@@ -47,6 +48,11 @@ pub fn live(message: &BoardMessage) -> String {
     )
 }
 
+/// The JSON event of a new board message: the message as `POST /send` answers it.
+pub fn live_json(message: &BoardMessage) -> JsonEvent {
+    JsonEvent::new(TOPIC, "board.message", message)
+}
+
 /// The board's region for a page or a resync.
 pub async fn regions(store: &SharedStore) -> StoreResult<Vec<Region>> {
     let current = call(store, |s| s.current_message()).await?;
@@ -54,6 +60,12 @@ pub async fn regions(store: &SharedStore) -> StoreResult<Vec<Region>> {
         id: REGION,
         html: MessageView::new(current.as_ref()).html(),
     }])
+}
+
+/// The board's state for a JSON resync: the current message, or `null`.
+pub async fn json_state(store: &SharedStore) -> StoreResult<serde_json::Value> {
+    let current = call(store, |s| s.current_message()).await?;
+    Ok(serde_json::to_value(current).expect("a message serializes"))
 }
 
 /// The form that sets the message; answers its own submissions.

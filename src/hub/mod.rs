@@ -1,8 +1,9 @@
 //! The fan-out core: broadcast and per-client logs, cursors, replay, resync and SSE framing.
 //!
 //! It knows nothing of Herald's features, nor of HTTP (`web::sse` serves its streams). A change
-//! publishes its rendered HTML through `Hub::commit`, once the change has succeeded
-//! ([`Publish`]); the hub frames it once and every stream reads the same bytes. A page, or a
+//! publishes its rendered HTML, and its JSON event for JSON streams (`json.rs`), through
+//! `Hub::commit`, once the change has succeeded ([`Publish`]); the hub frames each once, into
+//! one log entry, and every stream reads the same bytes. A page, or a
 //! stream whose cursor history no longer covers, gets a [`Snapshot`] of the regions the
 //! application describes through [`Regions`]. A stream that has caught up can park with the
 //! fan-out (`fanout.rs`), which then writes broadcasts to its socket without waking its task.
@@ -18,6 +19,8 @@ mod counters;
 mod cursor;
 mod fanout;
 pub mod frame;
+mod json;
+mod json_stream;
 mod log;
 mod partial;
 pub mod periodic;
@@ -39,7 +42,9 @@ use uuid::Uuid;
 pub use counters::Counts;
 pub use cursor::Cursor;
 pub use fanout::Sink;
-pub use log::Limits;
+pub use json::{JsonEvent, JsonState};
+pub use json_stream::JsonStream;
+pub use log::{Entry, Limits};
 use log::{Log, Sequence};
 pub use partial::{Swap, partial, push_partial};
 pub use publish::{Outgoing, Publish};
@@ -299,14 +304,25 @@ struct Change<'a> {
 }
 
 impl Change<'_> {
-    /// Frames `html` once and appends it to the audience's log; returns its sequence number.
-    fn publish(&self, audience: Audience, html: &str) -> u64 {
-        let data = frame::data_lines(html);
+    /// Frames the message's renderings once and appends them to its audience's log, as one
+    /// entry; returns its sequence number.
+    fn append(&self, message: Outgoing) -> u64 {
+        let entry = Entry::new(&message.html, message.json);
         self.hub.inner.counters.published();
-        match audience {
-            Audience::Everyone => self.hub.inner.broadcast.append(data),
-            Audience::Client(client) => self.hub.client_log(client).append(data),
+        match message.audience {
+            Audience::Everyone => self.hub.inner.broadcast.append(entry),
+            Audience::Client(client) => self.hub.client_log(client).append(entry),
         }
+    }
+
+    /// A message of HTML alone.
+    #[cfg(test)]
+    fn publish(&self, audience: Audience, html: &str) -> u64 {
+        self.append(Outgoing {
+            audience,
+            html: html.to_string(),
+            json: None,
+        })
     }
 }
 
@@ -346,8 +362,25 @@ fn rand_epoch() -> u64 {
     (hi ^ lo) & 0xffff_ffff_ffff
 }
 
+/// Regions that are always empty, for tests that need a stream but no page.
+#[cfg(test)]
+pub(crate) struct NoRegions;
+
+#[cfg(test)]
+impl Regions for NoRegions {
+    fn broadcast(&self) -> BoxFuture<'static, Vec<Region>> {
+        Box::pin(async { Vec::new() })
+    }
+    fn private(&self, _: ClientId) -> BoxFuture<'static, Vec<Region>> {
+        Box::pin(async { Vec::new() })
+    }
+}
+
 #[cfg(test)]
 mod tests;
 
 #[cfg(test)]
 mod fanout_tests;
+
+#[cfg(test)]
+mod json_tests;

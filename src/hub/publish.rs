@@ -3,15 +3,21 @@
 
 use std::future::Future;
 
+use super::json::JsonEvent;
 use super::{Audience, ClientId, Hub};
 
-/// One message a change announces: who it is for, and its HTML, rendered once. Another
-/// rendering of the same change (JSON for API streams) belongs here too, so that both travel,
-/// are stored and are published together.
+/// One message a change announces: who it is for, its HTML (rendered once) and, on a message
+/// for everyone, its JSON event (serialized once). Both renderings travel, are stored and are
+/// published together, as one log entry with one sequence number, so that page streams and
+/// JSON streams never disagree about what happened or in what order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
     pub audience: Audience,
+    /// The page's partials; empty when the change shows on no page (then `json` is set).
     pub html: String,
+    /// The change as JSON streams send it. JSON streams read only what is for everyone, so a
+    /// message for one tab never has one.
+    pub json: Option<JsonEvent>,
 }
 
 /// Everything one change announces, in the order it is to be published.
@@ -41,7 +47,30 @@ impl Publish {
     /// shows nothing new, such as an import batch between two progress updates).
     pub fn and(mut self, audience: Audience, html: String) -> Publish {
         if !html.is_empty() {
-            self.messages.push(Outgoing { audience, html });
+            self.messages.push(Outgoing {
+                audience,
+                html,
+                json: None,
+            });
+        }
+        self
+    }
+
+    /// The change's JSON event, in the same message as its HTML for everyone (the last one, if
+    /// it has none yet), or in a message of its own when the change shows on no page.
+    pub fn with_json(mut self, event: JsonEvent) -> Publish {
+        let last = self
+            .messages
+            .iter_mut()
+            .rfind(|m| m.audience == Audience::Everyone)
+            .filter(|m| m.json.is_none());
+        match last {
+            Some(message) => message.json = Some(event),
+            None => self.messages.push(Outgoing {
+                audience: Audience::Everyone,
+                html: String::new(),
+                json: Some(event),
+            }),
         }
         self
     }
@@ -60,8 +89,47 @@ impl Hub {
         let change = self.change().await;
         let (value, publish) = work().await?;
         for message in publish.messages {
-            change.publish(message.audience, &message.html);
+            change.append(message);
         }
         Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn event(n: u32) -> JsonEvent {
+        JsonEvent::new("t", "t.changed", &n)
+    }
+
+    #[test]
+    fn json_joins_the_last_message_for_everyone() {
+        let me = ClientId(Uuid::new_v4());
+        let publish = Publish::everyone("<p>a</p>".into())
+            .and(Audience::Client(me), "<p>mine</p>".into())
+            .with_json(event(1));
+        assert_eq!(publish.messages[0].json, Some(event(1)));
+        assert_eq!(publish.messages[1].json, None);
+        assert_eq!(publish.messages.len(), 2);
+    }
+
+    #[test]
+    fn json_without_a_page_message_gets_its_own() {
+        let publish = Publish::nothing().with_json(event(1)).with_json(event(2));
+        let shown: Vec<_> = publish
+            .messages
+            .iter()
+            .map(|m| (m.audience, m.html.as_str(), m.json.clone()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (Audience::Everyone, "", Some(event(1))),
+                (Audience::Everyone, "", Some(event(2))),
+            ]
+        );
     }
 }

@@ -315,9 +315,13 @@ fn put_id(out: &mut impl BufMut, cursor: Cursor) {
     let _ = writeln!(out.writer(), "id: {cursor}");
 }
 
-/// One message as the stream writes it: its `id:` line, then its framed data. The fan-out writes
-/// parked streams' messages with it too.
+/// One message as the stream writes it: its `id:` line, then its framed data; nothing for a
+/// message that shows on no page (a JSON event alone). The fan-out writes parked streams'
+/// messages with it too.
 pub(super) fn put_message(out: &mut impl BufMut, cursor: Cursor, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
     put_id(out, cursor);
     out.put_slice(data);
 }

@@ -3,7 +3,8 @@
 //! at a chosen step, be retried from their last completed step, and survive a restart.
 //!
 //! The store is the single source of truth: every change is a transition of [`Update::apply`],
-//! checked against the stored row in one transaction, then published (see `runner`).
+//! checked against the stored row in one transaction, then published (see `runner`): to pages,
+//! and as the `job.created` or `job.updated` event on the `jobs` topic of `GET /api/stream`.
 
 mod events;
 pub mod input;
@@ -19,9 +20,11 @@ pub use events::{demo_events, job_events};
 pub use input::Limits;
 pub use routes::{cancel, create, retry, show};
 pub use runner::Runner;
-pub use views::{JobCard, JobForm, JobList, JobProgress, regions};
+pub use views::{JobCard, JobForm, JobList, JobProgress, json_state, regions};
 
 pub const REGION: &str = "jobs-list";
+/// The jobs' topic on `GET /api/stream`.
+pub const TOPIC: &str = "jobs";
 /// Finished jobs the page shows (newest first); queued and running ones are always shown.
 pub const FINISHED_SHOWN: usize = 20;
 /// Finished jobs kept in the store (older ones are deleted when a job is created).

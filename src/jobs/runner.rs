@@ -15,7 +15,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 use uuid::Uuid;
 
-use super::views::{live_card, live_list, live_progress};
+use super::views::{created_json, live_card, live_list, live_progress, updated_json};
 use super::{FINISHED_SHOWN, Job, JobState, NewJob, Update, Updated};
 use crate::hub::{Hub, Publish};
 use crate::store::{SharedStore, Store, StoreError, StoreResult};
@@ -95,7 +95,8 @@ impl Runner {
             let job = s
                 .insert_job(&new, runner, clock::now_ms())?
                 .ok_or(ChangeError::Full)?;
-            Ok::<_, ChangeError>((job, list(s)))
+            let publish = list(s).with_json(created_json(&job));
+            Ok::<_, ChangeError>((job, publish))
         })
         .await?;
         self.follow(&job);
@@ -130,7 +131,8 @@ impl Runner {
                 Update::Progress { .. } => Publish::everyone(live_progress(&job)),
                 Update::Start => Publish::everyone(live_card(&job)),
                 _ => list(s),
-            };
+            }
+            .with_json(updated_json(&job));
             Ok::<_, ChangeError>((job, publish))
         })
         .await?;

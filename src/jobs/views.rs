@@ -1,14 +1,14 @@
-//! The jobs' fragments: cards, progress, the list, the live messages that change them, the form
-//! and the buttons' notice.
+//! The jobs' fragments: cards, progress, the list, the live messages that change them (and their
+//! JSON events), the form and the buttons' notice.
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::response::{IntoResponse, Response};
 
 use super::input::{Limits, Typed};
-use super::{FINISHED_SHOWN, Job, JobState, REGION};
+use super::{FINISHED_SHOWN, Job, JobState, REGION, TOPIC};
 use crate::AppState;
-use crate::hub::{Region, Swap, partial};
+use crate::hub::{JsonEvent, Region, Swap, partial};
 use crate::store::{SharedStore, StoreResult, call};
 use crate::web::error::{ApiError, FormError};
 use crate::web::input::FormFields;
@@ -123,6 +123,17 @@ pub fn live_list(jobs: &[Job]) -> String {
     partial(REGION, Swap::InnerHtml, &JobList::new(jobs).html())
 }
 
+/// The JSON event of a new job: the job as `POST /jobs` answers it.
+pub fn created_json(job: &Job) -> JsonEvent {
+    JsonEvent::new(TOPIC, "job.created", job)
+}
+
+/// The JSON event of any change to a job (started, progress, done, failed, cancelled, queued
+/// again): the job as `GET /jobs/{id}` answers it.
+pub fn updated_json(job: &Job) -> JsonEvent {
+    JsonEvent::new(TOPIC, "job.updated", job)
+}
+
 /// The job list's region for a page or a resync.
 pub async fn regions(store: &SharedStore) -> StoreResult<Vec<Region>> {
     let jobs = call(store, |s| s.listed_jobs(FINISHED_SHOWN)).await?;
@@ -130,6 +141,12 @@ pub async fn regions(store: &SharedStore) -> StoreResult<Vec<Region>> {
         id: REGION,
         html: JobList::new(&jobs).html(),
     }])
+}
+
+/// The jobs' state for a JSON resync: the queued and running ones, newest first.
+pub async fn json_state(store: &SharedStore) -> StoreResult<serde_json::Value> {
+    let active = call(store, |s| s.listed_jobs(0)).await?;
+    Ok(serde_json::to_value(active).expect("jobs serialize"))
 }
 
 /// The form that starts a job; answers its own submissions.

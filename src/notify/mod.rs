@@ -1,5 +1,6 @@
 //! Notifications (from the notifications-provider SSE demo): a typed message broadcast to every
-//! page as a toast, kept in a durable "recent" list; plus `GET /ping`.
+//! page as a toast, kept in a durable "recent" list, and sent as the `notification.created` event
+//! on the `notifications` topic of `GET /api/stream`; plus `GET /ping`.
 
 pub mod input;
 mod routes;
@@ -9,10 +10,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::StoreResult;
 pub use routes::{form_page, ping, send};
-pub use views::{NotifyForm, NotifyPage, RecentList, Toast, regions};
+pub use views::{NotifyForm, NotifyPage, RecentList, Toast, json_state, regions};
 
 pub const LIST_REGION: &str = "notifications-list";
 pub const TOASTS: &str = "toasts";
+/// The notifications' topic on `GET /api/stream`.
+pub const TOPIC: &str = "notifications";
 /// How many notifications the recent list keeps.
 pub const RECENT: usize = 20;
 

@@ -57,8 +57,9 @@ async fn broadcast(
                     "notification was not stored",
                 )
             })?;
-            let live = views::live(&stored, &recent);
-            Ok((stored, Publish::everyone(live)))
+            let publish = Publish::everyone(views::live(&stored, &recent))
+                .with_json(views::live_json(&stored));
+            Ok((stored, publish))
         })
         .await
 }

@@ -5,11 +5,11 @@ use askama_web::WebTemplate;
 use axum::response::{IntoResponse, Response};
 
 use super::input::Typed;
-use super::{Kind, LIST_REGION, Notification, RECENT, TOASTS};
+use super::{Kind, LIST_REGION, Notification, RECENT, TOASTS, TOPIC};
 use crate::AppState;
 use crate::clock;
 use crate::config::InputLimits;
-use crate::hub::{Region, Swap, push_partial};
+use crate::hub::{JsonEvent, Region, Swap, push_partial};
 use crate::store::{SharedStore, StoreResult, call};
 use crate::web::error::{ApiError, FormError};
 use crate::web::input::FormFields;
@@ -71,6 +71,12 @@ pub fn live(stored: &Notification, recent: &[Notification]) -> String {
     html
 }
 
+/// The JSON event of a new notification: the notification as `POST /send-notification`
+/// answers it.
+pub fn live_json(stored: &Notification) -> JsonEvent {
+    JsonEvent::new(TOPIC, "notification.created", stored)
+}
+
 /// The recent list's region for a page or a resync.
 pub async fn regions(store: &SharedStore) -> StoreResult<Vec<Region>> {
     let recent = call(store, |s| s.recent_notifications(RECENT)).await?;
@@ -78,6 +84,12 @@ pub async fn regions(store: &SharedStore) -> StoreResult<Vec<Region>> {
         id: LIST_REGION,
         html: RecentList::new(&recent).html(),
     }])
+}
+
+/// The notifications' state for a JSON resync: the recent ones, newest first.
+pub async fn json_state(store: &SharedStore) -> StoreResult<serde_json::Value> {
+    let recent = call(store, |s| s.recent_notifications(RECENT)).await?;
+    Ok(serde_json::to_value(recent).expect("notifications serialize"))
 }
 
 #[derive(Template, WebTemplate)]

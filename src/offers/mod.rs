@@ -6,6 +6,9 @@
 //! deletes the row it pushes out of the window; an update replaces its row (a no-op on pages that
 //! do not show it); a delete removes its row and appends the one that moves up into the window.
 //! Rows differ from a resync only by the one-shot `offer-fresh` highlight class.
+//!
+//! Each change is also the `offer.created`, `offer.updated` or `offer.deleted` event on the
+//! `offers` topic of `GET /api/stream`, with the offer as the JSON API answers it.
 
 pub mod input;
 pub mod money;
@@ -18,9 +21,11 @@ use crate::store::StoreResult;
 use crate::web::id::Named;
 use money::Money;
 pub use routes::{create, delete, list, update};
-pub use views::{OfferForm, OfferRow, OfferRows, OffersPage, regions};
+pub use views::{Listing, OfferForm, OfferRow, OfferRows, OffersPage, json_state, regions};
 
 pub const BODY_REGION: &str = "offers-body";
+/// The offers' topic on `GET /api/stream`.
+pub const TOPIC: &str = "offers";
 /// How many offers the dashboard shows; `GET /offers` pages through the rest.
 pub const SHOWN: usize = 20;
 

@@ -7,10 +7,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::input::{JsonBody, Typed};
-use super::views::{self, OfferForm, OffersPage};
+use super::views::{self, Listing, OfferForm, OffersPage};
 use super::{Created, Deleted, Offer, OfferInput, SHOWN};
 use crate::hub::Publish;
-use crate::store::call;
 use crate::web::assets;
 use crate::web::error::{ApiError, FieldError};
 use crate::web::id::{self, Id, Named};
@@ -71,6 +70,7 @@ async fn add(state: &AppState, input: Result<OfferInput, FieldError>) -> Result<
             let publish = match &created {
                 Created::New { offer, evicted } => {
                     Publish::everyone(views::created(offer, *evicted))
+                        .with_json(views::created_json(offer))
                 }
                 Created::Duplicate(_) => Publish::nothing(),
             };
@@ -99,9 +99,9 @@ pub async fn update(
     let updated = state
         .change(move |s| {
             let updated = s.update_offer(id, &input, at)?;
-            let publish = updated
-                .as_ref()
-                .map_or_else(Publish::nothing, |o| Publish::everyone(views::updated(o)));
+            let publish = updated.as_ref().map_or_else(Publish::nothing, |o| {
+                Publish::everyone(views::updated(o)).with_json(views::updated_json(o))
+            });
             Ok::<_, ApiError>((updated, publish))
         })
         .await?;
@@ -118,6 +118,7 @@ pub async fn delete(State(state): State<AppState>, id: Id<Offer>) -> Result<Json
             let deleted = s.delete_offer(id, SHOWN)?;
             let publish = deleted.as_ref().map_or_else(Publish::nothing, |d| {
                 Publish::everyone(views::deleted(&d.offer, d.backfill.as_ref()))
+                    .with_json(views::deleted_json(&d.offer))
             });
             Ok::<_, ApiError>((deleted, publish))
         })
@@ -126,43 +127,21 @@ pub async fn delete(State(state): State<AppState>, id: Id<Offer>) -> Result<Json
     Ok(Json(offer))
 }
 
-#[derive(Serialize)]
-struct Listing {
-    offers: Vec<Offer>,
-    page: usize,
-    per_page: usize,
-    total: u64,
-    prev: Option<String>,
-    next: Option<String>,
-}
-
 /// `GET /offers?page=&per_page=`: newest first; an HTML page for browsers (`Accept: text/html`),
 /// JSON otherwise.
 pub async fn list(State(state): State<AppState>, wants: Wants, paging: Paging) -> Response {
-    let Paging { page, per_page } = paging;
-    let offset = paging.offset();
-    let (offers, total) = match call(&state.store, move |s| s.offers_page(offset, per_page)).await {
-        Ok(found) => found,
+    let listing = match Listing::read(&state.store, paging).await {
+        Ok(listing) => listing,
         Err(e) => return wants.error(ApiError::from(e)),
-    };
-    let pages = (total as usize).div_ceil(per_page).max(1);
-    let link = |p: usize| format!("/offers?page={p}&per_page={per_page}");
-    let listing = Listing {
-        offers,
-        page,
-        per_page,
-        total,
-        prev: (page > 1).then(|| link((page - 1).min(pages))),
-        next: (page < pages).then(|| link(page + 1)),
     };
     wants.answer(
         || {
             let page = OffersPage {
                 assets: assets::prefix(),
                 rows: OffersPage::rows(&listing.offers),
-                page,
-                pages,
-                total,
+                page: listing.page,
+                pages: listing.pages(),
+                total: listing.total,
                 prev: listing.prev.clone(),
                 next: listing.next.clone(),
             };

@@ -1,18 +1,20 @@
-//! The offers' fragments: rows, the table body, the live messages that keep it current, the
-//! form, and the page that lists every offer.
+//! The offers' fragments: rows, the table body, the live messages that keep it current (and
+//! their JSON events), the form, and the page that lists every offer (and its JSON).
 
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 
 use super::input::Typed;
-use super::{BODY_REGION, Offer, SHOWN};
+use super::{BODY_REGION, Offer, SHOWN, TOPIC};
 use crate::AppState;
 use crate::clock;
-use crate::hub::{Region, Swap, partial, push_partial};
+use crate::hub::{JsonEvent, Region, Swap, partial, push_partial};
 use crate::store::{SharedStore, StoreResult, call};
 use crate::web::error::{ApiError, FormError};
 use crate::web::input::FormFields;
+use crate::web::paging::{PER_PAGE, Paging};
 
 /// One offer as the row templates need it.
 pub struct RowData {
@@ -110,6 +112,21 @@ pub fn deleted(offer: &Offer, moved_up: Option<&Offer>) -> String {
     html
 }
 
+/// The JSON event of a created offer: the offer as `POST /offers` answers it.
+pub fn created_json(offer: &Offer) -> JsonEvent {
+    JsonEvent::new(TOPIC, "offer.created", offer)
+}
+
+/// The JSON event of a replaced offer: the offer as `PUT /offers/{id}` answers it.
+pub fn updated_json(offer: &Offer) -> JsonEvent {
+    JsonEvent::new(TOPIC, "offer.updated", offer)
+}
+
+/// The JSON event of a deleted offer: the offer as `DELETE /offers/{id}` answers it.
+pub fn deleted_json(offer: &Offer) -> JsonEvent {
+    JsonEvent::new(TOPIC, "offer.deleted", offer)
+}
+
 /// The dashboard's offers table body, for a page or a resync.
 pub async fn regions(store: &SharedStore) -> StoreResult<Vec<Region>> {
     let (newest, _) = call(store, |s| s.offers_page(0, SHOWN)).await?;
@@ -117,6 +134,54 @@ pub async fn regions(store: &SharedStore) -> StoreResult<Vec<Region>> {
         id: BODY_REGION,
         html: OfferRows::new(&newest).html(),
     }])
+}
+
+/// The offers' state for a JSON resync: the newest page, as `GET /offers` answers it.
+pub async fn json_state(store: &SharedStore) -> StoreResult<serde_json::Value> {
+    let newest = Paging {
+        page: 1,
+        per_page: PER_PAGE,
+    };
+    let listing = Listing::read(store, newest).await?;
+    Ok(serde_json::to_value(listing).expect("a listing serializes"))
+}
+
+/// One page of offers as JSON (`GET /offers`), newest first, with links to its neighbours.
+#[derive(Serialize)]
+pub struct Listing {
+    pub offers: Vec<Offer>,
+    pub page: usize,
+    pub per_page: usize,
+    pub total: u64,
+    pub prev: Option<String>,
+    pub next: Option<String>,
+}
+
+impl Listing {
+    pub async fn read(store: &SharedStore, paging: Paging) -> StoreResult<Listing> {
+        let Paging { page, per_page } = paging;
+        let offset = paging.offset();
+        let (offers, total) = call(store, move |s| s.offers_page(offset, per_page)).await?;
+        let pages = page_count(total, per_page);
+        let link = |p: usize| format!("/offers?page={p}&per_page={per_page}");
+        Ok(Listing {
+            offers,
+            page,
+            per_page,
+            total,
+            prev: (page > 1).then(|| link((page - 1).min(pages))),
+            next: (page < pages).then(|| link(page + 1)),
+        })
+    }
+
+    /// How many pages there are (one, even when there is no offer).
+    pub fn pages(&self) -> usize {
+        page_count(self.total, self.per_page)
+    }
+}
+
+fn page_count(total: u64, per_page: usize) -> usize {
+    (total as usize).div_ceil(per_page).max(1)
 }
 
 /// The rows of an offers table, newest first.

@@ -1,11 +1,12 @@
 //! What every feature shares on the web side: serving connections and streams, the page,
-//! sessions, assets, guards, and one way each to read input (bodies, ids, paging), to choose
+//! sessions, assets, guards, CORS, and one way each to read input (bodies, ids, paging), to choose
 //! the answer's language and to show errors.
 
 pub mod access;
 pub mod assets;
 pub mod client;
 mod connection;
+pub mod cors;
 pub mod error;
 pub mod guard;
 pub mod health;

@@ -87,11 +87,7 @@ pub async fn stream(
     Query(query): Query<StreamQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let requested = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or(query.cursor);
+    let requested = super::sse::resume_from(&headers, query.cursor);
     let live = state
         .hub
         .stream(tab.client, requested.as_deref(), state.regions.clone());

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::Stream;
@@ -25,6 +25,16 @@ use tokio::net::TcpStream;
 use super::respond::MAX_WRITE;
 use super::wire::{self, Stop};
 use crate::hub::{Due, LiveStream, Park, Sink};
+
+/// Where a resumable stream starts: `Last-Event-ID` (a reconnect) wins over the `?cursor=` in
+/// its URL, which a client keeps in the URL it reconnects to.
+pub fn resume_from(headers: &HeaderMap, cursor: Option<String>) -> Option<String> {
+    headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or(cursor)
+}
 
 /// Wraps an SSE body with the headers every stream needs: no caching, and no proxy buffering.
 pub fn response<S>(stream: S) -> Response

@@ -8,6 +8,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod dashboard;
+mod front;
 mod nginx;
 mod webdriver;
 
@@ -956,9 +957,7 @@ async fn over_http2_ten_windows_stay_live_and_the_tenth_posts_at_once() {
     };
     let app = spawn_app_with(|c| c.ops.tls = Some(files)).await;
     let driver = Driver::start().await;
-    let browser = driver
-        .browser_with(&["--ignore-certificate-errors"])
-        .await;
+    let browser = driver.browser_with(&["--ignore-certificate-errors"]).await;
     let url = format!("https://localhost:{}/", app.addr.port());
     let windows = live_windows(&browser, &url, 10).await;
     let protocol = browser
