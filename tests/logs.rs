@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::process::{Running, free_addr, herald, wait_listening};
+use common::process::serve;
 use common::{Client, WAIT, sample};
 use hyper::{Method, StatusCode};
 use serde_json::Value;
@@ -21,25 +21,13 @@ fn lines<'a>(logs: &'a [Value], target: &str) -> Vec<&'a Value> {
 #[tokio::test]
 async fn json_logs_on_stderr_have_access_and_stream_lines_and_never_the_token() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("herald.db");
-    let addr = free_addr();
-    let server = Running::start(herald(
-        &[
-            "--db",
-            db.to_str().unwrap(),
-            "--addr",
-            &addr.to_string(),
-            "--drain-secs",
-            "0",
-        ],
-        &[
-            ("HERALD_API_TOKEN", TOKEN),
-            ("HERALD_LOG_FORMAT", "json"),
-            ("HERALD_TRUSTED_PROXIES", "127.0.0.1"),
-            ("RUST_LOG", "debug"),
-        ],
-    ));
-    wait_listening(addr);
+    let env = [
+        ("HERALD_API_TOKEN", TOKEN),
+        ("HERALD_LOG_FORMAT", "json"),
+        ("HERALD_TRUSTED_PROXIES", "127.0.0.1"),
+        ("RUST_LOG", "debug"),
+    ];
+    let (server, addr) = serve(dir.path(), &["--drain-secs", "0"], &env);
     let client = Client::new(addr);
 
     let page = client

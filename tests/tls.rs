@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::process::{Running, free_addr, herald, wait_listening};
+use common::process::herald;
 use common::tls::{Https, TestCert, self_signed};
 use common::{Client, TestApp, spawn_app_with};
 use hyper::{StatusCode, Version};
@@ -154,24 +154,15 @@ async fn refused_head(https: &Https, app: &TestApp, big: &str) -> bool {
 fn sighup_reloads_the_certificate_for_new_connections_and_open_streams_stay() {
     let dir = TempDir::new().unwrap();
     let first = self_signed(dir.path(), "herald");
-    let db = dir.path().join("herald.db");
-    let addr = free_addr();
-    let server = Running::start(herald(
-        &[
-            "--db",
-            db.to_str().unwrap(),
-            "--addr",
-            &addr.to_string(),
-            "--tls-cert",
-            first.cert.to_str().unwrap(),
-            "--tls-key",
-            first.key.to_str().unwrap(),
-            "--drain-secs",
-            "0",
-        ],
-        &[],
-    ));
-    wait_listening(addr);
+    let args = [
+        "--tls-cert",
+        first.cert.to_str().unwrap(),
+        "--tls-key",
+        first.key.to_str().unwrap(),
+        "--drain-secs",
+        "0",
+    ];
+    let (server, addr) = common::process::serve(dir.path(), &args, &[]);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

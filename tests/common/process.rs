@@ -1,6 +1,7 @@
 //! The real `herald` binary as an operator runs it.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -91,4 +92,22 @@ pub fn wait_listening(addr: SocketAddr) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `herald` with a fresh database in `dir`, on a free loopback port, with `args` and `env`
+/// beside them; returns once it listens.
+pub fn serve(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Running, SocketAddr) {
+    let db = dir.join("herald.db");
+    let addr = free_addr();
+    let addr_text = addr.to_string();
+    let mut all = vec![
+        "--db",
+        db.to_str().expect("a UTF-8 path"),
+        "--addr",
+        &addr_text,
+    ];
+    all.extend_from_slice(args);
+    let server = Running::start(herald(&all, env));
+    wait_listening(addr);
+    (server, addr)
 }
