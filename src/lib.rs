@@ -7,8 +7,11 @@
 //!
 //! A request flows like this:
 //!
-//! 1. `web::serve` accepts the connection; `web::connection` reads the request head and asks
-//!    the router (built here), which runs `web::guard` on every write.
+//! 1. `web::serve` accepts the connection (over TLS, `web::tls`: HTTP/2 or HTTP/1.1 by hyper);
+//!    `web::connection` reads the request head and asks the router (built here). Around every
+//!    route: the request id, who the client is (`web::client`, trusted proxies), the access line
+//!    and HTTP metrics (`web::access`), compression and a default `Cache-Control`;
+//!    `web::guard` runs on every write.
 //! 2. A feature's handler (`<feature>/routes.rs`) reads what the user sent with `web::input`,
 //!    `web::id` and `web::paging`, and checks it with its own rules (`<feature>/input.rs`).
 //! 3. A change goes through [`AppState::change`] (`change`): the feature's closure writes to the
@@ -19,6 +22,9 @@
 //!    from a snapshot of the page's regions, then follows live, parked with the fan-out.
 //! 5. The answer goes back in the caller's language (`web::negotiate`): JSON for API callers,
 //!    a page for browsers, a fragment for the page's htmx.
+//!
+//! Operators get `GET /metrics` (`metrics`: the hub's and the accept loop's counters read when
+//! scraped), `/healthz` and `/readyz` (`web::health`: 503 while draining at shutdown).
 //!
 //! A change's JSON event travels with its HTML in the same log entry; `GET /api/stream`
 //! (`api`, served by `hub::JsonStream`) sends them to front ends on other origins, which
