@@ -67,18 +67,20 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use config::Config;
-use hub::{Hub, JsonState, Regions};
+use hub::{Hub, JsonState, Regions, SharedLog};
 use metrics::Metrics;
-use store::{SharedStore, SqliteStore, StoreError};
+use store::{Backend, PgStore, SharedStore, SqliteStore, StoreError};
 use web::access::{self, REQUEST_ID};
 use web::cors::{self, Cors};
 use web::health::{self, Health};
 use web::serve::Connections;
+use web::tab_ids::TabIds;
 use web::tls::Tls;
 use web::{assets, client, guard, page};
 
-/// Client bindings unused for this long are forgotten.
-const FORGET_CLIENTS_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Bindings of the client ids API callers pick, unused for this long, are forgotten: hours, so
+/// that requests claiming ids cannot fill the store (the tab ids pages issue need none).
+pub const FORGET_CLIENTS_AFTER: Duration = Duration::from_secs(6 * 3600);
 
 #[derive(Clone)]
 pub struct AppState {
@@ -94,6 +96,9 @@ pub struct AppState {
     pub health: Health,
     /// The app's connections, counted by the accept loop for the metrics.
     pub connections: Arc<Connections>,
+    /// Tabs open on every instance, as last counted.
+    pub presence: web::presence::Presence,
+    pub tabs: TabIds,
 }
 
 pub struct App {
@@ -101,14 +106,40 @@ pub struct App {
     pub state: AppState,
 }
 
-/// Opens the store and assembles the app. Must run inside a tokio runtime.
-pub fn build(config: Config) -> Result<App, StoreError> {
-    let store: SharedStore = Arc::new(SqliteStore::open(&config.db)?);
-    let hub = Hub::new(
-        config.hub.clone(),
-        page::status_html(config.hub.heartbeat.as_secs()),
-    );
-    let jobs = jobs::Runner::start(store.clone(), hub.clone(), config.job_concurrency)?;
+/// Opens the store (PostgreSQL when `database_url` is set, else the SQLite file) and assembles
+/// the app.
+pub async fn build(config: Config) -> Result<App, StoreError> {
+    let store: SharedStore = Arc::new(open_store(&config).await?);
+    let presence = web::presence::Presence::default();
+    let beat = page::beat_html(config.hub.heartbeat.as_secs(), presence.clone());
+    let hub = match &*store {
+        Backend::Sqlite(_) => Hub::new(config.hub.clone(), beat),
+        Backend::Postgres(pg) => {
+            let reader = store.clone();
+            let position = store::blocking(move || match &*reader {
+                Backend::Postgres(pg) => pg.log_position(),
+                Backend::Sqlite(_) => Ok(0),
+            })
+            .await?;
+            let log = SharedLog {
+                epoch: pg.identity() as u64,
+                position,
+                archive: store::postgres::EventArchive::new(store.clone()),
+            };
+            let hub = Hub::shared(config.hub.clone(), beat, log);
+            store::postgres::follow(store.clone(), hub.clone(), config.event_log);
+            hub
+        }
+    };
+    let jobs = jobs::Runner::start(
+        store.clone(),
+        hub.clone(),
+        config.job_concurrency,
+        config.job_lease,
+    )
+    .await?;
+    let key = TabIds::fresh_key();
+    let tabs = TabIds::new(&store::call(&store, move |s| s.tab_key(&key)).await?);
     let connections = Arc::new(Connections::default());
     let state = AppState {
         regions: page::PageRegions::shared(store.clone()),
@@ -123,12 +154,34 @@ pub fn build(config: Config) -> Result<App, StoreError> {
         store,
         hub,
         imports: import::Running::default(),
+        presence,
+        tabs,
     };
     tokio::spawn(forget_old_clients(state.store.clone()));
+    web::presence::start(
+        state.store.clone(),
+        state.hub.clone(),
+        state.presence.clone(),
+    );
     Ok(App {
         router: router(state.clone()),
         state,
     })
+}
+
+async fn open_store(config: &Config) -> Result<Backend, StoreError> {
+    let (url, db) = (config.database_url.clone(), config.db.clone());
+    store::blocking(move || match url {
+        Some(url) => PgStore::open(&url, instance_id()).map(|pg| Backend::Postgres(Box::new(pg))),
+        None => SqliteStore::open(&db).map(Backend::Sqlite),
+    })
+    .await
+}
+
+/// This run of the app, as it signs what it owns in a shared database (jobs, imports, presence).
+fn instance_id() -> i64 {
+    let (hi, lo) = uuid::Uuid::new_v4().as_u64_pair();
+    ((hi ^ lo) >> 1) as i64
 }
 
 fn router(state: AppState) -> Router {
@@ -276,7 +329,8 @@ impl From<TcpListener> for Listeners {
 }
 
 /// Serves until `shutdown` resolves; then drains (`/readyz` answers 503 for the drain delay,
-/// while everything else still works), ends every stream and lets the server finish.
+/// while everything else still works), ends every stream so the server can finish, and hands
+/// the jobs running here over.
 pub async fn serve(
     listeners: impl Into<Listeners>,
     app: App,
@@ -321,6 +375,7 @@ pub async fn serve(
     if let Some(admin) = admin {
         admin.await.map_err(std::io::Error::other)??;
     }
+    app.state.jobs.stop().await;
     result
 }
 

@@ -43,8 +43,8 @@ async fn run() -> ExitCode {
         }
     };
     init_logs(config.ops.log_format);
-    let (addr, metrics_addr) = (config.addr, config.ops.metrics_addr);
-    let db = config.db.clone();
+    let (addr, reuse_port, metrics_addr) =
+        (config.addr, config.reuse_port, config.ops.metrics_addr);
     let tls = match &config.ops.tls {
         Some(files) => match Tls::load(&files.cert, &files.key) {
             Ok(tls) => Some(tls),
@@ -55,14 +55,14 @@ async fn run() -> ExitCode {
         },
         None => None,
     };
-    let app = match herald::build(config) {
+    let app = match herald::build(config).await {
         Ok(app) => app,
         Err(e) => {
             eprintln!("herald: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let listeners = match bind(addr, metrics_addr).await {
+    let listeners = match bind(addr, reuse_port, metrics_addr).await {
         Ok(app) => Listeners { tls, ..app },
         Err(e) => {
             eprintln!("herald: {e}");
@@ -79,7 +79,9 @@ async fn run() -> ExitCode {
         }
         None => "http",
     };
-    tracing::info!(%addr, db = %db.display(), "Herald is listening on {scheme}://{addr}/");
+    let addr = listeners.app.local_addr().unwrap_or(addr);
+    let store = app.state.store.describe();
+    tracing::info!(%addr, %store, "Herald is listening on {scheme}://{addr}/");
     match herald::serve(listeners, app, shutdown_signal()).await {
         Ok(()) => {
             tracing::info!("stopped cleanly");
@@ -92,18 +94,24 @@ async fn run() -> ExitCode {
     }
 }
 
-async fn bind(addr: SocketAddr, metrics: Option<SocketAddr>) -> Result<Listeners, String> {
-    let listen = async |addr| {
-        TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))
+async fn bind(
+    addr: SocketAddr,
+    reuse_port: bool,
+    metrics: Option<SocketAddr>,
+) -> Result<Listeners, String> {
+    let app = herald::web::listen::bind(addr, reuse_port)
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let metrics = match metrics {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?,
+        ),
+        None => None,
     };
     Ok(Listeners {
-        app: listen(addr).await?,
-        metrics: match metrics {
-            Some(addr) => Some(listen(addr).await?),
-            None => None,
-        },
+        app,
+        metrics,
         tls: None,
     })
 }

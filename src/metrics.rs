@@ -222,7 +222,11 @@ impl Collector for Live {
                 "Connections open now (streams, page loads, API calls)",
                 self.connections.open() as u64,
             ),
-            ("streams_open", "Tab streams open now", c.streams_open),
+            (
+                "streams_open",
+                "Tab streams open now",
+                self.hub.open_streams() as u64,
+            ),
             (
                 "client_logs",
                 "Tabs' private logs held in memory",

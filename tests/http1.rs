@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::raw::{Conn, Resp, find, get, notify};
+use common::raw::{Conn, Resp, find, flood_board, get, notify};
 use common::{WAIT, spawn_app, spawn_app_with};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -441,24 +441,13 @@ async fn a_tab_that_stops_reading_delays_nobody_and_is_resynced_when_it_reads_ag
         config.limits.request_bytes = 1 << 20;
     })
     .await;
-    let mut slow = Conn::open_narrow(&app).await;
-    let stream_request = slow.load_page().await;
-    slow.send(stream_request.as_bytes()).await;
-    slow.wait_for("retry:").await;
+    let (mut slow, _) = Conn::narrow_tab(&app).await;
 
     let client = app.client();
     let tab = client.open_tab().await;
     let mut fast = client.stream(&tab.stream_url).await;
     // 60 messages of 150 KB: far more than the slow tab's socket buffers take, and than history.
-    let padding = "x".repeat(150_000);
-    for n in 0..60 {
-        let sent = client
-            .post_form("/send", &[("message", &format!("m{n}-{padding}"))])
-            .await;
-        assert_eq!(sent.status, 200, "{}", sent.body);
-        // The other tab is not held up by the one that stopped reading.
-        fast.until(&format!("m{n}-")).await;
-    }
+    flood_board(&client, &mut fast, 60).await;
     assert_eq!(client.get("/send?message=after").await.status, 200);
 
     // Reading again, the slow tab catches up through a resync (the board as it is now) rather

@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 #[derive(Debug, Default)]
 pub(super) struct Counters {
-    streams_open: AtomicU64,
     published: AtomicU64,
     delivered_bytes: AtomicU64,
     replays: AtomicU64,
@@ -17,8 +16,6 @@ pub(super) struct Counters {
 /// The counters at one moment.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Counts {
-    /// Tab streams open now.
-    pub streams_open: u64,
     /// Messages published, to everyone or to one tab.
     pub published: u64,
     /// Bytes handed to tabs' sockets: messages, heartbeats, replays and resyncs.
@@ -32,14 +29,6 @@ pub struct Counts {
 }
 
 impl Counters {
-    pub(super) fn stream_opened(&self) {
-        self.streams_open.fetch_add(1, Relaxed);
-    }
-
-    pub(super) fn stream_closed(&self) {
-        self.streams_open.fetch_sub(1, Relaxed);
-    }
-
     pub(super) fn published(&self) {
         self.published.fetch_add(1, Relaxed);
     }
@@ -62,7 +51,6 @@ impl Counters {
 
     pub(super) fn counts(&self) -> Counts {
         Counts {
-            streams_open: self.streams_open.load(Relaxed),
             published: self.published.load(Relaxed),
             delivered_bytes: self.delivered_bytes.load(Relaxed),
             replays: self.replays.load(Relaxed),

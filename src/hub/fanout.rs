@@ -57,6 +57,8 @@ struct Entry {
     cursor: Cursor,
     wake: Arc<Notify>,
     state: State,
+    /// Messages written to it while parked (for its line on close).
+    sent: u64,
 }
 
 enum State {
@@ -90,6 +92,8 @@ struct Job {
     cursor: Cursor,
     /// `Some` to hand the stream back, with the bytes its socket did not take.
     hand_back: Option<Vec<u8>>,
+    /// Messages in this write (what the socket did not take, its task writes next).
+    sent: u64,
 }
 
 /// A fan-out task's buffers, reused from pass to pass.
@@ -98,6 +102,7 @@ struct Scratch {
     jobs: Vec<Job>,
     out: Vec<u8>,
     gone: Vec<Entry>,
+    wakes: Vec<Arc<Notify>>,
 }
 
 impl Fanout {
@@ -129,7 +134,8 @@ impl Fanout {
     ) -> Option<Ticket> {
         let shard = self.next_shard.fetch_add(1, Ordering::Relaxed) % SHARDS;
         let mut entries = self.shard(shard);
-        if inner.broadcast.head() != cursor.broadcast {
+        // Past the head is no gap on a shared log (a position other logs' messages reached).
+        if inner.broadcast.head() > cursor.broadcast {
             return None;
         }
         let key = entries.insert(Entry {
@@ -137,6 +143,7 @@ impl Fanout {
             cursor,
             wake,
             state: State::Parked,
+            sent: 0,
         });
         Some(Ticket { shard, key })
     }
@@ -160,9 +167,10 @@ impl Fanout {
         }
     }
 
-    /// Takes a parked stream back: its cursor now, and what its socket has not yet taken.
+    /// Takes a parked stream back: its cursor now, what its socket has not yet taken, and how
+    /// many messages were written to it while parked.
     /// `None` while a pass is writing to it (after [`Fanout::reclaim`] said `true`, never).
-    pub(super) fn unpark(&self, ticket: &Ticket) -> Option<(Cursor, Vec<u8>)> {
+    pub(super) fn unpark(&self, ticket: &Ticket) -> Option<(Cursor, Vec<u8>, u64)> {
         let mut entries = self.shard(ticket.shard);
         if let State::Writing(_) = entries[ticket.key].state {
             return None;
@@ -173,7 +181,7 @@ impl Fanout {
             State::HandedBack(unwritten) => unwritten,
             _ => Vec::new(),
         };
-        Some((entry.cursor, unwritten))
+        Some((entry.cursor, unwritten, entry.sent))
     }
 
     /// A parked stream's task has gone: its entry leaves now, or after the write in progress.
@@ -193,7 +201,12 @@ impl Fanout {
     /// Writes what follows each parked cursor in shard `shard` (and `beat`, if a heartbeat is
     /// due) to its socket.
     fn pass(&self, inner: &Inner, shard: usize, beat: Option<&Bytes>, scratch: &mut Scratch) {
-        let Scratch { jobs, out, gone } = scratch;
+        let Scratch {
+            jobs,
+            out,
+            gone,
+            wakes,
+        } = scratch;
         for (key, entry) in self.shard(shard).iter_mut() {
             if let State::Parked = entry.state {
                 entry.state = State::Writing(Then::Stay);
@@ -202,6 +215,7 @@ impl Fanout {
                     sink: entry.sink.clone(),
                     cursor: entry.cursor,
                     hand_back: None,
+                    sent: 0,
                 });
             }
         }
@@ -229,10 +243,14 @@ impl Fanout {
             out.clear();
             for (seq, data) in messages {
                 job.cursor.broadcast = *seq;
-                put_message(out, job.cursor, data);
+                job.sent += u64::from(put_message(out, job.cursor, data));
             }
             if let Some(beat) = beat {
                 put_message(out, job.cursor, beat);
+            }
+            if out.is_empty() {
+                // Only messages that show on no page (JSON events alone).
+                continue;
             }
             let written = catch_unwind(AssertUnwindSafe(|| job.sink.try_write(out)));
             if let Ok(Ok(n)) = written {
@@ -259,6 +277,7 @@ impl Fanout {
         for job in jobs.drain(..) {
             let entry = &mut entries[job.key];
             entry.cursor = job.cursor;
+            entry.sent += job.sent;
             let State::Writing(then) = entry.state else {
                 unreachable!("only the pass ends a write");
             };
@@ -267,12 +286,16 @@ impl Fanout {
                 (Then::Stay, None) => entry.state = State::Parked,
                 (_, unwritten) => {
                     entry.state = State::HandedBack(unwritten.unwrap_or_default());
-                    entry.wake.notify_one();
+                    wakes.push(entry.wake.clone());
                 }
             }
         }
         drop(entries);
-        // Sockets whose streams have gone close here, not under the lock.
+        // Tasks are woken, and sockets whose streams have gone are closed, not under the lock
+        // (either may be a system call).
+        for wake in wakes.drain(..) {
+            wake.notify_one();
+        }
         gone.clear();
         inner.counters.delivered(delivered);
         inner.counters.fell_behind(behind);

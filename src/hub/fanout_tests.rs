@@ -81,8 +81,8 @@ async fn caught_up(hub: &Hub, client: ClientId) -> LiveStream {
     live
 }
 
-fn parked(live: LiveStream, wire: &Arc<Wire>) -> Parked {
-    match live.park(wire.clone()) {
+fn parked(live: LiveStream, sink: &Arc<impl Sink>) -> Parked {
+    match live.park(sink.clone()) {
         Park::Parked(parked) => parked,
         Park::Behind(_) => panic!("a caught-up stream parks"),
     }
@@ -290,10 +290,7 @@ impl Sink for Broken {
 #[tokio::test]
 async fn a_socket_that_panics_is_handed_back_and_the_others_keep_receiving() {
     let hub = hub();
-    let mut broken = match caught_up(&hub, client()).await.park(Arc::new(Broken)) {
-        Park::Parked(parked) => parked,
-        Park::Behind(_) => panic!("a caught-up stream parks"),
-    };
+    let mut broken = parked(caught_up(&hub, client()).await, &Arc::new(Broken));
     // One healthy stream in every shard, the broken one's included.
     let mut healthy = Vec::new();
     for _ in 0..64 {
@@ -345,10 +342,7 @@ async fn a_write_in_progress_holds_up_nobody_else_in_its_shard() {
         open: Mutex::new(open_rx),
     });
     // The gate's stream, then one in every other shard, then one more in the gate's shard.
-    let _gated = match caught_up(&hub, client()).await.park(gate) {
-        Park::Parked(parked) => parked,
-        Park::Behind(_) => panic!("a caught-up stream parks"),
-    };
+    let _gated = parked(caught_up(&hub, client()).await, &gate);
     let mut others = Vec::new();
     for _ in 0..64 {
         others.push(parked(

@@ -2,13 +2,14 @@
 
 use std::io::Write as _;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::{Notify, watch};
 
 use super::fanout::{Sink, Ticket};
 use super::log::{After, Log};
-use super::{ClientId, Cursor, Hub, Regions, Scope, Snapshot, Swap, frame, push_partial};
+use super::{Audience, ClientId, Cursor, Hub, Regions, Scope, Snapshot, Swap, frame, push_partial};
 
 /// Messages written per wake-up at most, so one lagging stream never builds a huge chunk.
 const MAX_BATCH: usize = 256;
@@ -52,6 +53,7 @@ impl Hub {
         requested: Option<&str>,
         regions: Arc<dyn Regions>,
     ) -> LiveStream {
+        self.inner.streams.fetch_add(1, Ordering::Relaxed);
         let private = self.client_log(client);
         let now = Cursor {
             epoch: self.inner.epoch,
@@ -64,7 +66,6 @@ impl Hub {
             Some(_) => (now, true),
         };
         let replaying = cursor.broadcast < now.broadcast || cursor.private < now.private;
-        self.inner.counters.stream_opened();
         let mut heartbeat_rx = self.inner.heartbeat.subscribe();
         heartbeat_rx.mark_unchanged();
         LiveStream {
@@ -162,8 +163,17 @@ impl LiveStream {
     }
 
     /// The first message: `retry:`, the connection status and, if needed, a full resync.
-    async fn open(&mut self, resync_all: bool) -> Bytes {
+    async fn open(&mut self, mut resync_all: bool) -> Bytes {
         self.messages += 1;
+        if !resync_all && let Some(archive) = &self.hub.inner.archive {
+            // A cursor from an instance further along: wait until this one has caught up. One
+            // still ahead after that never came from this log.
+            let ahead = |hub: &Hub, c: Cursor| c.broadcast.max(c.private) > hub.position();
+            if ahead(&self.hub, self.cursor) {
+                archive.catch_up().await;
+                resync_all = ahead(&self.hub, self.cursor);
+            }
+        }
         let mut html = (self.hub.inner.beat)();
         if resync_all {
             self.hub.inner.counters.resynced();
@@ -182,7 +192,8 @@ impl LiveStream {
         out.freeze()
     }
 
-    /// Everything both logs hold after the cursor; a resync for a log that no longer covers it.
+    /// Everything both logs hold after the cursor; from the archive what they no longer hold;
+    /// a resync for a log that nothing covers.
     async fn drain(&mut self) -> Bytes {
         self.broadcast_rx.borrow_and_update();
         self.private_rx.borrow_and_update();
@@ -197,21 +208,26 @@ impl LiveStream {
             After::Messages(messages) => {
                 for (seq, data) in messages {
                     self.cursor.broadcast = seq;
-                    put_message(&mut out, self.cursor, &data);
-                    self.messages += 1;
+                    self.messages += u64::from(put_message(&mut out, self.cursor, &data));
                 }
             }
-            After::Gap => gap.broadcast = true,
+            After::Gap => {
+                let head = self.hub.inner.broadcast.head();
+                gap.broadcast = !self.replay(Audience::Everyone, head, &mut out).await;
+            }
         }
         match self.private.after(self.cursor.private, MAX_BATCH) {
             After::Messages(messages) => {
                 for (seq, data) in messages {
                     self.cursor.private = seq;
-                    put_message(&mut out, self.cursor, &data);
-                    self.messages += 1;
+                    self.messages += u64::from(put_message(&mut out, self.cursor, &data));
                 }
             }
-            After::Gap => gap.private = true,
+            After::Gap => {
+                let head = self.private.head();
+                let me = Audience::Client(self.client);
+                gap.private = !self.replay(me, head, &mut out).await;
+            }
         }
         if self.replaying && !out.is_empty() {
             self.hub.inner.counters.replayed();
@@ -232,6 +248,44 @@ impl LiveStream {
             self.messages += 1;
         }
         out.freeze()
+    }
+}
+
+impl LiveStream {
+    /// Writes what the archive holds for `audience` after the cursor, up to `upto` (where the
+    /// log in memory takes over); `false` when there is no archive or it does not reach back.
+    async fn replay(&mut self, audience: Audience, upto: u64, out: &mut BytesMut) -> bool {
+        let Some(archive) = &self.hub.inner.archive else {
+            return false;
+        };
+        let private = matches!(audience, Audience::Client(_));
+        let after = if private {
+            self.cursor.private
+        } else {
+            self.cursor.broadcast
+        };
+        let Some(messages) = archive.replay(audience, after, upto, MAX_BATCH).await else {
+            return false;
+        };
+        // Read to the end: the position is `upto` even where other logs' messages were numbered.
+        let end = (messages.len() < MAX_BATCH).then_some(upto);
+        for (seq, html) in messages {
+            self.set(private, seq);
+            let sent = put_message(out, self.cursor, &frame::data_lines(&html));
+            self.messages += u64::from(sent);
+        }
+        if let Some(end) = end {
+            self.set(private, end.max(after));
+        }
+        true
+    }
+
+    fn set(&mut self, private: bool, seq: u64) {
+        if private {
+            self.cursor.private = seq;
+        } else {
+            self.cursor.broadcast = seq;
+        }
     }
 }
 
@@ -272,7 +326,7 @@ impl Parked {
     /// that first).
     pub fn resume(mut self) -> (LiveStream, Vec<u8>) {
         let mut live = self.live.take().expect("parked stream");
-        let (cursor, unwritten) = loop {
+        let (cursor, unwritten, sent) = loop {
             // Only without `woken` first can a pass be writing to it: that one non-blocking
             // write is all there is to wait for.
             match live.hub.inner.fanout.unpark(&self.ticket) {
@@ -280,9 +334,8 @@ impl Parked {
                 None => std::thread::yield_now(),
             }
         };
-        // Each broadcast message moved the cursor by one as the fan-out wrote it.
-        live.messages += cursor.broadcast - live.cursor.broadcast;
         live.cursor = cursor;
+        live.messages += sent;
         // The fan-out wrote the heartbeats while it was parked.
         live.heartbeat_rx.mark_unchanged();
         (live, unwritten)
@@ -299,7 +352,7 @@ impl Drop for Parked {
 
 impl Drop for LiveStream {
     fn drop(&mut self) {
-        self.hub.inner.counters.stream_closed();
+        self.hub.inner.streams.fetch_sub(1, Ordering::Relaxed);
         self.hub.release(self.client);
     }
 }
@@ -318,10 +371,11 @@ fn put_id(out: &mut impl BufMut, cursor: Cursor) {
 /// One message as the stream writes it: its `id:` line, then its framed data; nothing for a
 /// message that shows on no page (a JSON event alone). The fan-out writes parked streams'
 /// messages with it too.
-pub(super) fn put_message(out: &mut impl BufMut, cursor: Cursor, data: &[u8]) {
+pub(super) fn put_message(out: &mut impl BufMut, cursor: Cursor, data: &[u8]) -> bool {
     if data.is_empty() {
-        return;
+        return false;
     }
     put_id(out, cursor);
     out.put_slice(data);
+    true
 }

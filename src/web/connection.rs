@@ -37,7 +37,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
-use tower_layer::Layer as _;
+use tower::Layer as _;
 
 use super::client::Peer;
 use super::respond::{Framing, head, respond};
@@ -104,7 +104,9 @@ pub async fn serve(mut tcp: TcpStream, shared: Arc<Shared>, mut stop: Stop) {
             drop(body);
             let head = head(&parts, Framing::Close, true);
             drop(parts);
-            return sse::serve(tcp, head, live, limits.send_timeout, stop).await;
+            // Nor do the router and the read buffer (the client has nothing more to send).
+            drop((service, read));
+            return sse::serve(tcp, head, live, limits, &mut stop).await;
         }
         let close = close || stop.borrow().is_some();
         let sent = Box::pin(respond(

@@ -13,7 +13,7 @@ use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, header};
@@ -24,6 +24,7 @@ use tokio::net::TcpStream;
 
 use super::respond::MAX_WRITE;
 use super::wire::{self, Stop};
+use crate::config::ConnectionLimits;
 use crate::hub::{Due, LiveStream, Park, Sink};
 
 /// Where a resumable stream starts: `Last-Event-ID` (a reconnect) wins over the `?cursor=` in
@@ -182,15 +183,15 @@ pub async fn serve(
     tcp: TcpStream,
     head: Vec<u8>,
     live: LiveStream,
-    send_timeout: Duration,
-    mut stop: Stop,
+    limits: &ConnectionLimits,
+    stop: &mut Stop,
 ) {
     let started = Instant::now();
     let socket = Arc::new(Socket {
         tcp,
         written: AtomicU64::new(0),
     });
-    let (live, ended) = follow(&socket, head, live, send_timeout, &mut stop).await;
+    let (live, ended) = follow(&socket, head, live, limits, stop).await;
     closed(
         &live,
         started,
@@ -203,7 +204,7 @@ async fn follow(
     socket: &Arc<Socket>,
     mut pending: Vec<u8>,
     mut live: LiveStream,
-    send_timeout: Duration,
+    limits: &ConnectionLimits,
     stop: &mut Stop,
 ) -> (LiveStream, Ended) {
     // The head goes out with the first message, but is not the stream's.
@@ -216,7 +217,7 @@ async fn follow(
                 continue;
             }
         }
-        if let Err(e) = wire::write_all(&socket.tcp, &pending, send_timeout, stop).await {
+        if let Err(e) = wire::write_all(&socket.tcp, &pending, limits.send_timeout, stop).await {
             return (live, Ended::Write(e));
         }
         let body = pending.len().saturating_sub(head) as u64;

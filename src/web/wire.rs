@@ -23,15 +23,25 @@ pub async fn write_all(
     while !bytes.is_empty() {
         match tcp.try_write(bytes) {
             Ok(n) => bytes = &bytes[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => tokio::select! {
-                ready = tcp.writable() => ready?,
-                () = tokio::time::sleep(send_timeout) => return Err(send_timed_out()),
-                () = deadline(stop) => return Err(shutdown_deadline()),
-            },
+            // Boxed: a connection's task is as large as its largest wait, an open stream keeps
+            // that size for its whole life, and this wait (two timers) is the rare one.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                Box::pin(writable(tcp, send_timeout, stop)).await?;
+            }
             Err(e) => return Err(e),
         }
     }
     Ok(())
+}
+
+/// Waits until `tcp` takes bytes again, for at most `send_timeout` and never past the shutdown
+/// deadline.
+async fn writable(tcp: &TcpStream, send_timeout: Duration, stop: &mut Stop) -> io::Result<()> {
+    tokio::select! {
+        ready = tcp.writable() => ready,
+        () = tokio::time::sleep(send_timeout) => Err(send_timed_out()),
+        () = deadline(stop) => Err(shutdown_deadline()),
+    }
 }
 
 /// Resolves once shutdown begins (or the server is gone).

@@ -5,7 +5,7 @@
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-use super::{TestApp, WAIT};
+use super::{Client, Sse, TestApp, WAIT};
 
 /// One raw connection and the bytes read from it but not yet consumed.
 pub struct Conn {
@@ -58,6 +58,16 @@ impl Conn {
             tcp: socket.connect(app.addr).await.expect("connect"),
             buf: Vec::new(),
         }
+    }
+
+    /// A tab whose page and stream are on one narrow connection, its stream open (the first
+    /// message in); also returns the request for the tab's stream.
+    pub async fn narrow_tab(app: &TestApp) -> (Conn, String) {
+        let mut conn = Conn::open_narrow(app).await;
+        let stream_request = conn.load_page().await;
+        conn.send(stream_request.as_bytes()).await;
+        conn.wait_for("retry:").await;
+        (conn, stream_request)
     }
 
     /// Loads the page on this connection, as a browser tab does; returns the request for the
@@ -254,4 +264,18 @@ pub fn notify(json: &str) -> String {
 
 pub fn get(path: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: herald.test\r\n\r\n")
+}
+
+/// Sets `count` board messages of 150 KB (`m0-…`, `m1-…`), far more than the socket buffers of
+/// a tab that stopped reading take; `fast`, a tab that reads, gets each before the next is sent,
+/// so it is not held up by the one that stopped.
+pub async fn flood_board(client: &Client, fast: &mut Sse, count: usize) {
+    let padding = "x".repeat(150_000);
+    for n in 0..count {
+        let sent = client
+            .post_form("/send", &[("message", &format!("m{n}-{padding}"))])
+            .await;
+        assert_eq!(sent.status, 200, "{}", sent.body);
+        fast.until(&format!("m{n}-")).await;
+    }
 }
