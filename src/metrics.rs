@@ -245,12 +245,22 @@ impl Collector for Live {
             ),
             (
                 "messages_published",
-                "Messages published (each rendered and framed once)",
+                "Messages this instance's changes published, to everyone or to one tab (on \
+                 PostgreSQL: stored in the shared log here, so the sum over instances counts \
+                 each once)",
                 c.published,
             ),
             (
+                "messages_applied",
+                "Messages taken into this instance's logs for its tabs (on PostgreSQL: read from \
+                 the shared log, every instance's)",
+                c.applied,
+            ),
+            (
                 "delivered_bytes",
-                "Bytes of messages and heartbeats handed to tabs' sockets",
+                "Bytes of tab streams written to their sockets or HTTP/2 connections (messages, \
+                 heartbeats, replays, resyncs; not the response head), whichever instance \
+                 published the message",
                 c.delivered_bytes,
             ),
             (

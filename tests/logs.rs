@@ -136,3 +136,51 @@ async fn json_logs_on_stderr_have_access_and_stream_lines_and_never_the_token() 
     assert!(fields["bytes"].as_u64().unwrap() > 100, "{fields}");
     assert!(fields["duration_ms"].as_f64().unwrap() > 0.0, "{fields}");
 }
+
+/// SSE messages in everything a stream received, heartbeats aside (each is a comment first).
+fn messages_in(raw: &str) -> u64 {
+    raw.split_terminator("\n\n")
+        .filter(|block| !block.starts_with(':'))
+        .count() as u64
+}
+
+/// The line of a stream the server closes counts exactly what its client received: messages
+/// its task wrote (the first, a replay) and the fan-out wrote (live ones), and body bytes.
+#[tokio::test]
+async fn a_stream_line_counts_exactly_what_its_client_received() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("HERALD_LOG_FORMAT", "json")];
+    let (server, addr) = serve(dir.path(), &["--drain-secs", "0"], &env);
+    let client = Client::new(addr);
+    let tab = client.open_tab().await;
+    // Published before the stream opens: its task replays it.
+    client.get("/send?message=replayed").await;
+    let mut stream = client.stream(&tab.stream_url).await;
+    stream.until("replayed").await;
+    for text in ["live-one", "live-two"] {
+        client.get(&format!("/send?message={text}")).await;
+        stream.until(text).await;
+    }
+
+    server.terminate();
+    while stream.next().await.is_some() {}
+    let out = server.exited();
+    assert!(out.status.success(), "{out:?}");
+    let logs: Vec<Value> = String::from_utf8(out.stderr)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let streams = lines(&logs, "herald::stream");
+    assert_eq!(streams.len(), 1, "{streams:#?}");
+    let fields = &streams[0]["fields"];
+    assert_eq!(fields["ended"], "server closing");
+    // The first message and three board messages, whatever heartbeats came between.
+    assert_eq!(messages_in(&stream.raw), 4, "{}", stream.raw);
+    assert_eq!(fields["messages"].as_u64(), Some(4), "{fields}");
+    assert_eq!(
+        fields["bytes"].as_u64(),
+        Some(stream.raw.len() as u64),
+        "{fields}"
+    );
+}

@@ -1,12 +1,18 @@
 //! What the hub has done since it started, for an operator's metrics (`crate::metrics` reads
 //! them when scraped). Relaxed atomics: a few nanoseconds where they are counted, and the fan-out
 //! adds its bytes once per pass, not once per stream.
+//!
+//! With a shared log (PostgreSQL) a message is *published* by the instance whose change stored
+//! it, so the sum over instances counts each message once; every instance *applies* it (its
+//! follower reads it from the log), and the bytes it writes to its own tabs are *delivered*
+//! there, wherever the message was published. On SQLite the one instance does all three.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 #[derive(Debug, Default)]
 pub(super) struct Counters {
     published: AtomicU64,
+    applied: AtomicU64,
     delivered_bytes: AtomicU64,
     replays: AtomicU64,
     resyncs: AtomicU64,
@@ -16,9 +22,13 @@ pub(super) struct Counters {
 /// The counters at one moment.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Counts {
-    /// Messages published, to everyone or to one tab.
+    /// Messages this instance's changes published, to everyone or to one tab.
     pub published: u64,
-    /// Bytes handed to tabs' sockets: messages, heartbeats, replays and resyncs.
+    /// Messages taken into this instance's logs for its tabs: its own on SQLite, every
+    /// instance's (read from the shared log) on PostgreSQL.
+    pub applied: u64,
+    /// Bytes of tab streams written to their sockets (or handed to the HTTP/2 connection):
+    /// messages, heartbeats, replays and resyncs; not the response head.
     pub delivered_bytes: u64,
     /// Streams that resumed from a cursor by replaying what they missed.
     pub replays: u64,
@@ -29,8 +39,12 @@ pub struct Counts {
 }
 
 impl Counters {
-    pub(super) fn published(&self) {
-        self.published.fetch_add(1, Relaxed);
+    pub(super) fn published(&self, messages: usize) {
+        self.published.fetch_add(messages as u64, Relaxed);
+    }
+
+    pub(super) fn applied(&self, messages: usize) {
+        self.applied.fetch_add(messages as u64, Relaxed);
     }
 
     pub(super) fn delivered(&self, bytes: usize) {
@@ -52,6 +66,7 @@ impl Counters {
     pub(super) fn counts(&self) -> Counts {
         Counts {
             published: self.published.load(Relaxed),
+            applied: self.applied.load(Relaxed),
             delivered_bytes: self.delivered_bytes.load(Relaxed),
             replays: self.replays.load(Relaxed),
             resyncs: self.resyncs.load(Relaxed),

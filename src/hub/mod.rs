@@ -379,6 +379,7 @@ impl Hub {
     /// starts after `upto` (under the same lock), and the archive has the rest.
     pub fn apply(&self, messages: Vec<(u64, Outgoing)>, upto: u64) {
         let clients = self.inner.clients.lock().expect("clients lock");
+        self.inner.counters.applied(messages.len());
         for (seq, message) in messages {
             let entry = Entry::new(&message.html, message.json);
             match message.audience {
@@ -469,6 +470,12 @@ impl Hub {
         self.inner.counters.counts()
     }
 
+    /// A change here stored `messages` in the shared log: published by this instance (every
+    /// instance's follower applies them).
+    pub fn published(&self, messages: usize) {
+        self.inner.counters.published(messages);
+    }
+
     /// Sends every stream a heartbeat now, out of turn: what it shows has changed (presence).
     pub fn beat_now(&self) {
         beat(&self.inner);
@@ -496,7 +503,8 @@ impl Change<'_> {
     /// entry; returns its sequence number.
     fn append(&self, message: Outgoing) -> u64 {
         let entry = Entry::new(&message.html, message.json);
-        self.hub.inner.counters.published();
+        self.hub.inner.counters.published(1);
+        self.hub.inner.counters.applied(1);
         match message.audience {
             Audience::Everyone => self.hub.inner.broadcast.append(entry),
             Audience::Client(client) => self.hub.client_log(client).append(entry),

@@ -111,16 +111,13 @@ impl LiveStream {
     /// What is due now, without waiting for anything new.
     pub async fn due(&mut self) -> Due {
         if let Some(resync_all) = self.opening.take() {
-            let chunk = self.open(resync_all).await;
-            self.hub.inner.counters.delivered(chunk.len());
-            return Due::Chunk(chunk);
+            return Due::Chunk(self.open(resync_all).await);
         }
         if *self.closing_rx.borrow() {
             return Due::Closed;
         }
         let chunk = self.drain().await;
         if !chunk.is_empty() {
-            self.hub.inner.counters.delivered(chunk.len());
             return Due::Chunk(chunk);
         }
         if self.heartbeat_rx.has_changed().unwrap_or(false) {
@@ -133,8 +130,13 @@ impl LiveStream {
         let beat = self.heartbeat_rx.borrow_and_update().clone();
         let mut out = BytesMut::with_capacity(beat.len() + 48);
         put_message(&mut out, self.cursor, &beat);
-        self.hub.inner.counters.delivered(out.len());
         out.freeze()
+    }
+
+    /// `bytes` of what this stream's task had due reached its socket (or the HTTP/2
+    /// connection); what the fan-out writes it counts itself.
+    pub fn delivered(&self, bytes: usize) {
+        self.hub.inner.counters.delivered(bytes);
     }
 
     /// The tab this stream is for.
@@ -142,7 +144,9 @@ impl LiveStream {
         self.client
     }
 
-    /// Messages sent so far (heartbeats aside).
+    /// Messages sent so far (heartbeats aside): the first message, each message of either log
+    /// and each resync, counted as it is handed to the socket's writer (by its task, or by the
+    /// fan-out: [`Parked::resume`] adds what that wrote).
     pub fn messages(&self) -> u64 {
         self.messages
     }

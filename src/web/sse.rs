@@ -74,6 +74,7 @@ pub fn live_response(live: LiveStream) -> Response {
             let live = polled.live.as_mut()?;
             match live.next_chunk().await {
                 Some(chunk) => {
+                    live.delivered(chunk.len());
                     polled.bytes += chunk.len() as u64;
                     Some((Ok(chunk), Some(polled)))
                 }
@@ -220,8 +221,9 @@ async fn follow(
         if let Err(e) = wire::write_all(&socket.tcp, &pending, limits.send_timeout, stop).await {
             return (live, Ended::Write(e));
         }
-        let body = pending.len().saturating_sub(head) as u64;
-        socket.written.fetch_add(body, Ordering::Relaxed);
+        let body = pending.len().saturating_sub(head);
+        socket.written.fetch_add(body as u64, Ordering::Relaxed);
+        live.delivered(body);
         head = 0;
         pending = Vec::new();
         match due {
