@@ -7,10 +7,8 @@ use std::io::Read;
 use std::time::Duration;
 
 use common::{Client, TestApp, WAIT, sample, spawn_app, spawn_app_with};
-use http_body_util::BodyExt;
 use hyper::{Method, StatusCode};
 use serde_json::json;
-use tower::ServiceExt;
 
 type Headers<'a> = &'a [(&'a str, &'a str)];
 
@@ -143,17 +141,6 @@ async fn metrics_count_streams_messages_requests_and_jobs() {
     until_sample(&client, "herald_streams_open", 0.0).await;
 }
 
-/// `/metrics` asked of the app's router, without a connection: also once the server has stopped.
-async fn scrape_router(app: &TestApp) -> String {
-    let request = axum::http::Request::get("/metrics")
-        .body(axum::body::Body::empty())
-        .unwrap();
-    let resp = app.router.clone().oneshot(request).await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    String::from_utf8(body.to_vec()).unwrap()
-}
-
 /// Messages published and applied, and bytes delivered, exactly: the stream's task writes a
 /// replay, the fan-out the live messages, and the server closes the stream so its client reads
 /// every byte written (on PostgreSQL the messages come back through the follower).
@@ -172,7 +159,7 @@ async fn messages_published_and_bytes_delivered_are_exact() {
     app.stop().await;
     while stream.next().await.is_some() {}
 
-    let text = scrape_router(&app).await;
+    let text = app.metrics().await;
     assert_eq!(value(&text, "herald_messages_published_total"), 3.0);
     assert_eq!(value(&text, "herald_messages_applied_total"), 3.0);
     assert_eq!(

@@ -182,6 +182,19 @@ impl TestApp {
         start(config, self.dir.clone(), self.addr).await
     }
 
+    /// `/metrics` asked of the app's router without a connection: also once the server has
+    /// stopped, when every stream's client has read all that was written to it.
+    pub async fn metrics(&self) -> String {
+        use tower::ServiceExt as _;
+        let request = Request::get("/metrics")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let resp = self.router.clone().oneshot(request).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(body.to_vec()).unwrap()
+    }
+
     pub fn client(&self) -> Client {
         Client::new(self.addr)
     }
