@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::process::serve;
-use common::{Client, WAIT, sample};
+use common::{Client, WAIT, replayed_then_live, sample};
 use hyper::{Method, StatusCode};
 use serde_json::Value;
 
@@ -151,16 +151,7 @@ async fn a_stream_line_counts_exactly_what_its_client_received() {
     let dir = tempfile::tempdir().unwrap();
     let env = [("HERALD_LOG_FORMAT", "json")];
     let (server, addr) = serve(dir.path(), &["--drain-secs", "0"], &env);
-    let client = Client::new(addr);
-    let tab = client.open_tab().await;
-    // Published before the stream opens: its task replays it.
-    client.get("/send?message=replayed").await;
-    let mut stream = client.stream(&tab.stream_url).await;
-    stream.until("replayed").await;
-    for text in ["live-one", "live-two"] {
-        client.get(&format!("/send?message={text}")).await;
-        stream.until(text).await;
-    }
+    let mut stream = replayed_then_live(&Client::new(addr)).await;
 
     server.terminate();
     while stream.next().await.is_some() {}

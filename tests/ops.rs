@@ -6,7 +6,7 @@ mod common;
 use std::io::Read;
 use std::time::Duration;
 
-use common::{Client, TestApp, WAIT, sample, spawn_app, spawn_app_with};
+use common::{Client, TestApp, WAIT, replayed_then_live, sample, spawn_app, spawn_app_with};
 use hyper::{Method, StatusCode};
 use serde_json::json;
 
@@ -147,15 +147,7 @@ async fn metrics_count_streams_messages_requests_and_jobs() {
 #[tokio::test]
 async fn messages_published_and_bytes_delivered_are_exact() {
     let mut app = spawn_app().await;
-    let client = app.client();
-    let tab = client.open_tab().await;
-    client.get("/send?message=replayed").await;
-    let mut stream = client.stream(&tab.stream_url).await;
-    stream.until("replayed").await;
-    for text in ["live-one", "live-two"] {
-        client.get(&format!("/send?message={text}")).await;
-        stream.until(text).await;
-    }
+    let mut stream = replayed_then_live(&app.client()).await;
     app.stop().await;
     while stream.next().await.is_some() {}
 

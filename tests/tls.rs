@@ -293,19 +293,13 @@ async fn over_http2_delivered_bytes_are_what_the_client_read() {
     let dir = TempDir::new().unwrap();
     let (mut app, cert) = spawn_https(&dir).await;
     let browser = Client::https(app.addr, Https::new(&cert.der, &[b"h2"]));
-    let tab = browser.open_tab().await;
-    let mut stream = browser.stream(&tab.stream_url).await;
-    stream.next_data().await;
-    for text in ["h2-one", "h2-two"] {
-        browser.post_form("/send", &[("message", text)]).await;
-        stream.until(text).await;
-    }
+    let mut stream = common::replayed_then_live(&browser).await;
     app.stop().await;
     while stream.next().await.is_some() {}
     let text = app.metrics().await;
     assert_eq!(
         common::sample(&text, "herald_messages_published_total"),
-        Some(2.0)
+        Some(3.0)
     );
     assert_eq!(
         common::sample(&text, "herald_delivered_bytes_total"),

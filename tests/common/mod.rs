@@ -519,6 +519,20 @@ impl Sse {
     }
 }
 
+/// A tab's stream that has replayed one board message (sent before it opened, so its task
+/// wrote it) and then received two live ones (the fan-out writes those on a plain connection).
+pub async fn replayed_then_live(client: &Client) -> Sse {
+    let tab = client.open_tab().await;
+    client.get("/send?message=replayed").await;
+    let mut stream = client.stream(&tab.stream_url).await;
+    stream.until("replayed").await;
+    for text in ["live-one", "live-two"] {
+        client.get(&format!("/send?message={text}")).await;
+        stream.until(text).await;
+    }
+    stream
+}
+
 /// The texts of the next `count` board messages on a stream.
 pub async fn board_texts(stream: &mut Sse, count: usize) -> Vec<String> {
     let messages = board_messages(stream, count).await;
