@@ -53,7 +53,11 @@ where
         let Backend::Postgres(pg) = &*store else {
             return hub.commit(|| store::call(&store, write)).await;
         };
-        let (value, last) = pg.commits().submit(write).await?;
+        let counted = move |s: &dyn Store| {
+            write(s).map(|(value, publish)| ((value, publish.count()), publish))
+        };
+        let ((value, published), last) = pg.commits().submit(counted).await?;
+        hub.published(published);
         if let Some(seq) = last {
             hub.applied(seq, APPLIED_LIMIT).await;
         }

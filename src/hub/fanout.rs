@@ -57,6 +57,8 @@ struct Entry {
     cursor: Cursor,
     wake: Arc<Notify>,
     state: State,
+    /// Messages written to it while parked (for its line on close).
+    sent: u64,
 }
 
 enum State {
@@ -90,6 +92,8 @@ struct Job {
     cursor: Cursor,
     /// `Some` to hand the stream back, with the bytes its socket did not take.
     hand_back: Option<Vec<u8>>,
+    /// Messages in this write (what the socket did not take, its task writes next).
+    sent: u64,
 }
 
 /// A fan-out task's buffers, reused from pass to pass.
@@ -139,6 +143,7 @@ impl Fanout {
             cursor,
             wake,
             state: State::Parked,
+            sent: 0,
         });
         Some(Ticket { shard, key })
     }
@@ -162,9 +167,10 @@ impl Fanout {
         }
     }
 
-    /// Takes a parked stream back: its cursor now, and what its socket has not yet taken.
+    /// Takes a parked stream back: its cursor now, what its socket has not yet taken, and how
+    /// many messages were written to it while parked.
     /// `None` while a pass is writing to it (after [`Fanout::reclaim`] said `true`, never).
-    pub(super) fn unpark(&self, ticket: &Ticket) -> Option<(Cursor, Vec<u8>)> {
+    pub(super) fn unpark(&self, ticket: &Ticket) -> Option<(Cursor, Vec<u8>, u64)> {
         let mut entries = self.shard(ticket.shard);
         if let State::Writing(_) = entries[ticket.key].state {
             return None;
@@ -175,7 +181,7 @@ impl Fanout {
             State::HandedBack(unwritten) => unwritten,
             _ => Vec::new(),
         };
-        Some((entry.cursor, unwritten))
+        Some((entry.cursor, unwritten, entry.sent))
     }
 
     /// A parked stream's task has gone: its entry leaves now, or after the write in progress.
@@ -209,9 +215,12 @@ impl Fanout {
                     sink: entry.sink.clone(),
                     cursor: entry.cursor,
                     hand_back: None,
+                    sent: 0,
                 });
             }
         }
+        // Counted once per pass, not per stream.
+        let (mut delivered, mut behind) = (0, 0);
         // Parked cursors are nearly always equal: read the log once per distinct cursor.
         let mut read: Option<(u64, After)> = None;
         for job in jobs.iter_mut() {
@@ -225,6 +234,7 @@ impl Fanout {
             };
             if messages.len() > MAX_BATCH {
                 job.hand_back = Some(Vec::new());
+                behind += 1;
                 continue;
             }
             if messages.is_empty() && beat.is_none() {
@@ -233,7 +243,7 @@ impl Fanout {
             out.clear();
             for (seq, data) in messages {
                 job.cursor.broadcast = *seq;
-                put_message(out, job.cursor, data);
+                job.sent += u64::from(put_message(out, job.cursor, data));
             }
             if let Some(beat) = beat {
                 put_message(out, job.cursor, beat);
@@ -242,7 +252,16 @@ impl Fanout {
                 // Only messages that show on no page (JSON events alone).
                 continue;
             }
-            job.hand_back = match catch_unwind(AssertUnwindSafe(|| job.sink.try_write(out))) {
+            let written = catch_unwind(AssertUnwindSafe(|| job.sink.try_write(out)));
+            if let Ok(Ok(n)) = written {
+                delivered += n;
+            }
+            if matches!(&written, Ok(Ok(n)) if *n < out.len())
+                || matches!(&written, Ok(Err(e)) if e.kind() == io::ErrorKind::WouldBlock)
+            {
+                behind += 1;
+            }
+            job.hand_back = match written {
                 Ok(Ok(n)) if n == out.len() => None,
                 Ok(Ok(n)) => Some(out[n..].to_vec()),
                 Ok(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => Some(out.clone()),
@@ -258,6 +277,7 @@ impl Fanout {
         for job in jobs.drain(..) {
             let entry = &mut entries[job.key];
             entry.cursor = job.cursor;
+            entry.sent += job.sent;
             let State::Writing(then) = entry.state else {
                 unreachable!("only the pass ends a write");
             };
@@ -277,6 +297,8 @@ impl Fanout {
             wake.notify_one();
         }
         gone.clear();
+        inner.counters.delivered(delivered);
+        inner.counters.fell_behind(behind);
     }
 }
 

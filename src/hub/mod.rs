@@ -22,11 +22,13 @@
 //! database ([`Archive`]) before it is resynced. Cursors then hold the database's identity and
 //! the log's numbers, so they resume on any instance and across restarts.
 
+mod counters;
 mod cursor;
 mod fanout;
 pub mod frame;
 mod json;
 mod json_stream;
+mod list;
 mod log;
 mod partial;
 pub mod periodic;
@@ -45,10 +47,12 @@ use futures_util::future::BoxFuture;
 use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard, watch};
 use uuid::Uuid;
 
+pub use counters::Counts;
 pub use cursor::Cursor;
 pub use fanout::Sink;
 pub use json::{JsonEvent, JsonState};
 pub use json_stream::JsonStream;
+pub use list::{Listed, list_changes, list_html, list_ids};
 pub use log::{Entry, Limits};
 use log::{Log, Sequence};
 pub use partial::{Swap, partial, push_partial};
@@ -205,6 +209,7 @@ struct Inner {
     heartbeat: watch::Sender<Bytes>,
     closing: watch::Sender<bool>,
     fanout: fanout::Fanout,
+    counters: counters::Counters,
 }
 
 struct ClientLog {
@@ -258,6 +263,7 @@ impl Hub {
             closing: watch::Sender::new(false),
             beat,
             fanout: fanout::Fanout::new(),
+            counters: counters::Counters::default(),
             config,
         });
         tokio::spawn(heartbeat(Arc::downgrade(&inner)));
@@ -375,6 +381,7 @@ impl Hub {
     /// starts after `upto` (under the same lock), and the archive has the rest.
     pub fn apply(&self, messages: Vec<(u64, Outgoing)>, upto: u64) {
         let clients = self.inner.clients.lock().expect("clients lock");
+        self.inner.counters.applied(messages.len());
         for (seq, message) in messages {
             let entry = Entry::new(&message.html, message.json);
             match message.audience {
@@ -460,6 +467,17 @@ impl Hub {
         }
     }
 
+    /// What the hub has done since it started (for metrics).
+    pub fn counters(&self) -> Counts {
+        self.inner.counters.counts()
+    }
+
+    /// A change here stored `messages` in the shared log: published by this instance (every
+    /// instance's follower applies them).
+    pub fn published(&self, messages: usize) {
+        self.inner.counters.published(messages);
+    }
+
     /// Sends every stream a heartbeat now, out of turn: what it shows has changed (presence).
     pub fn beat_now(&self) {
         beat(&self.inner);
@@ -487,6 +505,8 @@ impl Change<'_> {
     /// entry; returns its sequence number.
     fn append(&self, message: Outgoing) -> u64 {
         let entry = Entry::new(&message.html, message.json);
+        self.hub.inner.counters.published(1);
+        self.hub.inner.counters.applied(1);
         match message.audience {
             Audience::Everyone => self.hub.inner.broadcast.append(entry),
             Audience::Client(client) => self.hub.client_log(client).append(entry),

@@ -11,6 +11,7 @@ mod sqlite;
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Instant;
 
 use tracing::Dispatch;
 
@@ -27,13 +28,23 @@ use crate::web::session::SessionStore;
 /// Everything Herald persists. A `&dyn Store` is the SQLite store itself, or one PostgreSQL
 /// transaction.
 pub trait Store:
-    SessionStore + BoardStore + NotifyStore + OffersStore + JobStore + ImportStore
+    SessionStore + BoardStore + NotifyStore + OffersStore + JobStore + ImportStore + ListStore
 {
 }
 
-impl<T: SessionStore + BoardStore + NotifyStore + OffersStore + JobStore + ImportStore> Store
-    for T
+impl<T: SessionStore + BoardStore + NotifyStore + OffersStore + JobStore + ImportStore + ListStore>
+    Store for T
 {
+}
+
+/// A live list's message is worked out from the list a change reads (the difference
+/// `hub::list_changes` finds, the row an offer pushes out of the table or pulls into it), so
+/// that must be the list the previous message left on pages: no other change to the list may
+/// come in between, and none may alter an entry the message renders.
+pub trait ListStore {
+    /// Holds the list of region `region` until the change commits; every change to the list
+    /// calls it before it reads or writes the list.
+    fn hold_list(&self, region: &str) -> StoreResult<()>;
 }
 
 /// The store the app was started with.
@@ -120,7 +131,7 @@ impl std::error::Error for StoreError {}
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Runs a store call on the blocking pool, in the caller's tracing span and subscriber, so what
-/// the call logs is told apart by the request that made it.
+/// the call logs is told apart by the request that made it; its latency goes to the metrics.
 pub async fn call<T, E, F>(store: &SharedStore, f: F) -> Result<T, E>
 where
     T: Send + 'static,
@@ -128,7 +139,10 @@ where
     F: FnOnce(&dyn Store) -> Result<T, E> + Send + 'static,
 {
     let store = store.clone();
-    blocking(move || store.run(f)).await
+    let started = Instant::now();
+    let result = blocking(move || store.run(f)).await;
+    crate::metrics::store_call(started.elapsed());
+    result
 }
 
 /// Runs `f` on the blocking pool in the caller's span and subscriber.

@@ -14,12 +14,26 @@ use uuid::Uuid;
 use super::Tx;
 use crate::clock;
 use crate::hub::{Audience, Publish};
-use crate::store::StoreResult;
+use crate::store::{ListStore, StoreResult};
 
 /// The advisory lock that orders the event log ("events" in ASCII).
 const EVENTS_LOCK: i64 = 0x6576_656e_7473;
+/// The advisory lock class of the live lists, one lock per region ("list" in ASCII).
+const LISTS_LOCK: i32 = 0x6c69_7374;
 /// The channel every instance listens on for new events.
 pub const CHANNEL: &str = "herald_events";
+
+/// Two changes of one list on PostgreSQL can run at once (on two instances, or two requests on
+/// one): the second waits here, before it touches the list, until the first has committed.
+impl ListStore for Tx<'_> {
+    fn hold_list(&self, region: &str) -> StoreResult<()> {
+        self.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+            &[&LISTS_LOCK, &region],
+        )?;
+        Ok(())
+    }
+}
 
 impl Tx<'_> {
     /// Takes the lock that orders the event log, held until this transaction ends, and runs
