@@ -9,7 +9,8 @@
 //! The closure is synchronous and returns its messages instead of publishing them, so a store
 //! with transactions runs it in one transaction and keeps the messages with the change: on
 //! PostgreSQL the messages go into the event log in that transaction (the outbox,
-//! `store::postgres::outbox`), and every instance's follower publishes them from there, this
+//! `store::postgres::outbox`; changes made at the same time share a transaction, see
+//! `store::postgres::commit`), and every instance's follower publishes them from there, this
 //! one's woken at once. The change answers once this instance has applied its messages, so a
 //! reload here shows what it did.
 
@@ -49,17 +50,15 @@ where
 {
     let (store, hub) = (store.clone(), hub.clone());
     let change = async move {
-        if !store.is_shared() {
+        let Backend::Postgres(pg) = &*store else {
             return hub.commit(|| store::call(&store, write)).await;
-        }
-        let writer = store.clone();
+        };
         let counted = move |s: &dyn Store| {
             write(s).map(|(value, publish)| ((value, publish.count()), publish))
         };
-        let ((value, published), last) = store::blocking(move || writer.change(counted)).await?;
+        let ((value, published), last) = pg.commits().submit(counted).await?;
         hub.published(published);
-        if let (Some(seq), Backend::Postgres(pg)) = (last, &*store) {
-            pg.signals().poke();
+        if let Some(seq) = last {
             hub.applied(seq, APPLIED_LIMIT).await;
         }
         Ok(value)

@@ -1,7 +1,8 @@
 //! Several instances on one PostgreSQL database, as behind a load balancer: a write on any
 //! instance reaches the tabs on every other, a tab moving between instances resumes exactly
 //! where it was, an upload to one streams to the tab on another, a lost `LISTEN` connection is
-//! caught up, and two instances racing on one offer id or tab id get what one instance gives.
+//! caught up, concurrent publishers on two instances are seen everywhere in one order, and two
+//! instances racing on one offer id or tab id get what one instance gives.
 
 mod common;
 
@@ -95,6 +96,95 @@ async fn metrics_count_a_message_where_it_was_published_and_where_it_was_deliver
         count(&reader, "herald_delivered_bytes_total") >= stream.raw.len() as f64,
         "{reader}"
     );
+}
+
+#[tokio::test]
+async fn concurrent_publishers_on_two_instances_reach_every_tab_in_one_order_once() {
+    const PUBLISHERS: usize = 6;
+    const EACH: usize = 15;
+    let apps = cluster(2).await;
+    let mut streams = Vec::new();
+    for app in apps.iter().chain(&apps) {
+        let browser = app.client();
+        let tab = browser.open_tab().await;
+        streams.push(browser.stream(&tab.stream_url).await);
+    }
+    // Publishers on both instances at once, so each instance's changes share transactions and
+    // the two instances' transactions interleave.
+    let mut publishers = tokio::task::JoinSet::new();
+    for p in 0..PUBLISHERS {
+        let client = apps[p % 2].client();
+        publishers.spawn(async move {
+            for i in 0..EACH {
+                let sent = client.get(&format!("/send?message=p{p}m{i}")).await;
+                assert_eq!(sent.status, StatusCode::OK);
+            }
+        });
+    }
+    // Tabs opened meanwhile: each page's state and its stream's cursor come from one snapshot.
+    let mut joined = Vec::new();
+    for t in 0..12 {
+        let browser = apps[t % 2].client();
+        let tab = browser.open_tab().await;
+        joined.push((shown(&tab.page), browser.stream(&tab.stream_url).await));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    while let Some(done) = publishers.join_next().await {
+        done.expect("a publisher");
+    }
+    let total = PUBLISHERS * EACH;
+    let mut orders = Vec::new();
+    for stream in &mut streams {
+        let messages = board_messages(stream, total).await;
+        stream.expect_quiet(Duration::from_millis(300)).await;
+        let ids: Vec<u64> = messages.iter().map(|(id, _)| cursor(id)).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+        orders.push(
+            messages
+                .into_iter()
+                .map(|(_, text)| text)
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert!(orders.iter().all(|o| *o == orders[0]), "{orders:?}");
+    let texts = &orders[0];
+    // Exactly once each, and each publisher's in the order it sent them.
+    for p in 0..PUBLISHERS {
+        let own: Vec<String> = texts
+            .iter()
+            .filter(|t| t.starts_with(&format!("p{p}m")))
+            .cloned()
+            .collect();
+        let sent: Vec<String> = (0..EACH).map(|i| format!("p{p}m{i}")).collect();
+        assert_eq!(own, sent);
+    }
+    // The state changed in the log's order: a tab opened at any point showed the message its
+    // stream's cursor follows, and got exactly the ones after it; both instances show the last.
+    for (page, mut stream) in joined {
+        let after = page
+            .as_ref()
+            .map_or(0, |text| 1 + texts.iter().position(|t| t == text).unwrap());
+        let rest = board_texts(&mut stream, total - after).await;
+        assert_eq!(rest, texts[after..], "after {page:?}");
+    }
+    for app in &apps {
+        let page = app.client().open_tab().await.page;
+        assert_eq!(shown(&page).as_ref(), texts.last());
+    }
+}
+
+/// The board message a page shows.
+fn shown(page: &str) -> Option<String> {
+    let text = page.split("<blockquote class=\"board-text\">").nth(1)?;
+    Some(text.split('<').next()?.to_string())
+}
+
+/// The broadcast position an event id carries (`epoch-broadcast-private`).
+fn cursor(id: &str) -> u64 {
+    let broadcast = id.split('-').nth(1);
+    broadcast
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no cursor in {id:?}"))
 }
 
 #[tokio::test]

@@ -19,7 +19,6 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use crate::board::BoardStore;
-use crate::hub::Publish;
 use crate::import::ImportStore;
 use crate::jobs::JobStore;
 use crate::notify::NotifyStore;
@@ -69,22 +68,6 @@ impl Backend {
         }
     }
 
-    /// Makes a change on the shared store: `write` and the event log entries of what it
-    /// announces in one transaction; the number of its last entry. Only PostgreSQL has a shared
-    /// log (SQLite publishes through the hub, `crate::change`).
-    pub fn change<T, E>(
-        &self,
-        write: impl FnOnce(&dyn Store) -> Result<(T, Publish), E>,
-    ) -> Result<(T, Option<u64>), E>
-    where
-        E: From<StoreError>,
-    {
-        match self {
-            Backend::Sqlite(_) => Err(StoreError::new("SQLite keeps no event log").into()),
-            Backend::Postgres(store) => store.change(write),
-        }
-    }
-
     /// Runs `f` on one consistent view of the state, with the event log's position it is at when
     /// the store has a shared log (PostgreSQL); SQLite answers `None`: there the hub's change
     /// lock makes a view consistent.
@@ -110,7 +93,7 @@ impl Backend {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct StoreError {
     message: String,
     unavailable: bool,

@@ -3,9 +3,12 @@
 //! Every feature's store trait is implemented once, over [`Tx`]: one transaction on a pooled
 //! connection. [`PgStore::run`] opens it, hands it to the caller as a `&dyn Store`, and commits
 //! when the caller succeeds, so a feature's writes are stored together or not at all, exactly as
-//! on SQLite. Statements are prepared once per connection.
+//! on SQLite. Changes that announce something go through [`PgStore::commits`] instead: the
+//! instance's committer (`commit`) stores those that arrive together in one transaction.
+//! Statements are prepared once per connection.
 
 mod board;
+mod commit;
 mod follow;
 mod import;
 mod jobs;
@@ -20,6 +23,7 @@ mod session;
 use std::cell::{RefCell, RefMut};
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use postgres::types::ToSql;
@@ -27,6 +31,7 @@ use postgres::{Row, Statement, Transaction};
 use tokio_postgres::error::SqlState;
 
 use super::{Store, StoreError, StoreResult};
+pub use commit::Queue as Commits;
 pub use follow::{EventArchive, Signals, start as follow};
 pub use pool::Health;
 use pool::Pool;
@@ -37,13 +42,20 @@ const MAX_CONNECTIONS: usize = 8;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct PgStore {
-    pool: Pool,
+    db: Arc<Db>,
+    /// Changes on their way to the committer.
+    commits: Commits,
     /// The same settings for the follower's connection (tokio-postgres).
     async_config: tokio_postgres::Config,
-    signals: Signals,
-    target: Target,
     /// The database's identity: the epoch of every cursor (see `schema`).
     identity: i64,
+}
+
+/// What the store's callers and its committer thread share.
+struct Db {
+    pool: Pool,
+    signals: Signals,
+    target: Target,
     /// This instance, as it signs the jobs, imports and presence rows it owns.
     instance: i64,
 }
@@ -149,13 +161,17 @@ impl PgStore {
         })?;
         let identity = schema::migrate(&mut client)
             .map_err(|e| StoreError::new(format!("cannot prepare {target}: {e}")))?;
-        Ok(PgStore {
+        let db = Arc::new(Db {
             pool: Pool::new(config, target.clone(), MAX_CONNECTIONS),
-            async_config,
             signals: Signals::default(),
             target,
-            identity,
             instance,
+        });
+        Ok(PgStore {
+            commits: Commits::start(db.clone())?,
+            db,
+            async_config,
+            identity,
         })
     }
 
@@ -164,11 +180,11 @@ impl PgStore {
     }
 
     pub fn instance(&self) -> i64 {
-        self.instance
+        self.db.instance
     }
 
     pub fn target(&self) -> &Target {
-        &self.target
+        &self.db.target
     }
 
     pub fn async_config(&self) -> &tokio_postgres::Config {
@@ -176,7 +192,7 @@ impl PgStore {
     }
 
     pub fn signals(&self) -> &Signals {
-        &self.signals
+        &self.db.signals
     }
 
     /// The event log's position now.
@@ -185,7 +201,12 @@ impl PgStore {
     }
 
     pub fn health(&self) -> &Health {
-        &self.pool.health
+        &self.db.pool.health
+    }
+
+    /// Where changes that announce something go: the instance's committer (`commit`).
+    pub fn commits(&self) -> &Commits {
+        &self.commits
     }
 
     /// Runs `f` in one transaction, committed when it returns `Ok`.
@@ -199,7 +220,7 @@ impl PgStore {
     /// Runs `f` on one consistent snapshot of the database, and says which position of the
     /// event log that snapshot is at: every change up to it is visible, none after it.
     pub fn snapshot<T>(&self, f: impl FnOnce(&dyn Store) -> T) -> StoreResult<(T, u64)> {
-        self.begin(true, |tx| {
+        self.db.begin(true, |tx| {
             let at = tx.log_position()?;
             Ok((f(tx), at))
         })
@@ -207,6 +228,15 @@ impl PgStore {
 
     /// Runs `f` in one transaction on a pooled connection; commits when it returns `Ok`.
     pub(crate) fn transaction<T, E>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        self.db.transaction(f)
+    }
+}
+
+impl Db {
+    fn transaction<T, E>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T, E>) -> Result<T, E>
     where
         E: From<StoreError>,
     {

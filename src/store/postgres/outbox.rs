@@ -5,13 +5,16 @@
 //! drew 8, and a reader that saw 8 would skip 7 for good). So every change that announces
 //! something takes one transaction-scoped advisory lock before it draws its numbers and holds it
 //! until it commits: numbers are drawn in commit order, and once a reader sees number N, every
-//! number below N is committed or was never used. The lock is taken after the change's own
-//! writes, so only the insert and the commit are serialised.
+//! number below N is committed or was never used. Changes reach the log through the
+//! instance's committer (`commit`), which stores the changes queued together in one
+//! transaction under one lock, so one WAL flush serves them all.
 
-use super::{PgStore, Tx};
+use uuid::Uuid;
+
+use super::Tx;
 use crate::clock;
-use crate::hub::{Audience, JsonEvent, Publish};
-use crate::store::{ListStore, Store, StoreError, StoreResult};
+use crate::hub::{Audience, Publish};
+use crate::store::{ListStore, StoreResult};
 
 /// The advisory lock that orders the event log ("events" in ASCII).
 const EVENTS_LOCK: i64 = 0x6576_656e_7473;
@@ -19,24 +22,6 @@ const EVENTS_LOCK: i64 = 0x6576_656e_7473;
 const LISTS_LOCK: i32 = 0x6c69_7374;
 /// The channel every instance listens on for new events.
 pub const CHANNEL: &str = "herald_events";
-
-impl PgStore {
-    /// Runs `write` in one transaction and stores what it announces with it; returns the
-    /// change's value and the number of its last message (none when it announces nothing).
-    pub fn change<T, E>(
-        &self,
-        write: impl FnOnce(&dyn Store) -> Result<(T, Publish), E>,
-    ) -> Result<(T, Option<u64>), E>
-    where
-        E: From<StoreError>,
-    {
-        self.transaction(|tx| {
-            let (value, publish) = write(tx)?;
-            let last = tx.append_events(publish)?;
-            Ok((value, last))
-        })
-    }
-}
 
 /// Two changes of one list on PostgreSQL can run at once (on two instances, or two requests on
 /// one): the second waits here, before it touches the list, until the first has committed.
@@ -51,39 +36,76 @@ impl ListStore for Tx<'_> {
 }
 
 impl Tx<'_> {
-    fn append_events(&self, publish: Publish) -> StoreResult<Option<u64>> {
-        let messages = publish.into_messages();
-        if messages.is_empty() {
-            return Ok(None);
+    /// Takes the lock that orders the event log, held until this transaction ends, and runs
+    /// `then` (statements without parameters) in the same round trip.
+    pub(super) fn lock_events(&self, then: &str) -> StoreResult<()> {
+        let sql = format!("SELECT pg_advisory_xact_lock({EVENTS_LOCK}); {then}");
+        Ok(self.raw().batch_execute(&sql)?)
+    }
+
+    /// Appends what each change announces (`None`: it failed) to the log, in order, under the
+    /// lock; the number of each change's last message (none when it announced nothing).
+    pub(super) fn append_events(
+        &self,
+        publishes: Vec<Option<Publish>>,
+    ) -> StoreResult<Vec<Option<u64>>> {
+        let mut lasts = vec![None; publishes.len()];
+        let mut owners = Vec::new();
+        let mut audiences: Vec<Option<Uuid>> = Vec::new();
+        let (mut htmls, mut topics, mut names, mut jsons) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (owner, publish) in publishes.into_iter().enumerate() {
+            for message in publish.map(Publish::into_messages).unwrap_or_default() {
+                owners.push(owner);
+                audiences.push(match message.audience {
+                    Audience::Everyone => None,
+                    Audience::Client(client) => Some(client.0),
+                });
+                htmls.push((!message.html.is_empty()).then_some(message.html));
+                let json = message.json.as_ref();
+                topics.push(json.map(|j| j.topic().to_string()));
+                names.push(json.map(|j| j.name().to_string()));
+                jsons.push(json.map(|j| j.data().to_string()));
+            }
         }
-        self.execute("SELECT pg_advisory_xact_lock($1)", &[&EVENTS_LOCK])?;
-        let now = clock::now_ms();
-        let mut last = 0;
-        for message in messages {
-            let audience = match message.audience {
-                Audience::Everyone => None,
-                Audience::Client(client) => Some(client.0),
-            };
-            let html = (!message.html.is_empty()).then_some(&message.html);
-            let json = message.json.as_ref();
-            let seq: i64 = self
-                .query_one(
-                    "INSERT INTO events (seq, audience, html, topic, event, json, created_at)
-                     VALUES (nextval('events_seq'), $1, $2, $3, $4, $5, $6) RETURNING seq",
-                    &[
-                        &audience,
-                        &html,
-                        &json.map(JsonEvent::topic),
-                        &json.map(JsonEvent::name),
-                        &json.map(JsonEvent::data),
-                        &now,
-                    ],
-                )?
-                .get(0);
-            last = seq as u64;
+        if owners.is_empty() {
+            return Ok(lasts);
         }
-        self.execute(&format!("NOTIFY {CHANNEL}"), &[])?;
-        Ok(Some(last))
+        // Numbers drawn under the lock, so in commit order, and given to the messages in queue
+        // order (nextval's rows come in no set order); every instance woken; one round trip.
+        let seqs: Vec<i64> = self
+            .query_one(
+                &format!(
+                    "WITH drawn AS (
+                         SELECT nextval('events_seq') AS seq
+                         FROM generate_series(1, cardinality($1::uuid[]))
+                     ), numbered AS (
+                         SELECT seq, row_number() OVER (ORDER BY seq) AS n FROM drawn
+                     ), added AS (
+                         INSERT INTO events (seq, audience, html, topic, event, json, created_at)
+                         SELECT seq, m.audience, m.html, m.topic, m.event, m.json, $6::bigint
+                         FROM numbered
+                         JOIN unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[])
+                              WITH ORDINALITY AS m(audience, html, topic, event, json, n)
+                         USING (n)
+                     )
+                     SELECT array_agg(seq ORDER BY seq), pg_notify('{CHANNEL}', '')
+                     FROM numbered"
+                ),
+                &[
+                    &audiences,
+                    &htmls,
+                    &topics,
+                    &names,
+                    &jsons,
+                    &clock::now_ms(),
+                ],
+            )?
+            .get(0);
+        for (owner, seq) in owners.into_iter().zip(seqs) {
+            lasts[owner] = Some(seq as u64);
+        }
+        Ok(lasts)
     }
 
     /// Deletes events beyond the newest `keep` or older than `before` (Unix ms), never the
