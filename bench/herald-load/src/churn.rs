@@ -26,22 +26,14 @@ pub async fn churn(
         streams: args.streams as u64,
         ..ctx.report(args, target.name(), "churn")
     };
-    let server = match args.url {
-        Some(addr) => Server::attach(addr, args.pids.clone()),
-        None => match Server::spawn(target, args).await {
-            Ok(s) => s,
-            Err(e) => {
-                report.error = Some(e.to_string());
-                return report;
-            }
-        },
+    let server = match Server::start(target, args).await {
+        Ok(s) => s,
+        Err(e) => {
+            report.error = Some(e.to_string());
+            return report;
+        }
     };
-    let endpoint = Arc::new(Endpoint {
-        target,
-        addr: server.addr,
-        publish: args.publish,
-        channel: args.channel.clone(),
-    });
+    let endpoint = Arc::new(Endpoint::new(target, server.addr, args));
     // A first round warms the server up, so its start-up allocations do not count as growth.
     let warm = (args.streams as u64 * 2).min(cycles);
     let (_, error) = cycle(&endpoint, args, warm, deadline).await;

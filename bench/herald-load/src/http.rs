@@ -72,6 +72,8 @@ pub struct Conn {
     pub stream: TcpStream,
     buf: Vec<u8>,
     start: usize,
+    /// Reads from the socket so far (each one system call).
+    pub reads: u64,
 }
 
 impl Conn {
@@ -80,6 +82,7 @@ impl Conn {
             stream,
             buf: Vec::with_capacity(READ_BUF),
             start: 0,
+            reads: 0,
         }
     }
 
@@ -98,7 +101,9 @@ impl Conn {
             self.start = 0;
             self.buf.reserve(READ_BUF);
         }
-        self.stream.read_buf(&mut self.buf).await
+        let n = self.stream.read_buf(&mut self.buf).await?;
+        self.reads += 1;
+        Ok(n)
     }
 
     pub async fn read_head(&mut self) -> io::Result<Head> {

@@ -43,6 +43,27 @@ pub struct Report {
     /// The load tool's own CPU per delivery (with its workers): if the machine's cores are all
     /// busy, latency is the machine's, not the server's.
     pub client_cpu_us_per_delivery: Option<f64>,
+    /// Whether the server and the tool ran pinned apart (`--pin`).
+    #[serde(default)]
+    pub pinned: bool,
+    /// Seconds from the first publish to the last arrival, the span CPU use is taken over.
+    #[serde(default)]
+    pub publish_secs: Option<f64>,
+    /// The tool's CPU over that span (with its workers).
+    #[serde(default)]
+    pub client_cpu_secs: Option<f64>,
+    /// `--payload`: the bytes asked for each message on the wire.
+    #[serde(default)]
+    pub payload: Option<u64>,
+    /// What each published message took on the wire, as the streams measured it (mean).
+    #[serde(default)]
+    pub message_bytes: Option<f64>,
+    /// The streams' reads per message delivered (below 1: the server coalesced messages).
+    #[serde(default)]
+    pub tool_reads_per_delivery: Option<f64>,
+    /// Stream body bytes per read.
+    #[serde(default)]
+    pub tool_bytes_per_read: Option<f64>,
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
     pub p999_ms: Option<f64>,
@@ -147,6 +168,37 @@ impl Report {
                         .map_or("-".into(), |u| format!("{u:.2} µs")),
                 );
                 row(
+                    "CPU used, server / tool",
+                    format!(
+                        "{} / {} of {} s{}",
+                        cpu_use(self.cpu_secs, self.publish_secs),
+                        cpu_use(self.client_cpu_secs, self.publish_secs),
+                        fmt_opt(self.publish_secs, 1),
+                        if self.pinned {
+                            " (pinned apart)"
+                        } else {
+                            " (not pinned)"
+                        }
+                    ),
+                );
+                row(
+                    "message on the wire",
+                    format!(
+                        "{} bytes{}",
+                        fmt_opt(self.message_bytes, 0),
+                        self.payload
+                            .map_or(String::new(), |p| format!(" (--payload {p})"))
+                    ),
+                );
+                row(
+                    "tool reads per delivery",
+                    format!(
+                        "{} ({} bytes per read)",
+                        fmt_opt(self.tool_reads_per_delivery, 2),
+                        fmt_opt(self.tool_bytes_per_read, 0)
+                    ),
+                );
+                row(
                     "latency p50/p99/p999/max",
                     format!(
                         "{} / {} / {} / {} ms",
@@ -162,6 +214,14 @@ impl Report {
             row("first error", e.clone());
         }
         out
+    }
+}
+
+/// CPU seconds and the share of one core they are over `span` seconds.
+fn cpu_use(secs: Option<f64>, span: Option<f64>) -> String {
+    match (secs, span) {
+        (Some(c), Some(s)) if s > 0.0 => format!("{c:.2} s ({:.0}%)", c * 100.0 / s),
+        _ => "-".into(),
     }
 }
 
@@ -193,8 +253,8 @@ pub fn markdown(reports: &[Report]) -> String {
     }
     if reports.iter().any(|r| r.mode == "fanout") {
         out.push_str(
-        "| date (UTC) | run | target | streams held, opened in | msg/s | RSS/stream | lost | dup | deliveries/s | CPU/delivery | tool CPU/delivery | p50 | p99 | p99.9 | max | note |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| date (UTC) | run | target | streams held, opened in | msg/s | bytes/msg | RSS/stream | lost | dup | deliveries/s | CPU/delivery | tool CPU/delivery | p50 | p99 | p99.9 | max | note |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         );
     }
     // In time order; a sweep's runs (`<start>-r<rate>`) by rising rate.
@@ -209,7 +269,7 @@ pub fn markdown(reports: &[Report]) -> String {
         for r in group {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} of {} in {:.1} s | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} of {} in {:.1} s | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 r.date,
                 r.run,
                 r.target,
@@ -221,6 +281,7 @@ pub fn markdown(reports: &[Report]) -> String {
                 } else {
                     "idle".into()
                 },
+                fmt_opt(r.message_bytes, 0),
                 r.rss_per_stream
                     .map_or("-".into(), |b| format!("{:.1} KB", b / 1024.0)),
                 r.lost,
@@ -245,7 +306,7 @@ pub fn markdown(reports: &[Report]) -> String {
                 };
                 let _ = writeln!(
                     out,
-                    "| | {} | herald ÷ {} | | | {} | | | {} | {} | | {} | {} | {} | {} | |",
+                    "| | {} | herald ÷ {} | | | | {} | | | {} | {} | | {} | {} | {} | {} | |",
                     h.run,
                     peer.target,
                     ratio(h.rss_per_stream, peer.rss_per_stream),
@@ -328,13 +389,19 @@ pub fn markdown(reports: &[Report]) -> String {
     out
 }
 
-/// The run's label, and the build it measured when known.
+/// The run's label, whether it ran pinned, and the build it measured when known.
 fn note(r: &Report) -> String {
-    match (r.label.is_empty(), r.commit.is_empty()) {
-        (_, true) => r.label.clone(),
-        (true, false) => format!("build {}", r.commit),
-        (false, false) => format!("{}; build {}", r.label, r.commit),
+    let mut parts = Vec::new();
+    if !r.label.is_empty() {
+        parts.push(r.label.clone());
     }
+    if r.pinned {
+        parts.push("pinned".to_string());
+    }
+    if !r.commit.is_empty() {
+        parts.push(format!("build {}", r.commit));
+    }
+    parts.join("; ")
 }
 
 fn ms(v: Option<f64>) -> String {
@@ -422,8 +489,11 @@ mod tests {
         let parsed = parse_lines(&format!("human text\n{}\n", lines.join("\n")));
         assert_eq!(parsed.len(), 3);
         let table = markdown(&parsed);
-        assert!(table.contains("| herald ÷ nchan | | | ×0.50 |"), "{table}");
-        assert!(table.contains("| herald ÷ node | | | ×2.00 |"), "{table}");
+        assert!(
+            table.contains("| herald ÷ nchan | | | | ×0.50 |"),
+            "{table}"
+        );
+        assert!(table.contains("| herald ÷ node | | | | ×2.00 |"), "{table}");
         assert!(table.contains("×0.25"), "p99 ratio to nchan: {table}");
     }
 

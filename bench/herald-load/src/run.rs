@@ -12,7 +12,7 @@ use crate::http::{self, Conn};
 use crate::publish::publish;
 use crate::report::Report;
 use crate::server::Server;
-use crate::sse::Marker;
+use crate::sse::{Marker, Messages};
 use crate::streams::{Plan, now_us};
 use crate::target::{Endpoint, exchange};
 
@@ -36,6 +36,7 @@ impl Context {
             machine: self.machine.clone(),
             commit: self.commit.clone(),
             label: args.label.clone(),
+            pinned: args.pin == Some(true),
             target: target.into(),
             mode: mode.into(),
             ..Report::default()
@@ -48,33 +49,22 @@ pub async fn fanout(args: &Args, target: Target, ctx: &Context, deadline: Instan
         streams: args.streams as u64,
         messages: args.messages,
         rate: args.rate,
+        payload: args.payload.map(|p| p as u64),
         ..ctx.report(args, target.name(), "fanout")
     };
-    let server = match start(args, target).await {
+    let server = match Server::start(target, args).await {
         Ok(s) => s,
         Err(e) => {
             report.error = Some(e.to_string());
             return report;
         }
     };
-    let endpoint = Endpoint {
-        target,
-        addr: server.addr,
-        publish: args.publish,
-        channel: args.channel.clone(),
-    };
-    if let Err(e) = measure(args, &endpoint, &server, deadline, &mut report).await {
+    let endpoint = Endpoint::new(target, server.addr, args);
+    if let Err(e) = measure(args, endpoint, &server, deadline, &mut report).await {
         report.error = Some(format!("{e}{}", tail(&server)));
     }
     server.stop().await;
     report
-}
-
-async fn start(args: &Args, target: Target) -> io::Result<Server> {
-    match args.url {
-        Some(addr) => Ok(Server::attach(addr, args.pids.clone())),
-        None => Server::spawn(target, args).await,
-    }
 }
 
 fn tail(server: &Server) -> String {
@@ -88,14 +78,18 @@ fn tail(server: &Server) -> String {
 
 async fn measure(
     args: &Args,
-    endpoint: &Endpoint,
+    mut endpoint: Endpoint,
     server: &Server,
     deadline: Instant,
     report: &mut Report,
 ) -> io::Result<()> {
-    tokio::time::timeout(Duration::from_secs(15), warm_up(endpoint))
+    let framing = tokio::time::timeout(Duration::from_secs(15), warm_up(&endpoint))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "warm-up: no answer within 15 s"))??;
+    endpoint.text_len = args
+        .payload
+        .map_or(0, |bytes| bytes.saturating_sub(framing));
+    let endpoint = &endpoint;
     tokio::time::sleep(Duration::from_millis(300)).await;
     report.rss_before = server.rss();
 
@@ -143,6 +137,15 @@ async fn measure(
         report.cpu_secs = Some(cpu);
         report.cpu_us_per_delivery = Some(cpu * 1e6 / observed.unique as f64);
         report.client_cpu_us_per_delivery = Some(client_cpu * 1e6 / observed.unique as f64);
+        report.client_cpu_secs = Some(client_cpu);
+        report.publish_secs = Some(span as f64 / 1e6);
+        report.tool_reads_per_delivery = Some(observed.reads as f64 / observed.unique as f64);
+        report.tool_bytes_per_read =
+            Some(observed.body_bytes as f64 / observed.reads.max(1) as f64);
+        if observed.sizes.messages > 0 {
+            report.message_bytes =
+                Some(observed.sizes.bytes as f64 / observed.sizes.messages as f64);
+        }
         let h = observed.histogram();
         let ms = |us: u64| us as f64 / 1000.0;
         report.p50_ms = Some(ms(h.value_at_quantile(0.50)));
@@ -153,27 +156,40 @@ async fn measure(
     Ok(())
 }
 
-/// One page load and one publish before measuring, so first-use costs (a Herald page's first
-/// render, the first database write, lazily created pools, a peer's channel) count neither as
-/// memory per stream nor as latency. The warm-up message's number is beyond the run's, so the
-/// streams ignore it.
-async fn warm_up(endpoint: &Endpoint) -> io::Result<()> {
-    let mut conn = Conn::new(http::connect(endpoint.addr, None).await?);
-    if endpoint.target == Target::Herald {
-        endpoint.load_page(&mut conn).await?;
-    }
+/// One stream (for Herald with its page load) and one publish before measuring, so first-use
+/// costs (a Herald page's first render, the first database write, lazily created pools, a
+/// peer's channel) count neither as memory per stream nor as latency. The warm-up message's
+/// number is beyond the run's, so the streams ignore it. Returns what the server adds around a
+/// published text on the wire (its `id:` line, HTML, `data:` prefixes), measured on that stream,
+/// so that `--payload` gives every server messages of the same size.
+async fn warm_up(endpoint: &Endpoint) -> io::Result<usize> {
+    let (mut stream, head) = endpoint.subscribe(None).await?;
     let marker = Marker {
         seq: WARM_UP_SEQ,
         sent_us: now_us(),
     };
-    let (head, _) = exchange(&mut conn, &endpoint.publish_request(marker)).await?;
-    if !(200..300).contains(&head.status) {
+    let mut conn = Conn::new(http::connect(endpoint.addr, None).await?);
+    let (answer, _) = exchange(&mut conn, &endpoint.publish_request(marker)).await?;
+    if !(200..300).contains(&answer.status) {
         return Err(http::bad(&format!(
             "warm-up publish: status {}",
-            head.status
+            answer.status
         )));
     }
-    Ok(())
+    let mut messages = Messages::default();
+    let arrived = |m: &Messages| m.last.is_some_and(|(seen, _)| seen == marker);
+    stream
+        .read_body(&head, |piece| {
+            messages.feed(piece, &mut |_| {});
+            !arrived(&messages)
+        })
+        .await?;
+    match messages.last {
+        Some((seen, bytes)) if seen == marker => {
+            Ok((bytes as usize).saturating_sub(endpoint.text(marker).len()))
+        }
+        _ => Err(http::bad("warm-up: the stream ended before the message")),
+    }
 }
 
 /// Far beyond any run's message count (the loss bitmaps are sized by `--messages`).

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::process::{Child, Command};
 
 use crate::args::{Args, Target};
+use crate::pin;
 
 pub struct Server {
     pub addr: SocketAddr,
@@ -20,12 +21,28 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn attach(addr: SocketAddr, pids: Vec<u32>) -> Server {
-        Server {
+    /// A server started by hand; with `--pin`, moved to the server's CPU with its threads and
+    /// child processes.
+    fn attach(addr: SocketAddr, args: &Args) -> io::Result<Server> {
+        let server = Server {
             addr,
-            pids,
+            pids: args.pids.clone(),
             child: None,
             dir: None,
+        };
+        if args.pin == Some(true) {
+            for pid in args.pids.iter().copied().chain(server.measured()) {
+                pin::pin_running(pid)?;
+            }
+        }
+        Ok(server)
+    }
+
+    /// The server a run measures: the one at `--url`, or `target` spawned.
+    pub async fn start(target: Target, args: &Args) -> io::Result<Server> {
+        match args.url {
+            Some(addr) => Server::attach(addr, args),
+            None => Server::spawn(target, args).await,
         }
     }
 
@@ -43,18 +60,19 @@ impl Server {
         let port = free_port()?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let log = std::fs::File::create(dir.0.join("server.log"))?;
+        let pin = args.pin == Some(true);
         let mut command = match target {
             Target::Herald => {
                 let bin = match &args.herald_bin {
                     Some(bin) => bin.clone(),
                     None => sibling("herald")?,
                 };
-                let mut c = Command::new(bin);
+                let mut c = program(bin, pin);
                 c.arg("--addr")
                     .arg(addr.to_string())
                     .arg("--db")
                     .arg(dir.0.join("herald.db"))
-                    .args(&args.herald_args)
+                    .args(herald_args(args))
                     .env("RUST_LOG", "warn");
                 c
             }
@@ -69,7 +87,7 @@ impl Server {
                 std::fs::create_dir_all(dir.0.join("logs"))?;
                 let mut prefix = dir.0.clone().into_os_string();
                 prefix.push("/");
-                let mut c = Command::new("nginx");
+                let mut c = program("nginx", pin);
                 c.arg("-p")
                     .arg(prefix)
                     .arg("-c")
@@ -77,9 +95,21 @@ impl Server {
                 c
             }
             Target::Node => {
-                let mut c = Command::new("node");
+                let mut c = program("node", pin);
                 c.arg(args.peers_dir.join("server.js"))
                     .env("PORT", port.to_string());
+                c
+            }
+            Target::Floor => {
+                if !args.floor_bin.exists() {
+                    return Err(io::Error::other(format!(
+                        "{} not found: cargo build --release --manifest-path \
+                         ../shared/peers/floor/Cargo.toml --target-dir target/peers, or give --floor-bin",
+                        args.floor_bin.display()
+                    )));
+                }
+                let mut c = program(&args.floor_bin, pin);
+                c.arg(port.to_string());
                 c
             }
         };
@@ -180,6 +210,30 @@ impl Server {
     }
 }
 
+/// A command running `bin`, pinned to the server's CPU when `pin` holds.
+fn program(bin: impl AsRef<std::ffi::OsStr>, pin: bool) -> Command {
+    if pin {
+        let [taskset, rest @ ..] = pin::server_prefix();
+        let mut c = Command::new(taskset);
+        c.args(rest).arg(bin);
+        c
+    } else {
+        Command::new(bin)
+    }
+}
+
+/// `--herald-arg`s, and with `--payload` a message limit that lets the padded text through.
+fn herald_args(args: &Args) -> Vec<String> {
+    let mut all = args.herald_args.clone();
+    let given = all.iter().any(|a| a.starts_with("--max-message-chars"));
+    if let Some(bytes) = args.payload
+        && !given
+    {
+        all.extend(["--max-message-chars".to_string(), bytes.to_string()]);
+    }
+    all
+}
+
 /// A binary built next to this one (`target/release/herald` beside `herald-load`).
 fn sibling(name: &str) -> io::Result<PathBuf> {
     let exe = std::env::current_exe()?;
@@ -275,9 +329,14 @@ pub fn machine() -> String {
             .trim()
             .to_string()
     };
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    // The machine's, not this process's: --pin leaves the tool fewer than there are.
+    let cpuinfo = read("/proc/cpuinfo");
+    let cores = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
     let mem_gb = status_kb(&read("/proc/meminfo"), "MemTotal:") as f64 / (1024.0 * 1024.0);
-    let cpu = read("/proc/cpuinfo")
+    let cpu = cpuinfo
         .lines()
         .find_map(|l| {
             l.strip_prefix("model name")?

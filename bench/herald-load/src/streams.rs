@@ -11,7 +11,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::sse::{Messages, Seen};
+use crate::sse::{Messages, Seen, Sizes};
 use crate::target::Endpoint;
 
 /// A stream that has not started by then counts as failed (a server out of file descriptors
@@ -44,6 +44,11 @@ pub struct Observed {
     pub last_us: u64,
     /// Latency histogram in µs as (value, count) pairs.
     pub latency: Vec<(u64, u64)>,
+    /// Reads of stream bodies, and the body bytes they brought.
+    pub reads: u64,
+    pub body_bytes: u64,
+    /// Published messages seen whole, and their bytes on the wire.
+    pub sizes: Sizes,
     pub first_error: Option<String>,
 }
 
@@ -57,6 +62,10 @@ impl Observed {
         self.lost += other.lost;
         self.last_us = self.last_us.max(other.last_us);
         self.latency.extend(other.latency);
+        self.reads += other.reads;
+        self.body_bytes += other.body_bytes;
+        self.sizes.messages += other.sizes.messages;
+        self.sizes.bytes += other.sizes.bytes;
         self.first_error = self.first_error.take().or(other.first_error);
     }
 
@@ -90,6 +99,10 @@ pub struct Tally {
     pub duplicates: AtomicU64,
     pub lost: AtomicU64,
     pub last_us: AtomicU64,
+    reads: AtomicU64,
+    body_bytes: AtomicU64,
+    sized_messages: AtomicU64,
+    sized_bytes: AtomicU64,
     latency: Mutex<Option<Histogram<u64>>>,
     first_error: Mutex<Option<String>>,
 }
@@ -122,6 +135,12 @@ impl Tally {
                     .collect()
             }),
             first_error: self.first_error.lock().expect("tally lock").clone(),
+            reads: self.reads.load(Relaxed),
+            body_bytes: self.body_bytes.load(Relaxed),
+            sizes: Sizes {
+                messages: self.sized_messages.load(Relaxed),
+                bytes: self.sized_bytes.load(Relaxed),
+            },
         }
     }
 }
@@ -187,8 +206,11 @@ async fn hold(
     tally.opened.fetch_add(1, Relaxed);
     let mut seen = Seen::new(messages);
     let mut parser = Messages::default();
+    let reads_before = conn.reads;
+    let mut body_bytes = 0;
     let ended_early = {
         let read = conn.read_body(&head, |piece| {
+            body_bytes += piece.len() as u64;
             parser.feed(piece, &mut |m| {
                 if seen.record(m.seq) {
                     let now = now_us();
@@ -204,6 +226,12 @@ async fn hold(
             _ = stop.wait_for(Option::is_some) => None,
         }
     };
+    tally.reads.fetch_add(conn.reads - reads_before, Relaxed);
+    tally.body_bytes.fetch_add(body_bytes, Relaxed);
+    tally
+        .sized_messages
+        .fetch_add(parser.sizes.messages, Relaxed);
+    tally.sized_bytes.fetch_add(parser.sizes.bytes, Relaxed);
     if let Some(ended) = ended_early {
         tally.dropped.fetch_add(1, Relaxed);
         tally.error(match ended {
