@@ -86,6 +86,7 @@ fn router(state: AppState) -> Router {
             )),
         )
         .route("/upload/{client}/cancel", post(import::cancel))
+        .route("/debug/stats", get(web::stats::show))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard::writes));
     Router::new()
         .route("/", get(page::dashboard))

@@ -191,3 +191,41 @@ async fn shutdown_ends_streams_with_a_complete_body() {
         assert!(s.ended);
     }
 }
+
+/// `GET /debug/stats`, which herald-load reads to report the writes a message costs. The
+/// counters are process-wide and other tests run beside this one, so only lower bounds hold.
+#[tokio::test]
+async fn debug_stats_count_the_bytes_written_to_streams_and_their_hand_backs() {
+    let mut app = spawn_app().await;
+    let client = app.client();
+    let tab = client.open_tab().await;
+    let mut stream = client.stream(&tab.stream_url).await;
+    stream.next().await.unwrap();
+    let counter = |json: &serde_json::Value, name: &str| {
+        json[name]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no {name} in {json}"))
+    };
+    let before = client.get("/debug/stats").await.json();
+    let mut framed = 0;
+    for i in 0..3 {
+        client.get(&format!("/send?message=m{i}")).await;
+        stream.until(&format!(">m{i}<")).await;
+        framed += stream.last_frame.len() as u64;
+    }
+    let after = client.get("/debug/stats").await.json();
+    let grew = |name| counter(&after, name) - counter(&before, name);
+    assert!(grew("bytes_written") >= framed, "{before} -> {after}");
+    assert!(grew("fanout_writes") + grew("task_writes") >= 1);
+    for name in ["partial_writes", "would_block"] {
+        counter(&after, name);
+    }
+
+    let hand_backs = herald::hub::stats::STATS.counts().hand_backs;
+    app.stop().await;
+    while stream.next().await.is_some() {}
+    assert!(
+        herald::hub::stats::STATS.counts().hand_backs > hand_backs,
+        "closing hands every parked stream back to its task"
+    );
+}

@@ -19,6 +19,7 @@ pub mod frame;
 mod log;
 mod partial;
 pub mod periodic;
+pub mod stats;
 mod stream;
 
 use std::collections::HashMap;

@@ -9,3 +9,4 @@ pub mod page;
 pub mod serve;
 pub mod session;
 mod sse;
+pub mod stats;

@@ -13,11 +13,14 @@ use std::sync::Arc;
 use tokio::net::TcpStream;
 
 use super::connection::MAX_WRITE;
+use crate::hub::stats::{STATS, Writer};
 use crate::hub::{Due, LiveStream, Park, Sink};
 
 impl Sink for TcpStream {
     fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
-        TcpStream::try_write(self, bytes)
+        let written = TcpStream::try_write(self, bytes);
+        STATS.write(Writer::Fanout, bytes.len(), &written);
+        written
     }
 }
 
@@ -61,6 +64,7 @@ async fn follow(
                         },
                     }
                 }
+                STATS.hand_back();
                 let (live, unwritten) = parked.resume();
                 pending = unwritten;
                 live
@@ -72,7 +76,9 @@ async fn follow(
 async fn write_all(tcp: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
     while !bytes.is_empty() {
         tcp.writable().await?;
-        match tcp.try_write(bytes) {
+        let written = tcp.try_write(bytes);
+        STATS.write(Writer::Task, bytes.len(), &written);
+        match written {
             Ok(n) => bytes = &bytes[n..],
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e),
