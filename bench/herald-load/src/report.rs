@@ -64,6 +64,9 @@ pub struct Report {
     /// Stream body bytes per read.
     #[serde(default)]
     pub tool_bytes_per_read: Option<f64>,
+    /// Herald's write path over the publish phase (`GET /debug/stats`, after minus before).
+    #[serde(default)]
+    pub server_counts: Option<ServerCounts>,
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
     pub p999_ms: Option<f64>,
@@ -75,6 +78,40 @@ pub struct Report {
     /// Churn mode: streams opened and closed.
     pub churned: Option<u64>,
     pub error: Option<String>,
+}
+
+/// Herald's counters of the stream write path (`src/hub/stats.rs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerCounts {
+    pub fanout_writes: u64,
+    pub task_writes: u64,
+    pub bytes_written: u64,
+    pub partial_writes: u64,
+    pub would_block: u64,
+    pub hand_backs: u64,
+}
+
+impl ServerCounts {
+    /// What happened between `before` and `self`.
+    pub fn since(&self, before: &ServerCounts) -> ServerCounts {
+        ServerCounts {
+            fanout_writes: self.fanout_writes - before.fanout_writes,
+            task_writes: self.task_writes - before.task_writes,
+            bytes_written: self.bytes_written - before.bytes_written,
+            partial_writes: self.partial_writes - before.partial_writes,
+            would_block: self.would_block - before.would_block,
+            hand_backs: self.hand_backs - before.hand_backs,
+        }
+    }
+
+    pub fn writes(&self) -> u64 {
+        self.fanout_writes + self.task_writes
+    }
+
+    /// Bytes per write that put something on the wire.
+    pub fn bytes_per_write(&self) -> f64 {
+        self.bytes_written as f64 / (self.writes() - self.would_block).max(1) as f64
+    }
 }
 
 impl Report {
@@ -190,6 +227,25 @@ impl Report {
                             .map_or(String::new(), |p| format!(" (--payload {p})"))
                     ),
                 );
+                if let Some(c) = &self.server_counts {
+                    let per = |n: u64| n as f64 / self.deliveries.max(1) as f64;
+                    row(
+                        "server writes per delivery",
+                        format!(
+                            "{:.3} ({:.0}% by the fan-out, {:.0} bytes per write)",
+                            per(c.writes()),
+                            c.fanout_writes as f64 * 100.0 / c.writes().max(1) as f64,
+                            c.bytes_per_write()
+                        ),
+                    );
+                    row(
+                        "partial / blocked writes",
+                        format!(
+                            "{} / {}, {} hand-backs to tasks",
+                            c.partial_writes, c.would_block, c.hand_backs
+                        ),
+                    );
+                }
                 row(
                     "tool reads per delivery",
                     format!(
@@ -220,7 +276,15 @@ impl Report {
 /// CPU seconds and the share of one core they are over `span` seconds.
 fn cpu_use(secs: Option<f64>, span: Option<f64>) -> String {
     match (secs, span) {
-        (Some(c), Some(s)) if s > 0.0 => format!("{c:.2} s ({:.0}%)", c * 100.0 / s),
+        (Some(c), Some(_)) => format!("{c:.2} s ({})", share(secs, span)),
+        _ => "-".into(),
+    }
+}
+
+/// The share of one core that `secs` of CPU are over `span` seconds.
+fn share(secs: Option<f64>, span: Option<f64>) -> String {
+    match (secs, span) {
+        (Some(c), Some(s)) if s > 0.0 => format!("{:.0}%", c * 100.0 / s),
         _ => "-".into(),
     }
 }
@@ -325,6 +389,42 @@ pub fn markdown(reports: &[Report]) -> String {
             out.push('\n');
         }
     };
+    let counted: Vec<_> = reports
+        .iter()
+        .filter(|r| r.mode == "fanout" && r.publish_secs.is_some())
+        .collect();
+    if !counted.is_empty() {
+        gap(&mut out);
+        out.push_str(
+            "| run | target | bytes/msg | server CPU use | tool CPU use | server writes/delivery | by the fan-out | bytes/write | partial, blocked writes | hand-backs | tool reads/delivery |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|\n",
+        );
+        for r in counted {
+            let per = |n: u64| format!("{:.3}", n as f64 / r.deliveries.max(1) as f64);
+            let c = r.server_counts;
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.run,
+                r.target,
+                fmt_opt(r.message_bytes, 0),
+                share(r.cpu_secs, r.publish_secs),
+                share(r.client_cpu_secs, r.publish_secs),
+                c.map_or("-".into(), |c| per(c.writes())),
+                c.map_or("-".into(), |c| format!(
+                    "{:.0}%",
+                    c.fanout_writes as f64 * 100.0 / c.writes().max(1) as f64
+                )),
+                c.map_or("-".into(), |c| format!("{:.0}", c.bytes_per_write())),
+                c.map_or("-".into(), |c| format!(
+                    "{}, {}",
+                    c.partial_writes, c.would_block
+                )),
+                c.map_or("-".into(), |c| c.hand_backs.to_string()),
+                fmt_opt(r.tool_reads_per_delivery, 2),
+            );
+        }
+    }
     let mut sweeps: BTreeMap<&str, Vec<Report>> = BTreeMap::new();
     for r in reports.iter().filter(|r| r.mode == "fanout") {
         if let Some((start, _)) = r.run.split_once("-r") {
@@ -495,6 +595,34 @@ mod tests {
         );
         assert!(table.contains("| herald ÷ node | | | | ×2.00 |"), "{table}");
         assert!(table.contains("×0.25"), "p99 ratio to nchan: {table}");
+    }
+
+    #[test]
+    fn counters_table_gives_writes_and_cpu_per_delivery() {
+        let herald = Report {
+            deliveries: 1000,
+            publish_secs: Some(2.0),
+            cpu_secs: Some(1.0),
+            client_cpu_secs: Some(0.5),
+            message_bytes: Some(300.0),
+            tool_reads_per_delivery: Some(0.5),
+            server_counts: Some(ServerCounts {
+                fanout_writes: 750,
+                task_writes: 250,
+                bytes_written: 270_000,
+                partial_writes: 2,
+                would_block: 100,
+                hand_backs: 102,
+            }),
+            ..report("herald", 1.0, 1.0)
+        };
+        let table = markdown(&[herald]);
+        assert!(
+            table.contains(
+                "| r1 | herald | 300 | 50% | 25% | 1.000 | 75% | 300 | 2, 100 | 102 | 0.50 |"
+            ),
+            "{table}"
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::args::{Args, Target};
 use crate::fleet::Fleet;
 use crate::http::{self, Conn};
 use crate::publish::publish;
-use crate::report::Report;
+use crate::report::{Report, ServerCounts};
 use crate::server::Server;
 use crate::sse::{Marker, Messages};
 use crate::streams::{Plan, now_us};
@@ -108,6 +108,7 @@ async fn measure(
             Some(report.rss_streams.saturating_sub(report.rss_before) as f64 / opened as f64);
     }
 
+    let counts_before = server_counts(endpoint).await;
     let cpu_before = server.cpu();
     let client_cpu_before = fleet.cpu();
     let published = publish(endpoint, args.messages, args.rate, args.publishers).await;
@@ -118,6 +119,9 @@ async fn measure(
     fleet.received(report.expected, drain_by).await;
     let cpu = server.cpu() - cpu_before;
     let client_cpu = fleet.cpu() - client_cpu_before;
+    if let (Some(before), Some(after)) = (counts_before, server_counts(endpoint).await) {
+        report.server_counts = Some(after.since(&before));
+    }
 
     let finish_by =
         (Instant::now() + Duration::from_secs(15)).min(deadline + Duration::from_secs(5));
@@ -190,6 +194,24 @@ async fn warm_up(endpoint: &Endpoint) -> io::Result<usize> {
         }
         _ => Err(http::bad("warm-up: the stream ended before the message")),
     }
+}
+
+/// Herald's write-path counters (`GET /debug/stats`); `None` for a peer, or a Herald without
+/// them.
+pub async fn server_counts(endpoint: &Endpoint) -> Option<ServerCounts> {
+    if endpoint.target != Target::Herald {
+        return None;
+    }
+    let ask = async {
+        let mut conn = Conn::new(http::connect(endpoint.addr, None).await.ok()?);
+        let request = http::request("GET", "/debug/stats", &endpoint.host(), &[], b"");
+        let (head, body) = exchange(&mut conn, &request).await.ok()?;
+        (head.status == 200).then(|| serde_json::from_slice(&body).ok())?
+    };
+    tokio::time::timeout(Duration::from_secs(5), ask)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Far beyond any run's message count (the loss bitmaps are sized by `--messages`).
