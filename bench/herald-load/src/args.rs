@@ -87,6 +87,11 @@ pub struct Args {
     /// open and close N streams (--streams at a time), RSS before/after
     #[arg(long, value_name = "N", value_parser = positive::<u64>, help_heading = MODES)]
     pub churn: Option<u64>,
+    /// soak Herald: N connects and disconnects and --stalled stalled or slow readers among
+    /// --streams healthy streams, publishing all along; RSS and the healthy streams' latency
+    /// before and after
+    #[arg(long, value_name = "N", value_parser = positive::<u64>, help_heading = MODES)]
+    pub soak: Option<u64>,
 
     /// start the server(s) on a free port and stop them afterwards
     #[arg(long, help_heading = SERVER)]
@@ -246,6 +251,19 @@ pub struct Args {
         help_heading = LOAD
     )]
     pub sweep_secs: f64,
+    /// --soak: stalled readers (half never read, half read 512 bytes a second) [default:
+    /// --streams]
+    #[arg(long, value_name = "N", value_parser = num::<usize>, help_heading = LOAD)]
+    pub stalled: Option<usize>,
+    /// --soak: connect-disconnect loops at a time
+    #[arg(long, value_name = "K", default_value = "100", value_parser = positive::<usize>, help_heading = LOAD)]
+    pub soak_concurrent: usize,
+    /// --soak: publishing time of each measured phase
+    #[arg(long, value_name = "SECS", default_value = "20", value_parser = sweep_secs, help_heading = LOAD)]
+    pub phase_secs: f64,
+    /// --soak: Herald's send timeout (--send-timeout-secs), when its --help lists one
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = positive::<u64>, help_heading = LOAD)]
+    pub send_timeout: u64,
     /// text on the stream that means the import finished
     #[arg(long, value_name = "TEXT", default_value = "import-done", help_heading = LOAD)]
     pub import_needle: String,
@@ -482,6 +500,19 @@ mod tests {
         );
         assert_eq!(a.payload, Some(5000));
         assert!(parse_str("--spawn --payload 0").is_err());
+    }
+
+    #[test]
+    fn soak_takes_its_connects_and_defaults() {
+        let a = parse_str("--spawn --soak 1_000_000 --streams 10000").unwrap();
+        assert_eq!((a.soak, a.stalled), (Some(1_000_000), None));
+        assert_eq!(
+            (a.soak_concurrent, a.phase_secs, a.send_timeout),
+            (100, 20.0, 5)
+        );
+        let a = parse_str("--spawn --soak 10 --stalled 0 --phase-secs 3").unwrap();
+        assert_eq!((a.stalled, a.phase_secs), (Some(0), 3.0));
+        assert!(parse_str("--spawn --soak 0").is_err());
     }
 
     #[test]

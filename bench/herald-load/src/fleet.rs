@@ -96,11 +96,12 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// Starts one member per plan: in this process when there is one, else as child processes.
-    pub fn start(plans: Vec<Plan>) -> io::Result<Fleet> {
+    /// Starts one member per plan: in this process if `in_process` holds (one plan), else as
+    /// child processes (each with its own open-files limit).
+    pub fn start(plans: Vec<Plan>, in_process: bool) -> io::Result<Fleet> {
         let (tx, events) = mpsc::channel(64);
         let mut members = Vec::new();
-        let in_process = plans.len() == 1;
+        let in_process = in_process && plans.len() == 1;
         for (i, plan) in plans.into_iter().enumerate() {
             if in_process {
                 let (stop_tx, stop_rx) = oneshot::channel();

@@ -15,6 +15,7 @@ mod publish;
 mod report;
 mod run;
 mod server;
+mod soak;
 mod sse;
 mod streams;
 mod target;
@@ -108,6 +109,10 @@ async fn measure(args: &Args) -> u8 {
     if let Some(rows) = args.import {
         let needle = &args.import_needle;
         let r = bounded(deadline, import::import(args, rows, needle, &ctx, deadline)).await;
+        all_clean &= emit(args, &r);
+        reports.push(r);
+    } else if let Some(connects) = args.soak {
+        let r = bounded(deadline, soak::soak(args, connects, &ctx, deadline)).await;
         all_clean &= emit(args, &r);
         reports.push(r);
     } else if let Some(cycles) = args.churn {

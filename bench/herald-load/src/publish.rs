@@ -32,14 +32,17 @@ impl Published {
     }
 }
 
-/// Message `seq` is due `seq / rate` seconds after the start; publisher `j` of `p` sends the
-/// messages with `seq % p == j`, in order.
+/// Publishes messages `first..first + count`: message `first + i` is due `i / rate` seconds
+/// after the start; publisher `j` of `p` sends the messages with `i % p == j`, in order.
+/// `accepted[i]` says whether the server accepted message `first + i`.
 pub async fn publish(
     endpoint: &Endpoint,
-    messages: u64,
+    first: u64,
+    count: u64,
     rate: f64,
     publishers: usize,
 ) -> Published {
+    let messages = count;
     let endpoint = Arc::new(endpoint.clone());
     let start = Instant::now();
     let first_us = now_us();
@@ -55,7 +58,7 @@ pub async fn publish(
                     tokio::time::sleep_until(start + Duration::from_secs_f64(seq as f64 / rate))
                         .await;
                     let marker = Marker {
-                        seq,
+                        seq: first + seq,
                         sent_us: now_us(),
                     };
                     let sent =
@@ -63,7 +66,7 @@ pub async fn publish(
                     let ok = match sent.await.unwrap_or_else(|_| Err(timed_out())) {
                         Ok(()) => true,
                         Err(e) => {
-                            error.get_or_insert(format!("publish {seq}: {e}"));
+                            error.get_or_insert(format!("publish {}: {e}", first + seq));
                             false
                         }
                     };

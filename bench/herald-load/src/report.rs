@@ -77,7 +77,29 @@ pub struct Report {
     pub rss_growth: Option<u64>,
     /// Churn mode: streams opened and closed.
     pub churned: Option<u64>,
+    /// Soak mode: stalled and slow readers opened, and how many of them the server cut loose.
+    #[serde(default)]
+    pub stalled: Option<u64>,
+    #[serde(default)]
+    pub stalled_cut: Option<u64>,
+    /// Soak mode: Herald's send timeout in seconds, if it has one.
+    #[serde(default)]
+    pub send_timeout: Option<u64>,
+    /// Soak mode: the healthy streams' latency in each phase.
+    #[serde(default)]
+    pub phases: Vec<Phase>,
     pub error: Option<String>,
+}
+
+/// One phase of a soak: what was published, delivered to the healthy streams, and how late.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Phase {
+    pub name: String,
+    pub published: u64,
+    pub deliveries: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
 }
 
 /// Herald's counters of the stream write path (`src/hub/stats.rs`).
@@ -131,7 +153,67 @@ impl Report {
             let _ = writeln!(out, "  {name:<26} {value}");
         };
         row("target", format!("{} ({})", self.target, self.mode));
-        if let Some(churned) = self.churned {
+        if self.mode == "soak" {
+            row(
+                "healthy streams",
+                format!(
+                    "{} held of {} ({} failed to open, {} dropped)",
+                    self.held, self.streams, self.failed, self.dropped
+                ),
+            );
+            row(
+                "stalled + slow readers",
+                format!(
+                    "{} opened, {} cut loose by the server (send timeout {})",
+                    self.stalled.unwrap_or(0),
+                    self.stalled_cut.unwrap_or(0),
+                    self.send_timeout
+                        .map_or("none".into(), |s| format!("{s} s"))
+                ),
+            );
+            row(
+                "connects + disconnects",
+                format!("{}", self.churned.unwrap_or(0)),
+            );
+            row(
+                "server RSS",
+                format!(
+                    "{} at the start -> {} at the end ({})",
+                    mib(self.rss_before),
+                    mib(self.rss_streams),
+                    pct(self.rss_before, self.rss_streams)
+                ),
+            );
+            for p in &self.phases {
+                row(
+                    &format!("p50/p99/max: {}", p.name),
+                    format!(
+                        "{:.1} / {:.1} / {:.1} ms ({} of {} delivered)",
+                        p.p50_ms,
+                        p.p99_ms,
+                        p.max_ms,
+                        p.deliveries,
+                        p.published * self.held
+                    ),
+                );
+            }
+            row(
+                "healthy lost / duplicated",
+                format!("{} / {}", self.lost, self.duplicated),
+            );
+            if let Some(c) = &self.server_counts {
+                row(
+                    "server, phases 2 and 3",
+                    format!(
+                        "{} writes, {} partial, {} blocked, {} hand-backs to tasks",
+                        c.writes(),
+                        c.partial_writes,
+                        c.would_block,
+                        c.hand_backs
+                    ),
+                );
+            }
+        } else if let Some(churned) = self.churned {
             row(
                 "connect + disconnect",
                 format!(
@@ -463,6 +545,34 @@ pub fn markdown(reports: &[Report]) -> String {
                 fmt_opt(r.rows_per_sec, 0),
                 r.cpu_secs.map_or("-".into(), |c| format!("{c:.2} s")),
                 mib(r.rss_growth.unwrap_or(0)),
+                note(r)
+            );
+        }
+    }
+    let soaks: Vec<_> = reports.iter().filter(|r| r.mode == "soak").collect();
+    if !soaks.is_empty() {
+        gap(&mut out);
+        out.push_str("| date (UTC) | connects + disconnects | healthy streams | stalled + slow readers (cut by the server) | server RSS start → end | healthy p99 by phase | healthy lost | note |\n|---|---|---|---|---|---|---|---|\n");
+        for r in soaks {
+            let phases: Vec<String> = r
+                .phases
+                .iter()
+                .map(|p| format!("{} {:.1} ms", p.name, p.p99_ms))
+                .collect();
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} of {} | {} ({}) | {} → {} ({}) | {} | {} | {} |",
+                r.date,
+                r.churned.unwrap_or(0),
+                r.held,
+                r.streams,
+                r.stalled.unwrap_or(0),
+                r.stalled_cut.unwrap_or(0),
+                mib(r.rss_before),
+                mib(r.rss_streams),
+                pct(r.rss_before, r.rss_streams),
+                phases.join("; "),
+                r.lost,
                 note(r)
             );
         }

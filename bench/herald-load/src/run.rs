@@ -13,7 +13,7 @@ use crate::publish::publish;
 use crate::report::{Report, ServerCounts};
 use crate::server::Server;
 use crate::sse::{Marker, Messages};
-use crate::streams::{Plan, now_us};
+use crate::streams::{Plan, Reader, now_us};
 use crate::target::{Endpoint, exchange};
 
 /// Extra time allowed for the streams to open beyond what the open rate needs.
@@ -94,7 +94,9 @@ async fn measure(
     report.rss_before = server.rss();
 
     let began = Instant::now();
-    let mut fleet = Fleet::start(plans(args, endpoint))?;
+    let plans = plans(args, endpoint);
+    let in_process = plans.len() == 1;
+    let mut fleet = Fleet::start(plans, in_process)?;
     let open_by =
         (began + Duration::from_secs_f64(args.streams as f64 / args.open_rate) + OPEN_SLACK)
             .min(deadline);
@@ -111,7 +113,7 @@ async fn measure(
     let counts_before = server_counts(endpoint).await;
     let cpu_before = server.cpu();
     let client_cpu_before = fleet.cpu();
-    let published = publish(endpoint, args.messages, args.rate, args.publishers).await;
+    let published = publish(endpoint, 0, args.messages, args.rate, args.publishers).await;
     report.published = published.ok();
     report.publish_failed = args.messages - report.published;
     report.expected = report.published * opened;
@@ -166,8 +168,8 @@ async fn measure(
 /// number is beyond the run's, so the streams ignore it. Returns what the server adds around a
 /// published text on the wire (its `id:` line, HTML, `data:` prefixes), measured on that stream,
 /// so that `--payload` gives every server messages of the same size.
-async fn warm_up(endpoint: &Endpoint) -> io::Result<usize> {
-    let (mut stream, head) = endpoint.subscribe(None).await?;
+pub async fn warm_up(endpoint: &Endpoint) -> io::Result<usize> {
+    let (mut stream, head) = endpoint.subscribe(None, None).await?;
     let marker = Marker {
         seq: WARM_UP_SEQ,
         sent_us: now_us(),
@@ -231,6 +233,7 @@ fn plans(args: &Args, endpoint: &Endpoint) -> Vec<Plan> {
                 open_rate: args.open_rate / k as f64,
                 messages: args.messages,
                 sources: args.sources,
+                reader: Reader::Healthy,
             }
         })
         .collect()

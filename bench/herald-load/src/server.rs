@@ -14,6 +14,8 @@ use crate::pin;
 
 pub struct Server {
     pub addr: SocketAddr,
+    /// A spawned Herald's send timeout in seconds, when the tool set one (`--soak`).
+    pub send_timeout: Option<u64>,
     /// The processes whose memory and CPU count (an nginx master stands for its workers).
     pids: Vec<u32>,
     child: Option<Child>,
@@ -26,6 +28,7 @@ impl Server {
     fn attach(addr: SocketAddr, args: &Args) -> io::Result<Server> {
         let server = Server {
             addr,
+            send_timeout: None,
             pids: args.pids.clone(),
             child: None,
             dir: None,
@@ -61,18 +64,27 @@ impl Server {
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let log = std::fs::File::create(dir.0.join("server.log"))?;
         let pin = args.pin == Some(true);
+        let mut send_timeout = None;
         let mut command = match target {
             Target::Herald => {
                 let bin = match &args.herald_bin {
                     Some(bin) => bin.clone(),
                     None => sibling("herald")?,
                 };
+                let mut extra = herald_args(args);
+                if args.soak.is_some()
+                    && !extra.iter().any(|a| a.starts_with(SEND_TIMEOUT))
+                    && lists(&bin, SEND_TIMEOUT)
+                {
+                    extra.extend([SEND_TIMEOUT.to_string(), args.send_timeout.to_string()]);
+                    send_timeout = Some(args.send_timeout);
+                }
                 let mut c = program(bin, pin);
                 c.arg("--addr")
                     .arg(addr.to_string())
                     .arg("--db")
                     .arg(dir.0.join("herald.db"))
-                    .args(herald_args(args))
+                    .args(extra)
                     .env("RUST_LOG", "warn");
                 c
             }
@@ -123,6 +135,7 @@ impl Server {
         let pid = child.id().unwrap_or(0);
         let mut server = Server {
             addr,
+            send_timeout,
             pids: vec![pid],
             child: Some(child),
             dir: Some(dir),
@@ -232,6 +245,17 @@ fn herald_args(args: &Args) -> Vec<String> {
         all.extend(["--max-message-chars".to_string(), bytes.to_string()]);
     }
     all
+}
+
+/// Herald's option for closing a stream whose client has taken nothing for that long.
+const SEND_TIMEOUT: &str = "--send-timeout-secs";
+
+/// Whether `bin --help` lists `option` (a Herald without it would refuse to start).
+fn lists(bin: &std::path::Path, option: &str) -> bool {
+    std::process::Command::new(bin)
+        .arg("--help")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(option))
 }
 
 /// A binary built next to this one (`target/release/herald` beside `herald-load`).

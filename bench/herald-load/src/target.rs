@@ -41,15 +41,21 @@ impl Endpoint {
         self.addr.to_string()
     }
 
-    /// Opens one stream the way a browser does; returns the connection positioned at the start
-    /// of the event-stream body.
-    pub async fn subscribe(&self, source: Option<Ipv4Addr>) -> io::Result<(Conn, Head)> {
-        let mut conn = Conn::new(http::connect(self.addr, source).await?);
+    /// Opens one stream the way a browser does, from `source` and with `receive_buffer` bytes
+    /// of socket receive buffer if given; returns the connection positioned at the start of the
+    /// event-stream body.
+    pub async fn subscribe(
+        &self,
+        source: Option<Ipv4Addr>,
+        receive_buffer: Option<u32>,
+    ) -> io::Result<(Conn, Head)> {
+        let connect = || http::connect_with(self.addr, source, receive_buffer);
+        let mut conn = Conn::new(connect().await?);
         let (path, cookie) = match self.target {
             Target::Herald => {
                 let (path, cookie, reusable) = self.load_page(&mut conn).await?;
                 if !reusable {
-                    conn = Conn::new(http::connect(self.addr, source).await?);
+                    conn = Conn::new(connect().await?);
                 }
                 (path, cookie)
             }
