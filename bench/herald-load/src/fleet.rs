@@ -14,7 +14,7 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use crate::server::cpu_secs;
+use crate::server::{cpu_secs, wait_secs};
 use crate::streams::{self, Observed, Plan, Tally};
 
 /// How often a member reports how many messages its streams have received.
@@ -171,16 +171,23 @@ impl Fleet {
     /// CPU seconds used by the processes holding the streams (this one and any workers), to
     /// show whether the tool itself was the bottleneck.
     pub fn cpu(&self) -> f64 {
-        let workers: f64 = self
-            .members
+        self.pids().into_iter().map(cpu_secs).sum()
+    }
+
+    /// Seconds the processes holding the streams have waited for a CPU.
+    pub fn waited(&self) -> f64 {
+        self.pids().into_iter().map(wait_secs).sum()
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        self.members
             .iter()
             .filter_map(|m| match m {
                 Member::Child(child, _) => child.id(),
                 Member::Local(_) => None,
             })
-            .map(cpu_secs)
-            .sum();
-        workers + cpu_secs(std::process::id())
+            .chain([std::process::id()])
+            .collect()
     }
 
     /// Waits until every member has opened its streams; returns (opened, failed) over all.

@@ -52,6 +52,12 @@ pub struct Report {
     /// The tool's CPU over that span (with its workers).
     #[serde(default)]
     pub client_cpu_secs: Option<f64>,
+    /// Seconds the server's and the tool's threads were runnable but waited for a CPU over the
+    /// publish phase: other work on the machine (or each other, unpinned).
+    #[serde(default)]
+    pub server_wait_secs: Option<f64>,
+    #[serde(default)]
+    pub client_wait_secs: Option<f64>,
     /// `--payload`: the bytes asked for each message on the wire.
     #[serde(default)]
     pub payload: Option<u64>,
@@ -301,6 +307,14 @@ impl Report {
                     ),
                 );
                 row(
+                    "waited for a CPU, server / tool",
+                    format!(
+                        "{} / {} s",
+                        fmt_opt(self.server_wait_secs, 2),
+                        fmt_opt(self.client_wait_secs, 2)
+                    ),
+                );
+                row(
                     "message on the wire",
                     format!(
                         "{} bytes{}",
@@ -478,20 +492,22 @@ pub fn markdown(reports: &[Report]) -> String {
     if !counted.is_empty() {
         gap(&mut out);
         out.push_str(
-            "| run | target | bytes/msg | server CPU use | tool CPU use | server writes/delivery | by the fan-out | bytes/write | partial, blocked writes | hand-backs | tool reads/delivery |\n\
-             |---|---|---|---|---|---|---|---|---|---|---|\n",
+            "| run | target | bytes/msg | server CPU use | tool CPU use | server waited for a CPU | server writes/delivery | by the fan-out | bytes/write | partial, blocked writes | hand-backs | tool reads/delivery |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|---|\n",
         );
         for r in counted {
             let per = |n: u64| format!("{:.3}", n as f64 / r.deliveries.max(1) as f64);
             let c = r.server_counts;
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 r.run,
                 r.target,
                 fmt_opt(r.message_bytes, 0),
                 share(r.cpu_secs, r.publish_secs),
                 share(r.client_cpu_secs, r.publish_secs),
+                r.server_wait_secs
+                    .map_or("-".into(), |w| format!("{w:.2} s")),
                 c.map_or("-".into(), |c| per(c.writes())),
                 c.map_or("-".into(), |c| format!(
                     "{:.0}%",
@@ -714,6 +730,7 @@ mod tests {
             publish_secs: Some(2.0),
             cpu_secs: Some(1.0),
             client_cpu_secs: Some(0.5),
+            server_wait_secs: Some(0.25),
             message_bytes: Some(300.0),
             tool_reads_per_delivery: Some(0.5),
             server_counts: Some(ServerCounts {
@@ -729,7 +746,7 @@ mod tests {
         let table = markdown(&[herald]);
         assert!(
             table.contains(
-                "| r1 | herald | 300 | 50% | 25% | 1.000 | 75% | 300 | 2, 100 | 102 | 0.50 |"
+                "| r1 | herald | 300 | 50% | 25% | 0.25 s | 1.000 | 75% | 300 | 2, 100 | 102 | 0.50 |"
             ),
             "{table}"
         );

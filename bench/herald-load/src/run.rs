@@ -113,6 +113,7 @@ async fn measure(
     let counts_before = server_counts(endpoint).await;
     let cpu_before = server.cpu();
     let client_cpu_before = fleet.cpu();
+    let waits_before = (server.waited(), fleet.waited());
     let published = publish(endpoint, 0, args.messages, args.rate, args.publishers).await;
     report.published = published.ok();
     report.publish_failed = args.messages - report.published;
@@ -121,6 +122,8 @@ async fn measure(
     fleet.received(report.expected, drain_by).await;
     let cpu = server.cpu() - cpu_before;
     let client_cpu = fleet.cpu() - client_cpu_before;
+    report.server_wait_secs = Some(server.waited() - waits_before.0);
+    report.client_wait_secs = Some(fleet.waited() - waits_before.1);
     if let (Some(before), Some(after)) = (counts_before, server_counts(endpoint).await) {
         report.server_counts = Some(after.since(&before));
     }

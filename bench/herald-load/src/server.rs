@@ -205,6 +205,11 @@ impl Server {
         self.measured().into_iter().map(cpu_secs).sum()
     }
 
+    /// Time the server's threads have spent runnable but waiting for a CPU, in seconds.
+    pub fn waited(&self) -> f64 {
+        self.measured().into_iter().map(wait_secs).sum()
+    }
+
     /// Stops a spawned server with SIGTERM (a clean shutdown), then SIGKILL if it lingers.
     pub async fn stop(mut self) {
         let Some(mut child) = self.child.take() else {
@@ -325,6 +330,20 @@ pub fn cpu_secs(pid: u32) -> f64 {
     ticks as f64 / hz as f64
 }
 
+/// Time every thread of `pid` has spent runnable but waiting for a CPU (the run queue), in
+/// seconds: the second field of `/proc/<pid>/task/<tid>/schedstat`. On a machine shared with
+/// other work, this is how much of a run's latency is the machine's.
+pub fn wait_secs(pid: u32) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    let ns: u64 = tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+        .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum();
+    ns as f64 / 1e9
+}
+
 /// The fields of /proc/<pid>/stat after the command name (which may hold spaces).
 fn stat_fields(stat: &str) -> Option<Vec<&str>> {
     let after = &stat[stat.rfind(')')? + 1..];
@@ -383,6 +402,10 @@ mod tests {
         let me = std::process::id();
         assert!(rss_bytes(me) > 0);
         assert!(cpu_secs(me) >= 0.0);
+        assert!(
+            wait_secs(me) > 0.0,
+            "a process has waited for a CPU at least once"
+        );
         assert!(children(me).is_empty() || !children(me).contains(&me));
     }
 
