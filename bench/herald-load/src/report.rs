@@ -58,6 +58,12 @@ pub struct Report {
     pub server_wait_secs: Option<f64>,
     #[serde(default)]
     pub client_wait_secs: Option<f64>,
+    /// How long the server took to answer a publish (p50, p99): the part of the latency
+    /// spent before the fan-out.
+    #[serde(default)]
+    pub publish_p50_ms: Option<f64>,
+    #[serde(default)]
+    pub publish_p99_ms: Option<f64>,
     /// `--payload`: the bytes asked for each message on the wire.
     #[serde(default)]
     pub payload: Option<u64>,
@@ -307,6 +313,14 @@ impl Report {
                     ),
                 );
                 row(
+                    "publish answered, p50/p99",
+                    format!(
+                        "{} / {} ms",
+                        fmt_opt(self.publish_p50_ms, 1),
+                        fmt_opt(self.publish_p99_ms, 1)
+                    ),
+                );
+                row(
                     "waited for a CPU, server / tool",
                     format!(
                         "{} / {} s",
@@ -492,15 +506,15 @@ pub fn markdown(reports: &[Report]) -> String {
     if !counted.is_empty() {
         gap(&mut out);
         out.push_str(
-            "| run | target | bytes/msg | server CPU use | tool CPU use | server waited for a CPU | server writes/delivery | by the fan-out | bytes/write | partial, blocked writes | hand-backs | tool reads/delivery |\n\
-             |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+            "| run | target | bytes/msg | server CPU use | tool CPU use | server waited for a CPU | publish answered p99 | server writes/delivery | by the fan-out | bytes/write | partial, blocked writes | hand-backs | tool reads/delivery |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         );
         for r in counted {
             let per = |n: u64| format!("{:.3}", n as f64 / r.deliveries.max(1) as f64);
             let c = r.server_counts;
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 r.run,
                 r.target,
                 fmt_opt(r.message_bytes, 0),
@@ -508,6 +522,7 @@ pub fn markdown(reports: &[Report]) -> String {
                 share(r.client_cpu_secs, r.publish_secs),
                 r.server_wait_secs
                     .map_or("-".into(), |w| format!("{w:.2} s")),
+                ms(r.publish_p99_ms),
                 c.map_or("-".into(), |c| per(c.writes())),
                 c.map_or("-".into(), |c| format!(
                     "{:.0}%",
@@ -731,6 +746,7 @@ mod tests {
             cpu_secs: Some(1.0),
             client_cpu_secs: Some(0.5),
             server_wait_secs: Some(0.25),
+            publish_p99_ms: Some(1.5),
             message_bytes: Some(300.0),
             tool_reads_per_delivery: Some(0.5),
             server_counts: Some(ServerCounts {
@@ -746,7 +762,7 @@ mod tests {
         let table = markdown(&[herald]);
         assert!(
             table.contains(
-                "| r1 | herald | 300 | 50% | 25% | 0.25 s | 1.000 | 75% | 300 | 2, 100 | 102 | 0.50 |"
+                "| r1 | herald | 300 | 50% | 25% | 0.25 s | 1.5 ms | 1.000 | 75% | 300 | 2, 100 | 102 | 0.50 |"
             ),
             "{table}"
         );

@@ -116,6 +116,8 @@ async fn measure(
     let waits_before = (server.waited(), fleet.waited());
     let published = publish(endpoint, 0, args.messages, args.rate, args.publishers).await;
     report.published = published.ok();
+    report.publish_p50_ms = published.answer_ms(0.50);
+    report.publish_p99_ms = published.answer_ms(0.99);
     report.publish_failed = args.messages - report.published;
     report.expected = report.published * opened;
     let drain_by = (Instant::now() + args.drain).min(deadline);
