@@ -169,10 +169,11 @@ impl Report {
             row(
                 "healthy streams",
                 format!(
-                    "{} held of {} ({} failed to open, {} dropped)",
-                    self.held, self.streams, self.failed, self.dropped
+                    "{} held of {} ({} dropped)",
+                    self.held, self.streams, self.dropped
                 ),
             );
+            row("failed to open, any kind", self.failed.to_string());
             row(
                 "stalled + slow readers",
                 format!(
