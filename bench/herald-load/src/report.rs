@@ -114,7 +114,9 @@ pub struct Phase {
     pub max_ms: f64,
 }
 
-/// Herald's counters of the stream write path (`src/hub/stats.rs`).
+/// Herald's counters of the stream write path: the JSON of `GET /debug/stats`, whose type is
+/// `hub::stats::Counts` in the server. Declared again here rather than shared, since the tool
+/// must not depend on the server's crate (and the server not on the tool's).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServerCounts {
     pub fanout_writes: u64,

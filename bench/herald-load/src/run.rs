@@ -83,12 +83,7 @@ async fn measure(
     deadline: Instant,
     report: &mut Report,
 ) -> io::Result<()> {
-    let framing = tokio::time::timeout(Duration::from_secs(15), warm_up(&endpoint))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "warm-up: no answer within 15 s"))??;
-    endpoint.text_len = args
-        .payload
-        .map_or(0, |bytes| bytes.saturating_sub(framing));
+    prepare(&mut endpoint, args).await?;
     let endpoint = &endpoint;
     tokio::time::sleep(Duration::from_millis(300)).await;
     report.rss_before = server.rss();
@@ -167,13 +162,25 @@ async fn measure(
     Ok(())
 }
 
+/// Warms the server up ([`warm_up`]) and pads `endpoint`'s text so that each message is
+/// `--payload` bytes on the wire.
+pub async fn prepare(endpoint: &mut Endpoint, args: &Args) -> io::Result<()> {
+    let framing = tokio::time::timeout(Duration::from_secs(15), warm_up(endpoint))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "warm-up: no answer within 15 s"))??;
+    endpoint.text_len = args
+        .payload
+        .map_or(0, |bytes| bytes.saturating_sub(framing));
+    Ok(())
+}
+
 /// One stream (for Herald with its page load) and one publish before measuring, so first-use
 /// costs (a Herald page's first render, the first database write, lazily created pools, a
 /// peer's channel) count neither as memory per stream nor as latency. The warm-up message's
 /// number is beyond the run's, so the streams ignore it. Returns what the server adds around a
 /// published text on the wire (its `id:` line, HTML, `data:` prefixes), measured on that stream,
 /// so that `--payload` gives every server messages of the same size.
-pub async fn warm_up(endpoint: &Endpoint) -> io::Result<usize> {
+async fn warm_up(endpoint: &Endpoint) -> io::Result<usize> {
     let (mut stream, head) = endpoint.subscribe(None, None).await?;
     let marker = Marker {
         seq: WARM_UP_SEQ,

@@ -27,7 +27,7 @@ use crate::churn;
 use crate::fleet::Fleet;
 use crate::publish::publish;
 use crate::report::{Phase, Report};
-use crate::run::{Context, server_counts, warm_up};
+use crate::run::{Context, prepare, server_counts};
 use crate::server::Server;
 use crate::streams::{self, Plan, Reader, Tally};
 use crate::target::Endpoint;
@@ -65,12 +65,7 @@ async fn drive(
     report: &mut Report,
 ) -> io::Result<()> {
     let mut endpoint = Endpoint::new(Target::Herald, server.addr, args);
-    let framing = tokio::time::timeout(Duration::from_secs(15), warm_up(&endpoint))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "warm-up: no answer within 15 s"))??;
-    endpoint.text_len = args
-        .payload
-        .map_or(0, |bytes| bytes.saturating_sub(framing));
+    prepare(&mut endpoint, args).await?;
 
     // The healthy streams, in this process so that each phase's latency can be read apart.
     let capacity = (args.rate * args.max_time.as_secs_f64()).ceil() as u64;
