@@ -26,11 +26,35 @@ pub struct Config {
     pub db: PathBuf,
     /// When set, JSON API writes must carry `Authorization: Bearer <token>`.
     pub api_token: Option<Secret>,
+    /// Origins (`scheme://host[:port]`, lower case) whose pages may use the JSON API and read
+    /// its streams, with the CORS headers browsers need; empty: no CORS headers at all.
+    pub cors_origins: Vec<String>,
     /// How many background jobs run at once; the others wait in line.
     pub job_concurrency: usize,
     pub limits: InputLimits,
     pub import: ImportLimits,
     pub hub: HubConfig,
+    pub connections: ConnectionLimits,
+}
+
+/// Time and size limits on every connection, so that no client can hold Herald hostage.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// A request head must arrive within this (from the connection's start for its first
+    /// request, else from the head's first byte); then 408 and the connection closes.
+    pub header_timeout: Duration,
+    /// A kept-alive connection with no request in flight closes after this.
+    pub idle_timeout: Duration,
+    /// A larger request head gets 431 and the connection closes.
+    pub max_header_bytes: usize,
+    /// A response or stream whose client has taken nothing for this long is closed, and a
+    /// request body that has not moved for this long fails.
+    pub send_timeout: Duration,
+    /// After a shutdown signal, connections still open after this are closed.
+    pub shutdown_grace: Duration,
+    /// Past this many open connections new ones get 503; `None`: the open-files limit minus a
+    /// reserve, found at start.
+    pub max_connections: Option<usize>,
 }
 
 /// Bounds and pacing of CSV imports and of the mock CSV generator.
@@ -116,13 +140,17 @@ struct Args {
         default_value = "./herald.db"
     )]
     db: PathBuf,
-    /// Bearer token that API writes (requests without browser origin headers) must carry
-    /// (empty: none); environment only, since `ps` shows every flag
+    /// Bearer token that API writes (requests without browser origin headers, and pages on
+    /// --cors-origins) must carry (empty: none); environment only, since `ps` shows every flag
     #[arg(long, env = "HERALD_API_TOKEN", value_name = "TOKEN", hide = true)]
     api_token: Option<Secret>,
     /// File holding the API token, read at start (instead of HERALD_API_TOKEN)
     #[arg(long, env = "HERALD_API_TOKEN_FILE", value_name = "PATH")]
     api_token_file: Option<PathBuf>,
+    /// Origins whose pages may use the JSON API and its streams (CORS), comma-separated, like
+    /// https://app.example.com,http://localhost:5173 (empty: none)
+    #[arg(long, env = "HERALD_CORS_ORIGINS", value_name = "ORIGINS", value_parser = origins)]
+    cors_origins: Option<Origins>,
     /// Background jobs that run at once
     #[arg(long, env = "HERALD_JOB_CONCURRENCY", value_name = "N", default_value = "2", value_parser = at_least_one::<usize>)]
     job_concurrency: usize,
@@ -186,6 +214,27 @@ struct Args {
     /// How long a closed tab's private history is kept
     #[arg(long, env = "HERALD_CLIENT_IDLE_SECS", value_name = "SECS", default_value = "600", value_parser = whole::<u64>)]
     client_idle_secs: u64,
+    /// Seconds a request head may take to arrive (then 408 and the connection closes)
+    #[arg(long, env = "HERALD_HEADER_TIMEOUT_SECS", value_name = "SECS", default_value = "10", value_parser = at_least_one::<u64>)]
+    header_timeout_secs: u64,
+    /// Seconds a kept-alive connection may wait for its next request
+    #[arg(long, env = "HERALD_IDLE_TIMEOUT_SECS", value_name = "SECS", default_value = "60", value_parser = at_least_one::<u64>)]
+    idle_timeout_secs: u64,
+    /// Largest request head (request line and headers); a larger one gets 431
+    #[arg(long, env = "HERALD_MAX_HEADER_BYTES", value_name = "BYTES", default_value = "16384", value_parser = at_least_one::<usize>)]
+    max_header_bytes: usize,
+    /// Seconds a client may take nothing of a response or stream (a tab resumes by
+    /// Last-Event-ID when it comes back), or send nothing of a request body, before it is cut off
+    #[arg(long, env = "HERALD_SEND_TIMEOUT_SECS", value_name = "SECS", default_value = "30", value_parser = at_least_one::<u64>)]
+    send_timeout_secs: u64,
+    /// Seconds after SIGTERM for streams to end and responses to finish; then whatever is
+    /// open is closed
+    #[arg(long, env = "HERALD_SHUTDOWN_GRACE_SECS", value_name = "SECS", default_value = "10", value_parser = whole::<u64>)]
+    shutdown_grace_secs: u64,
+    /// Most connections open at once; past it new ones get 503 (auto: the open-files limit
+    /// minus a reserve)
+    #[arg(long, env = "HERALD_MAX_CONNECTIONS", value_name = "N", default_value = "auto", value_parser = auto_or_count)]
+    max_connections: AutoOrCount,
 }
 
 /// A whole number, 0 allowed; surrounding spaces (as in an environment file) are ignored.
@@ -201,6 +250,53 @@ fn at_least_one<T: FromStr + PartialEq + From<u8>>(text: &str) -> Result<T, Stri
         Ok(n) if n == T::from(0) => Err("must be at least 1".to_string()),
         Ok(n) => Ok(n),
         Err(_) => Err("must be a whole number, at least 1".to_string()),
+    }
+}
+
+/// `auto` (`None`: a limit Herald works out at start) or a count of at least 1.
+#[derive(Clone, Copy)]
+struct AutoOrCount(Option<usize>);
+
+fn auto_or_count(text: &str) -> Result<AutoOrCount, String> {
+    if text.trim() == "auto" {
+        return Ok(AutoOrCount(None));
+    }
+    at_least_one(text)
+        .map(|n| AutoOrCount(Some(n)))
+        .map_err(|_| "must be auto or a whole number, at least 1".to_string())
+}
+
+/// `--cors-origins` as parsed: empty pieces (an empty variable, a trailing comma) name nothing.
+#[derive(Clone)]
+struct Origins(Vec<String>);
+
+fn origins(text: &str) -> Result<Origins, String> {
+    text.split(',')
+        .filter(|piece| !piece.trim().is_empty())
+        .map(origin)
+        .collect::<Result<_, _>>()
+        .map(Origins)
+}
+
+/// An origin as a browser sends it in `Origin`: scheme, host and port, nothing more; compared
+/// in lower case, as browsers send it.
+fn origin(text: &str) -> Result<String, String> {
+    let origin = text.trim().to_ascii_lowercase();
+    let authority = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    match authority {
+        Some(a)
+            if !a.is_empty()
+                && a.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b)) =>
+        {
+            Ok(origin)
+        }
+        _ => Err(format!(
+            "{text:?} is not an origin: scheme, host and optional port, such as \
+             https://app.example.com or http://localhost:5173 (no path, no trailing slash)"
+        )),
     }
 }
 
@@ -260,6 +356,7 @@ impl Args {
             addr: self.addr,
             db: self.db,
             api_token,
+            cors_origins: self.cors_origins.map_or_else(Vec::new, |o| o.0),
             job_concurrency: self.job_concurrency,
             limits: InputLimits {
                 request_bytes: self.max_request_bytes,
@@ -290,6 +387,14 @@ impl Args {
                 heartbeat: Duration::from_secs(self.heartbeat_secs),
                 retry: Duration::from_millis(self.retry_ms),
                 client_idle: Duration::from_secs(self.client_idle_secs),
+            },
+            connections: ConnectionLimits {
+                header_timeout: Duration::from_secs(self.header_timeout_secs),
+                idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+                max_header_bytes: self.max_header_bytes,
+                send_timeout: Duration::from_secs(self.send_timeout_secs),
+                shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+                max_connections: self.max_connections.0,
             },
         })
     }
@@ -331,6 +436,32 @@ mod tests {
         assert_eq!(c.import.max_upload_bytes, 100 << 20);
         assert_eq!(c.import.row_delay, Duration::ZERO);
         assert_eq!(c.job_concurrency, 2);
+        assert_eq!(c.connections.header_timeout, Duration::from_secs(10));
+        assert_eq!(c.connections.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.connections.max_header_bytes, 16384);
+        assert_eq!(c.connections.send_timeout, Duration::from_secs(30));
+        assert_eq!(c.connections.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(c.connections.max_connections, None);
+    }
+
+    #[test]
+    fn the_connection_cap_is_auto_or_a_count() {
+        let c = parse(&["--max-connections", "500"]).unwrap();
+        assert_eq!(c.connections.max_connections, Some(500));
+        assert_eq!(
+            parse(&["--max-connections", "auto"])
+                .unwrap()
+                .connections
+                .max_connections,
+            None
+        );
+        for bad in ["0", "lots", "-3"] {
+            let message = error(&["--max-connections", bad]);
+            assert!(
+                message.contains("--max-connections") && message.contains("auto"),
+                "{message}"
+            );
+        }
     }
 
     #[test]
@@ -376,6 +507,43 @@ mod tests {
         assert!(error(&["--retry-ms", "-1"]).contains("--retry-ms"));
         assert!(error(&["--addr", "localhost"]).contains("--addr"));
         assert!(error(&["--db"]).contains("--db"));
+    }
+
+    #[test]
+    fn cors_origins_are_a_list_of_bare_origins() {
+        assert!(parse(&[]).unwrap().cors_origins.is_empty());
+        assert!(
+            parse(&["--cors-origins", ""])
+                .unwrap()
+                .cors_origins
+                .is_empty()
+        );
+        let trailing = parse(&["--cors-origins", "http://a.example.com,"]).unwrap();
+        assert_eq!(trailing.cors_origins, ["http://a.example.com"]);
+        let c = parse(&[
+            "--cors-origins",
+            "https://App.example.com, http://localhost:5173",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.cors_origins,
+            ["https://app.example.com", "http://localhost:5173"]
+        );
+        for bad in [
+            "app.example.com",
+            "https://app.example.com/",
+            "https://app.example.com/path",
+            "*",
+            "https://",
+            "ftp://files.example.com",
+            "https://a.example.com,http://b.example.com/",
+        ] {
+            let message = error(&["--cors-origins", bad]);
+            assert!(
+                message.contains("--cors-origins") && message.contains("is not an origin"),
+                "{bad}: {message}"
+            );
+        }
     }
 
     #[test]

@@ -2,8 +2,36 @@
 //!
 //! [`build`] wires configuration, storage and the hub into a router; [`serve`] runs it until a
 //! shutdown signal, then closes every stream cleanly. Tests use both to spawn the real app.
+//!
+//! # Layout
+//!
+//! A request flows like this:
+//!
+//! 1. `web::serve` accepts the connection; `web::connection` reads the request head and asks
+//!    the router (built here), which runs `web::guard` on every write.
+//! 2. A feature's handler (`<feature>/routes.rs`) reads what the user sent with `web::input`,
+//!    `web::id` and `web::paging`, and checks it with its own rules (`<feature>/input.rs`).
+//! 3. A change goes through [`AppState::change`] (`change`): the feature's closure writes to the
+//!    store (`store`, SQLite behind one trait per feature) and renders what the change announces
+//!    (`<feature>/views.rs`); the hub publishes it once the write has succeeded.
+//! 4. The hub (`hub`) frames each message once into its logs; every tab's one stream
+//!    (`web::page::stream`, served by `web::sse`) replays what its cursor missed, or resyncs
+//!    from a snapshot of the page's regions, then follows live, parked with the fan-out.
+//! 5. The answer goes back in the caller's language (`web::negotiate`): JSON for API callers,
+//!    a page for browsers, a fragment for the page's htmx.
+//!
+//! A change's JSON event travels with its HTML in the same log entry; `GET /api/stream`
+//! (`api`, served by `hub::JsonStream`) sends them to front ends on other origins, which
+//! `web::cors` lets read the JSON API and its streams.
+//!
+//! Every feature (`board`, `notify`, `offers`, `jobs`, `import`) has the same files: `mod.rs`
+//! (domain types and the store trait), `routes.rs`, `views.rs` (askama views and live
+//! messages) and `input.rs`, plus modules for its own concerns (offers' money, jobs' runner,
+//! the import's parser and importer task). Templates live in `templates/<feature>/`.
 
+pub mod api;
 pub mod board;
+pub mod change;
 pub mod clock;
 pub mod config;
 pub mod hub;
@@ -23,14 +51,18 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{get, post, put};
 use tokio::net::TcpListener;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use config::Config;
-use hub::{Hub, Regions};
+use hub::{Hub, JsonState, Regions};
 use store::{SharedStore, SqliteStore, StoreError};
+use web::cors::{self, Cors};
+use web::tab_ids::TabIds;
 use web::{assets, guard, page};
 
-/// Client bindings unused for this long are forgotten.
-const FORGET_CLIENTS_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Bindings of the client ids API callers pick, unused for this long, are forgotten: hours, so
+/// that requests claiming ids cannot fill the store (the tab ids pages issue need none).
+pub const FORGET_CLIENTS_AFTER: Duration = Duration::from_secs(6 * 3600);
 
 #[derive(Clone)]
 pub struct AppState {
@@ -38,8 +70,11 @@ pub struct AppState {
     pub store: SharedStore,
     pub hub: Hub,
     pub regions: Arc<dyn Regions>,
+    /// What a JSON stream's resync holds.
+    pub json: Arc<dyn JsonState>,
     pub jobs: jobs::Runner,
     pub imports: import::Running,
+    pub tabs: TabIds,
 }
 
 pub struct App {
@@ -55,13 +90,18 @@ pub fn build(config: Config) -> Result<App, StoreError> {
         page::status_html(config.hub.heartbeat.as_secs()),
     );
     let jobs = jobs::Runner::start(store.clone(), hub.clone(), config.job_concurrency)?;
+    let tabs = TabIds::new(&store.tab_key(&TabIds::fresh_key())?);
     let state = AppState {
         regions: page::PageRegions::shared(store.clone()),
+        json: Arc::new(api::JsonTopics {
+            store: store.clone(),
+        }),
         jobs,
         config: Arc::new(config),
         store,
         hub,
         imports: import::Running::default(),
+        tabs,
     };
     tokio::spawn(forget_old_clients(state.store.clone()));
     Ok(App {
@@ -71,6 +111,30 @@ pub fn build(config: Config) -> Result<App, StoreError> {
 }
 
 fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(page::dashboard))
+        .route("/sse/{client}", get(page::stream))
+        .route("/csv", get(import::mock_csv))
+        .route("/data.csv", get(import::data_csv))
+        .route("/import/{client}/rows", get(import::rows_page))
+        .route("/static/{tag}/{name}", get(assets::serve))
+        .merge(api_routes(&state))
+        .merge(tab_writes(&state))
+        .merge(debug_routes(&state))
+        .fallback(page::not_found)
+        .layer(DefaultBodyLimit::max(state.config.limits.request_bytes))
+        // A request body the client stops sending fails after the send timeout, rather than
+        // holding its handler and connection for ever.
+        .layer(RequestBodyTimeoutLayer::new(
+            state.config.connections.send_timeout,
+        ))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// The JSON API and the JSON streams (the paths the page's forms post to among them): open to
+/// the origins listed for CORS, if any.
+fn api_routes(state: &AppState) -> Router<AppState> {
     let writes = Router::new()
         .route("/send", get(board::send_get).post(board::send_post))
         .route("/send-notification", post(notify::send))
@@ -79,6 +143,30 @@ fn router(state: AppState) -> Router {
         .route("/jobs", post(jobs::create))
         .route("/jobs/{id}/cancel", post(jobs::cancel))
         .route("/jobs/{id}/retry", post(jobs::retry))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            guard::api_writes,
+        ));
+    let api = Router::new()
+        .route("/api/stream", get(api::stream))
+        .route("/event", get(board::events))
+        // The form's own page shares its path with the JSON write, so the path has one CORS.
+        .route("/send-notification", get(notify::form_page))
+        .route("/ping", get(notify::ping))
+        .route("/offers", get(offers::list))
+        .route("/events", get(jobs::demo_events))
+        .route("/jobs/{id}", get(jobs::show))
+        .route("/jobs/{id}/events", get(jobs::job_events))
+        .merge(writes);
+    match Cors::new(&state.config.cors_origins) {
+        Some(cors) => api.route_layer(middleware::from_fn_with_state(cors, cors::apply)),
+        None => api,
+    }
+}
+
+/// What a tab changes of its own: from Herald's page only.
+fn tab_writes(state: &AppState) -> Router<AppState> {
+    Router::new()
         .route(
             "/upload/{client}",
             post(import::upload).layer(DefaultBodyLimit::max(
@@ -86,27 +174,15 @@ fn router(state: AppState) -> Router {
             )),
         )
         .route("/upload/{client}/cancel", post(import::cancel))
-        .route("/debug/stats", get(web::stats::show))
-        .route_layer(middleware::from_fn_with_state(state.clone(), guard::writes));
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard::writes))
+}
+
+/// The stream write path's counters, for herald-load and operators: the guard of a tab's own
+/// writes (no CORS; the API token when one is set).
+fn debug_routes(state: &AppState) -> Router<AppState> {
     Router::new()
-        .route("/", get(page::dashboard))
-        .route("/sse/{client}", get(page::stream))
-        .route("/event", get(board::events))
-        .route("/send-notification", get(notify::form_page))
-        .route("/ping", get(notify::ping))
-        .route("/offers", get(offers::list))
-        .route("/events", get(jobs::demo_events))
-        .route("/jobs/{id}", get(jobs::show))
-        .route("/jobs/{id}/events", get(jobs::job_events))
-        .route("/csv", get(import::mock_csv))
-        .route("/data.csv", get(import::data_csv))
-        .route("/import/{client}/rows", get(import::rows_page))
-        .route("/static/{tag}/{name}", get(assets::serve))
-        .merge(writes)
-        .fallback(page::not_found)
-        .layer(DefaultBodyLimit::max(state.config.limits.request_bytes))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(state)
+        .route("/debug/stats", get(web::stats::show))
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard::writes))
 }
 
 /// Serves until `shutdown` resolves, then ends every stream so the server can drain.
@@ -116,7 +192,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let hub = app.state.hub.clone();
-    web::serve::serve(listener, app.router, async move {
+    let limits = app.state.config.connections;
+    web::serve::serve(listener, app.router, limits, async move {
         shutdown.await;
         hub.close();
     })

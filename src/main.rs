@@ -1,4 +1,5 @@
 use std::process::ExitCode;
+use std::time::Duration;
 
 use herald::config::Config;
 use tokio::net::TcpListener;
@@ -14,7 +15,13 @@ fn main() -> ExitCode {
         .max_blocking_threads(4)
         .build()
     {
-        Ok(runtime) => runtime.block_on(run()),
+        Ok(runtime) => {
+            let code = runtime.block_on(run());
+            // Store calls still running are given a moment, not waited for: the process exits
+            // within the shutdown grace plus a second.
+            runtime.shutdown_timeout(Duration::from_millis(500));
+            code
+        }
         Err(e) => {
             eprintln!("herald: cannot start the runtime: {e}");
             ExitCode::FAILURE

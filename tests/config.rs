@@ -5,9 +5,9 @@
 mod common;
 
 use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::process::{Running, finish, herald};
 use common::{Client, WAIT};
 use hyper::{Method, StatusCode};
 
@@ -15,60 +15,6 @@ const README: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
 const TABLE_START: &str = "<!-- configuration table: generated from src/config.rs by tests/config.rs; \
                            `UPDATE_README=1 cargo test --test config` rewrites it -->\n";
 const TABLE_END: &str = "<!-- end of configuration table -->\n";
-
-/// The binary with none of the test runner's environment, so no stray HERALD_* applies.
-fn herald(args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
-    command
-        .args(args)
-        .env_clear()
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command
-}
-
-/// A started `herald`, killed if a test fails before it is stopped.
-struct Running(Option<Child>);
-
-impl Running {
-    fn start(mut command: Command) -> Running {
-        Running(Some(command.spawn().expect("herald starts")))
-    }
-
-    /// Waits up to [`WAIT`] for it to exit by itself.
-    fn exited(mut self) -> Output {
-        let deadline = Instant::now() + WAIT;
-        let child = self.0.as_mut().expect("running");
-        while child.try_wait().expect("wait").is_none() {
-            assert!(Instant::now() < deadline, "herald did not exit in time");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.stop()
-    }
-
-    /// Kills it (if still running) and returns what it printed.
-    fn stop(mut self) -> Output {
-        let mut child = self.0.take().expect("running");
-        let _ = child.kill();
-        child.wait_with_output().expect("output")
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// Runs a command that is expected to exit by itself.
-fn finish(command: Command) -> Output {
-    Running::start(command).exited()
-}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

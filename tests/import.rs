@@ -441,13 +441,13 @@ async fn an_import_is_private_to_its_tab() {
         upload(&bob, "not-a-uuid", "x.csv", DATA.as_bytes())
             .await
             .status,
-        StatusCode::BAD_REQUEST
+        StatusCode::NOT_FOUND
     );
     let resp = bob.get(&format!("/sse/{}", a1.client)).await;
     assert_eq!(resp.status, StatusCode::NOT_FOUND);
     assert_eq!(
         bob.get("/sse/not-a-uuid").await.status,
-        StatusCode::BAD_REQUEST
+        StatusCode::NOT_FOUND
     );
 
     let resp = upload(&alice, &a1.client, "data.csv", DATA.as_bytes()).await;
@@ -689,7 +689,7 @@ async fn old_imports_are_pruned_so_the_database_stays_bounded() {
 
 #[test]
 fn an_import_running_when_the_server_stops_is_shown_as_interrupted() {
-    use herald::import::{ImportRecord, ImportStore, Status};
+    use herald::import::{Batch, ImportRecord, ImportStore, Status};
     use herald::store::SqliteStore;
     let dir = tempfile::TempDir::new().unwrap();
     let db = dir.path().join("herald.db");
@@ -711,9 +711,13 @@ fn an_import_running_when_the_server_stops_is_shown_as_interrupted() {
         message: None,
     };
     let id = store.begin_import(&record, 10).unwrap();
-    store
-        .store_import_batch(id, 1, &["2:42".to_string()], &[], None)
-        .unwrap();
+    let batch = Batch {
+        first: 1,
+        rows: &["2:42".to_string()],
+        rejects: &[],
+        progress: None,
+    };
+    store.store_import_batch(id, &batch).unwrap();
     drop(store);
     let reopened = SqliteStore::open(&db).unwrap();
     let found = reopened.latest_import(client).unwrap().unwrap();

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::{Client, Sse, WAIT, spawn_app, spawn_app_with};
-use herald::jobs::{Job, JobCard, JobForm, JobInput, JobList, JobProgress, JobState, Limits};
+use herald::jobs::input::Typed;
+use herald::jobs::{Job, JobCard, JobForm, JobList, JobProgress, JobState, Limits};
 use herald::store::call;
 use hyper::StatusCode;
 use serde_json::{Value, json};
@@ -648,7 +649,7 @@ fn job_form_blank_started_and_failed() {
     let limits = Limits::STANDARD;
     insta::assert_snapshot!("form_blank", JobForm::blank(&limits).html());
     insta::assert_snapshot!("form_started", JobForm::started(&limits, 3).html());
-    let raw: JobInput =
+    let raw: Typed =
         serde_json::from_value(json!({"total": "<b>9</b>", "interval_ms": "10"})).unwrap();
     let error = raw.validate(&limits).unwrap_err().into();
     insta::assert_snapshot!("form_failed", JobForm::failed(&limits, &raw, error).html());

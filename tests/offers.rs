@@ -8,6 +8,7 @@ use std::time::Duration;
 use common::{Client, Response, Sse, TestApp, redact, spawn_app, spawn_app_with};
 use herald::offers::money::Money;
 use herald::offers::{Offer, OfferForm, OfferRow, OfferRows, OffersPage};
+use herald::web::error::FieldError;
 use hyper::{Method, StatusCode};
 
 const SEED: &str = r#"{"id": 1, "description": "Special Offer", "value": 1000000}"#;
@@ -75,12 +76,14 @@ fn table_fragment() {
 #[test]
 fn form_fragments() {
     insta::assert_snapshot!("form_blank", OfferForm::blank(60).html());
-    insta::assert_snapshot!("form_added", OfferForm::added(7, 60).html());
+    insta::assert_snapshot!("form_added", OfferForm::added(60, 7).html());
     let typed = herald::offers::input::Typed {
         description: "Cheap <i>thing</i>".into(),
         value: "-3".into(),
+        ..Default::default()
     };
-    let failed = OfferForm::failed(&typed, "value", "value must not be negative".into(), 60);
+    let error = FieldError::new("value", "value must not be negative").into();
+    let failed = OfferForm::failed(60, &typed, error);
     insta::assert_snapshot!("form_failed", failed.html());
 }
 

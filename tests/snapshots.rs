@@ -5,8 +5,10 @@ mod common;
 use std::time::Duration;
 
 use common::{redact, spawn_app, spawn_app_with};
+use herald::board::input::Typed;
 use herald::board::{BoardForm, BoardMessage, MessageView};
 use herald::notify::{Kind, Notification, NotifyForm, RecentList, Toast};
+use herald::web::error::FieldError;
 use insta::assert_snapshot;
 
 const AT: i64 = 1_795_258_433_120;
@@ -33,7 +35,14 @@ fn board_fragments() {
     assert_snapshot!("board_form_sent", BoardForm::sent(100).html());
     assert_snapshot!(
         "board_form_failed",
-        BoardForm::failed("<b>kept</b>", "message must not be empty".into(), 100).html()
+        BoardForm::failed(
+            100,
+            &Typed {
+                message: "<b>kept</b>".into()
+            },
+            FieldError::new("message", "message must not be empty").into()
+        )
+        .html()
     );
 }
 
@@ -55,6 +64,30 @@ fn notification_fragments() {
         "notify_form_sent",
         NotifyForm::sent(&limits, Kind::Error).html()
     );
+}
+
+#[test]
+fn error_fragments() {
+    use askama::Template;
+    use herald::web::negotiate::{Alert, ErrorPage};
+    let page = ErrorPage {
+        assets: "/static/test".into(),
+        title: "Unprocessable Entity",
+        message: "page must be <b>whole</b>".into(),
+        unknown_path: None,
+    };
+    assert_snapshot!("error_page", page.render().unwrap());
+    let not_found = ErrorPage {
+        assets: "/static/test".into(),
+        title: "Not found",
+        message: String::new(),
+        unknown_path: Some("/nowhere/<b>".into()),
+    };
+    assert_snapshot!("error_page_not_found", not_found.render().unwrap());
+    let alert = Alert {
+        message: "page must be <b>whole</b>".into(),
+    };
+    assert_snapshot!("error_alert", alert.render().unwrap());
 }
 
 #[tokio::test]

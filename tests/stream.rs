@@ -156,7 +156,7 @@ async fn client_ids_belong_to_their_session() {
     assert_eq!(stolen.status, StatusCode::NOT_FOUND);
 
     let malformed = alice.get("/sse/not-a-uuid").await;
-    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    assert_eq!(malformed.status, StatusCode::NOT_FOUND);
     assert!(
         malformed.json()["error"]
             .as_str()

@@ -1,4 +1,6 @@
-//! The page and what surrounds the features: assets, 404s, origin and token checks.
+//! The page and what surrounds the features: assets, 404s, origin and token checks, and the
+//! rules every feature shares (strict JSON, ids in paths, paging, answers in the caller's
+//! language).
 
 mod common;
 
@@ -127,4 +129,119 @@ async fn oversized_bodies_are_413() {
     let resp = app.client().post_json("/send", &big).await;
     assert_eq!(resp.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(resp.json()["error"].is_string());
+}
+
+#[tokio::test]
+async fn json_bodies_are_strict_in_every_feature() {
+    let app = spawn_app().await;
+    let client = app.client();
+    let cases = [
+        ("/send", r#"{"message": "x", "colour": "red"}"#, "colour"),
+        ("/send", r#"{"message": 5}"#, "message"),
+        (
+            "/send-notification",
+            r#"{"type": "info", "title": "t", "body": "b", "ttl": 5}"#,
+            "ttl",
+        ),
+        (
+            "/send-notification",
+            r#"{"type": "urgent", "title": "t", "body": "b"}"#,
+            "type",
+        ),
+        ("/offers", r#"{"description": "x", "value": "5"}"#, "value"),
+        (
+            "/offers",
+            r#"{"description": "x", "value": 5, "price": 5}"#,
+            "price",
+        ),
+        ("/jobs", r#"{"total": "5"}"#, "total"),
+        ("/jobs", r#"{"total": 5, "steps": 5}"#, "steps"),
+    ];
+    for (path, body, field) in cases {
+        let resp = client.post_json(path, body).await;
+        assert_eq!(
+            resp.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{path} {body}"
+        );
+        let json = resp.json();
+        assert_eq!(json["field"], field, "{path} {body}: {json}");
+        assert!(
+            json["error"].as_str().unwrap().starts_with(field),
+            "{path} {body}: {json}"
+        );
+    }
+    let page = client.open_tab().await.page;
+    for empty in ["No message yet", "Nothing yet", "No jobs yet"] {
+        assert!(page.contains(empty), "nothing was stored: {empty}");
+    }
+    assert_eq!(client.get("/offers").await.json()["total"], 0);
+}
+
+#[tokio::test]
+async fn an_id_that_names_nothing_is_a_404_whatever_its_form() {
+    let app = spawn_app().await;
+    let client = app.client();
+    let requests = [
+        (Method::DELETE, "/offers/abc", "malformed offer id \"abc\""),
+        (Method::DELETE, "/offers/0", "malformed offer id \"0\""),
+        (Method::DELETE, "/offers/7", "no offer with id 7"),
+        (Method::GET, "/jobs/-1", "malformed job id \"-1\""),
+        (Method::GET, "/jobs/7", "no job with id 7"),
+        (Method::POST, "/jobs/x/cancel", "malformed job id \"x\""),
+        (
+            Method::GET,
+            "/sse/not-a-uuid",
+            "malformed client id \"not-a-uuid\"",
+        ),
+    ];
+    for (method, path, message) in requests {
+        let resp = client.request(method, path, &[], "").await;
+        assert_eq!(resp.status, StatusCode::NOT_FOUND, "{path}");
+        let error = resp.json()["error"].as_str().unwrap().to_string();
+        assert!(error.starts_with(message), "{path}: {error}");
+    }
+}
+
+#[tokio::test]
+async fn a_bad_page_is_refused_in_the_callers_language() {
+    let app = spawn_app().await;
+    let client = app.client();
+    let api = client.get("/offers?per_page=0").await;
+    assert_eq!(api.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(api.json()["field"], "per_page");
+
+    let browser = client
+        .request(
+            Method::GET,
+            "/offers?page=x",
+            &[("accept", "text/html")],
+            "",
+        )
+        .await;
+    assert_eq!(browser.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(browser.header("content-type").starts_with("text/html"));
+    assert!(
+        browser
+            .body
+            .contains("<title>Unprocessable Entity · Herald</title>")
+    );
+    assert!(
+        browser
+            .body
+            .contains("page must be a whole number from 1 to 1000000"),
+        "{}",
+        browser.body
+    );
+
+    // The import's pager is the page's htmx: it gets a line to show where the table was.
+    let tab = client.open_tab().await;
+    let htmx = [("accept", "text/html"), ("hx-request", "true")];
+    let rows = format!("/import/{}/rows?page=0", tab.client);
+    let fragment = client.request(Method::GET, &rows, &htmx, "").await;
+    assert_eq!(fragment.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        fragment.body,
+        r#"<p class="form-error" role="alert">page must be a whole number from 1 to 1000000</p>"#
+    );
 }

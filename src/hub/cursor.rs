@@ -53,6 +53,9 @@ impl FromStr for Cursor {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
+    use super::super::tests::nearly;
     use super::*;
 
     #[test]
@@ -70,6 +73,24 @@ mod tests {
     fn rejects_malformed_text() {
         for bad in ["", "x-1-2", "1-2", "1-2-3-4", "1--2", "1-a-2", "1-2-"] {
             assert_eq!(bad.parse::<Cursor>(), Err(BadCursor), "{bad:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_is_a_cursor_that_round_trips_or_refused_without_panicking(text in nearly(
+            vec!["-", "0", "9", "f", "x", "+", " ", "18446744073709551616"],
+            any::<u64>().prop_map(|n| n.to_string()),
+        )) {
+            if let Ok(cursor) = text.parse::<Cursor>() {
+                prop_assert_eq!(cursor.to_string().parse::<Cursor>(), Ok(cursor));
+            }
+        }
+
+        #[test]
+        fn every_cursor_round_trips(epoch in any::<u64>(), broadcast in any::<u64>(), private in any::<u64>()) {
+            let cursor = Cursor { epoch, broadcast, private };
+            prop_assert_eq!(cursor.to_string().parse::<Cursor>(), Ok(cursor));
         }
     }
 }

@@ -12,12 +12,23 @@
 //! backlog longer than [`MAX_BATCH`] or a gap (which need replay or resync), a private message,
 //! or the hub closing. The entry is owned by the shard while parked and by the task otherwise,
 //! so a message is written by exactly one of them, in order.
+//!
+//! No lock is held across a system call: a pass marks its shard's parked entries as being
+//! written and copies out their sockets and cursors under the shard's lock, writes with the
+//! lock released, and records the results under the lock again. While an entry is being
+//! written only the pass may touch its socket; a task that wants its stream back meanwhile
+//! ([`Fanout::reclaim`]) is handed it when that write is done. Entries live in a slab, so
+//! parking and leaving are O(1). A panic in one socket's write is caught and treated as a
+//! failed write, and the shard locks shrug off poisoning, so one broken stream never stops the
+//! broadcasts to the others.
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use bytes::Bytes;
+use slab::Slab;
 use tokio::sync::{Notify, watch};
 
 use super::log::After;
@@ -37,31 +48,74 @@ const SHARDS: usize = 64;
 const MAX_BATCH: usize = 64;
 
 pub(super) struct Fanout {
-    shards: Box<[Mutex<Vec<Entry>>]>,
-    next_id: AtomicU64,
+    shards: Box<[Mutex<Slab<Entry>>]>,
+    next_shard: AtomicUsize,
 }
 
 struct Entry {
-    id: u64,
     sink: Arc<dyn Sink>,
     cursor: Cursor,
     wake: Arc<Notify>,
-    /// Set when handed back: the bytes the socket did not take, to be written first.
-    unwritten: Option<Vec<u8>>,
+    state: State,
+}
+
+enum State {
+    /// The fan-out writes to it.
+    Parked,
+    /// A pass is writing to its socket, outside the shard's lock; what happens after that write.
+    Writing(Then),
+    /// Its task's again: the bytes its socket did not take, to be written first.
+    HandedBack(Vec<u8>),
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Then {
+    Stay,
+    /// Its task asked for it back.
+    HandBack,
+    /// Its task has gone.
+    Remove,
 }
 
 /// Where a parked stream is, to take it back.
 pub(super) struct Ticket {
     shard: usize,
-    id: u64,
+    key: usize,
+}
+
+/// One parked stream as a pass writes it, outside the shard's lock.
+struct Job {
+    key: usize,
+    sink: Arc<dyn Sink>,
+    cursor: Cursor,
+    /// `Some` to hand the stream back, with the bytes its socket did not take.
+    hand_back: Option<Vec<u8>>,
+}
+
+/// A fan-out task's buffers, reused from pass to pass.
+#[derive(Default)]
+struct Scratch {
+    jobs: Vec<Job>,
+    out: Vec<u8>,
+    gone: Vec<Entry>,
+    wakes: Vec<Arc<Notify>>,
 }
 
 impl Fanout {
     pub(super) fn new() -> Fanout {
         Fanout {
-            shards: (0..SHARDS).map(|_| Mutex::new(Vec::new())).collect(),
-            next_id: AtomicU64::new(0),
+            shards: (0..SHARDS).map(|_| Mutex::new(Slab::new())).collect(),
+            next_shard: AtomicUsize::new(0),
         }
+    }
+
+    /// A shard's entries. A panic elsewhere while one was held leaves them consistent (every
+    /// change under the lock is a single assignment or slab operation), so poisoning is ignored
+    /// rather than allowed to stop every later broadcast.
+    fn shard(&self, shard: usize) -> MutexGuard<'_, Slab<Entry>> {
+        self.shards[shard]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Parks a stream at `cursor` unless the broadcast log moved past it (the caller then
@@ -74,77 +128,154 @@ impl Fanout {
         cursor: Cursor,
         wake: Arc<Notify>,
     ) -> Option<Ticket> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let shard = id as usize % SHARDS;
-        let mut entries = self.shards[shard].lock().expect("fan-out lock");
+        let shard = self.next_shard.fetch_add(1, Ordering::Relaxed) % SHARDS;
+        let mut entries = self.shard(shard);
         if inner.broadcast.head() != cursor.broadcast {
             return None;
         }
-        entries.push(Entry {
-            id,
+        let key = entries.insert(Entry {
             sink,
             cursor,
             wake,
-            unwritten: None,
+            state: State::Parked,
         });
-        Some(Ticket { shard, id })
+        Some(Ticket { shard, key })
+    }
+
+    /// Asks for a parked stream back: `true` when it is its task's now (the fan-out will not
+    /// write to it again); `false` when a pass is writing to it, which hands it back and wakes
+    /// the task once that write is done.
+    pub(super) fn reclaim(&self, ticket: &Ticket) -> bool {
+        let mut entries = self.shard(ticket.shard);
+        let entry = &mut entries[ticket.key];
+        match entry.state {
+            State::Parked => {
+                entry.state = State::HandedBack(Vec::new());
+                true
+            }
+            State::HandedBack(_) => true,
+            State::Writing(_) => {
+                entry.state = State::Writing(Then::HandBack);
+                false
+            }
+        }
     }
 
     /// Takes a parked stream back: its cursor now, and what its socket has not yet taken.
+    /// `None` while a pass is writing to it (after [`Fanout::reclaim`] said `true`, never).
     pub(super) fn unpark(&self, ticket: &Ticket) -> Option<(Cursor, Vec<u8>)> {
-        let mut entries = self.shards[ticket.shard].lock().expect("fan-out lock");
-        let at = entries.iter().position(|e| e.id == ticket.id)?;
-        let entry = entries.swap_remove(at);
-        Some((entry.cursor, entry.unwritten.unwrap_or_default()))
+        let mut entries = self.shard(ticket.shard);
+        if let State::Writing(_) = entries[ticket.key].state {
+            return None;
+        }
+        let entry = entries.remove(ticket.key);
+        drop(entries);
+        let unwritten = match entry.state {
+            State::HandedBack(unwritten) => unwritten,
+            _ => Vec::new(),
+        };
+        Some((entry.cursor, unwritten))
+    }
+
+    /// A parked stream's task has gone: its entry leaves now, or after the write in progress.
+    pub(super) fn leave(&self, ticket: &Ticket) {
+        let mut entries = self.shard(ticket.shard);
+        let entry = &mut entries[ticket.key];
+        if let State::Writing(_) = entry.state {
+            entry.state = State::Writing(Then::Remove);
+            return;
+        }
+        let entry = entries.remove(ticket.key);
+        // The socket may close as this goes: not under the lock.
+        drop(entries);
+        drop(entry);
     }
 
     /// Writes what follows each parked cursor in shard `shard` (and `beat`, if a heartbeat is
     /// due) to its socket.
-    fn pass(&self, inner: &Inner, shard: usize, beat: Option<&Bytes>, out: &mut Vec<u8>) {
-        let mut entries = self.shards[shard].lock().expect("fan-out lock");
+    fn pass(&self, inner: &Inner, shard: usize, beat: Option<&Bytes>, scratch: &mut Scratch) {
+        let Scratch {
+            jobs,
+            out,
+            gone,
+            wakes,
+        } = scratch;
+        for (key, entry) in self.shard(shard).iter_mut() {
+            if let State::Parked = entry.state {
+                entry.state = State::Writing(Then::Stay);
+                jobs.push(Job {
+                    key,
+                    sink: entry.sink.clone(),
+                    cursor: entry.cursor,
+                    hand_back: None,
+                });
+            }
+        }
         // Parked cursors are nearly always equal: read the log once per distinct cursor.
         let mut read: Option<(u64, After)> = None;
-        for entry in entries.iter_mut().filter(|e| e.unwritten.is_none()) {
-            let at = entry.cursor.broadcast;
+        for job in jobs.iter_mut() {
+            let at = job.cursor.broadcast;
             if read.as_ref().is_none_or(|(c, _)| *c != at) {
                 read = Some((at, inner.broadcast.after(at, MAX_BATCH + 1)));
             }
             let Some((_, After::Messages(messages))) = &read else {
-                entry.hand_back(Vec::new());
+                job.hand_back = Some(Vec::new());
                 continue;
             };
             if messages.len() > MAX_BATCH {
-                entry.hand_back(Vec::new());
+                job.hand_back = Some(Vec::new());
                 continue;
             }
             if messages.is_empty() && beat.is_none() {
                 continue;
             }
             out.clear();
-            let mut cursor = entry.cursor;
             for (seq, data) in messages {
-                cursor.broadcast = *seq;
-                put_message(out, cursor, data);
+                job.cursor.broadcast = *seq;
+                put_message(out, job.cursor, data);
             }
             if let Some(beat) = beat {
-                put_message(out, cursor, beat);
+                put_message(out, job.cursor, beat);
             }
-            entry.cursor = cursor;
-            match entry.sink.try_write(out) {
-                Ok(n) if n == out.len() => {}
-                Ok(n) => entry.hand_back(out[n..].to_vec()),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => entry.hand_back(out.clone()),
+            if out.is_empty() {
+                // Only messages that show on no page (JSON events alone).
+                continue;
+            }
+            job.hand_back = match catch_unwind(AssertUnwindSafe(|| job.sink.try_write(out))) {
+                Ok(Ok(n)) if n == out.len() => None,
+                Ok(Ok(n)) => Some(out[n..].to_vec()),
+                Ok(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => Some(out.clone()),
                 // The task finds the socket closed when it writes or reads next.
-                Err(_) => entry.hand_back(Vec::new()),
+                Ok(Err(_)) => Some(Vec::new()),
+                Err(_) => {
+                    tracing::error!("a stream's socket panicked in a write; handed back");
+                    Some(Vec::new())
+                }
+            };
+        }
+        let mut entries = self.shard(shard);
+        for job in jobs.drain(..) {
+            let entry = &mut entries[job.key];
+            entry.cursor = job.cursor;
+            let State::Writing(then) = entry.state else {
+                unreachable!("only the pass ends a write");
+            };
+            match (then, job.hand_back) {
+                (Then::Remove, _) => gone.push(entries.remove(job.key)),
+                (Then::Stay, None) => entry.state = State::Parked,
+                (_, unwritten) => {
+                    entry.state = State::HandedBack(unwritten.unwrap_or_default());
+                    wakes.push(entry.wake.clone());
+                }
             }
         }
-    }
-}
-
-impl Entry {
-    fn hand_back(&mut self, unwritten: Vec<u8>) {
-        self.unwritten = Some(unwritten);
-        self.wake.notify_one();
+        drop(entries);
+        // Tasks are woken, and sockets whose streams have gone are closed, not under the lock
+        // (either may be a system call).
+        for wake in wakes.drain(..) {
+            wake.notify_one();
+        }
+        gone.clear();
     }
 }
 
@@ -159,7 +290,7 @@ pub(super) async fn run(
     part: usize,
     parts: usize,
 ) {
-    let mut out = Vec::new();
+    let mut scratch = Scratch::default();
     loop {
         let beat = tokio::select! {
             r = broadcast_rx.changed() => match r {
@@ -173,11 +304,13 @@ pub(super) async fn run(
         };
         for shard in (part..SHARDS).step_by(parts) {
             let Some(inner) = hub.upgrade() else { return };
-            inner.fanout.pass(&inner, shard, beat.as_ref(), &mut out);
+            inner
+                .fanout
+                .pass(&inner, shard, beat.as_ref(), &mut scratch);
             drop(inner);
             tokio::task::yield_now().await;
         }
         // A burst of large messages must not leave a large buffer behind.
-        out = Vec::new();
+        scratch.out = Vec::new();
     }
 }

@@ -44,10 +44,10 @@ impl Sink for Wire {
 struct Nothing;
 
 impl Regions for Nothing {
-    fn broadcast(&self) -> BoxFuture<Vec<Region>> {
+    fn broadcast(&self) -> BoxFuture<'static, Vec<Region>> {
         Box::pin(async { Vec::new() })
     }
-    fn private(&self, _: ClientId) -> BoxFuture<Vec<Region>> {
+    fn private(&self, _: ClientId) -> BoxFuture<'static, Vec<Region>> {
         Box::pin(async { Vec::new() })
     }
 }
@@ -81,8 +81,8 @@ async fn caught_up(hub: &Hub, client: ClientId) -> LiveStream {
     live
 }
 
-fn parked(live: LiveStream, wire: &Arc<Wire>) -> Parked {
-    match live.park(wire.clone()) {
+fn parked(live: LiveStream, sink: &Arc<impl Sink>) -> Parked {
+    match live.park(sink.clone()) {
         Park::Parked(parked) => parked,
         Park::Behind(_) => panic!("a caught-up stream parks"),
     }
@@ -276,4 +276,106 @@ async fn a_dropped_parked_stream_leaves_the_fan_out() {
     drop(parked);
     assert_eq!(Arc::strong_count(&wire), 1, "and lets it go");
     assert_eq!(hub.client_logs(), 0, "the tab's unused log goes too");
+}
+
+/// A socket whose write panics.
+struct Broken;
+
+impl Sink for Broken {
+    fn try_write(&self, _: &[u8]) -> io::Result<usize> {
+        panic!("a socket that panics in write");
+    }
+}
+
+#[tokio::test]
+async fn a_socket_that_panics_is_handed_back_and_the_others_keep_receiving() {
+    let hub = hub();
+    let mut broken = parked(caught_up(&hub, client()).await, &Arc::new(Broken));
+    // One healthy stream in every shard, the broken one's included.
+    let mut healthy = Vec::new();
+    for _ in 0..64 {
+        let wire = Wire::new(usize::MAX);
+        healthy.push((parked(caught_up(&hub, client()).await, &wire), wire));
+    }
+    for n in 1..=2 {
+        hub.change()
+            .await
+            .publish(Audience::Everyone, &format!("m{n}"));
+        eventually("every healthy stream has the message", || {
+            healthy
+                .iter()
+                .all(|(_, wire)| data_of(&wire.text()).len() == n)
+        })
+        .await;
+    }
+    woken(&mut broken).await;
+    let (mut live, unwritten) = broken.resume();
+    assert!(unwritten.is_empty());
+    // Its task goes on from after the message its write failed on, as after a write error.
+    let Due::Chunk(chunk) = live.due().await else {
+        panic!("the message since is due");
+    };
+    assert_eq!(data_of(std::str::from_utf8(&chunk).unwrap()), ["m2"]);
+}
+
+/// A socket whose write waits until the test lets it go, as a slow system call would.
+struct Gate {
+    entered: std::sync::mpsc::SyncSender<()>,
+    open: Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl Sink for Gate {
+    fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
+        let _ = self.entered.try_send(());
+        let _ = self.open.lock().unwrap().recv();
+        Ok(bytes.len())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_in_progress_holds_up_nobody_else_in_its_shard() {
+    let hub = hub();
+    let (entered_tx, entered) = std::sync::mpsc::sync_channel(1);
+    let (open, open_rx) = std::sync::mpsc::channel();
+    let gate = Arc::new(Gate {
+        entered: entered_tx,
+        open: Mutex::new(open_rx),
+    });
+    // The gate's stream, then one in every other shard, then one more in the gate's shard.
+    let _gated = parked(caught_up(&hub, client()).await, &gate);
+    let mut others = Vec::new();
+    for _ in 0..64 {
+        others.push(parked(
+            caught_up(&hub, client()).await,
+            &Wire::new(usize::MAX),
+        ));
+    }
+    let neighbour = others.pop().expect("in the gate's shard");
+    hub.change().await.publish(Audience::Everyone, "m1");
+    entered
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the fan-out writes to the gate");
+
+    // While that write waits: a stream of the same shard leaves, and another one parks there.
+    let mut fillers = Vec::new();
+    for _ in 0..63 {
+        fillers.push(parked(
+            caught_up(&hub, client()).await,
+            &Wire::new(usize::MAX),
+        ));
+    }
+    let newcomer = caught_up(&hub, client()).await;
+    let (done_tx, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(neighbour);
+        let parked = newcomer.park(Wire::new(usize::MAX));
+        let _ = done_tx.send(matches!(parked, Park::Parked(_)));
+    });
+    let outcome = done.recv_timeout(Duration::from_secs(2));
+    let _ = open.send(());
+    assert_eq!(
+        outcome,
+        Ok(true),
+        "leaving and parking waited for another stream's write"
+    );
 }

@@ -5,6 +5,10 @@
 //! every stream, so a message costs one allocation however many streams read it, a publisher
 //! never waits for a reader, and a reader that falls further behind than the history reaches
 //! sees a gap (and is resynced) instead of making anyone else pay.
+//!
+//! An entry holds every rendering of one message, so that page streams and JSON streams read
+//! one sequence and never disagree about order: page streams read its HTML ([`Log::after`]),
+//! JSON streams its JSON event ([`Log::json_after`]), each skipping entries without theirs.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +16,9 @@ use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use tokio::sync::watch;
+
+use super::frame;
+use super::json::JsonEvent;
 
 /// Bounds of one log's history; whichever is reached first evicts the oldest message.
 #[derive(Debug, Clone, Copy)]
@@ -29,6 +36,38 @@ pub enum Sequence {
     Shared(Arc<AtomicU64>),
 }
 
+/// One message in a log: its renderings, each framed once.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Entry {
+    /// `data:` lines of the page's partials; empty when the message shows on no page.
+    pub html: Bytes,
+    /// The message as JSON streams send it.
+    pub json: Option<JsonEvent>,
+}
+
+impl Entry {
+    /// Frames `html` (none when empty) beside `json`.
+    pub fn new(html: &str, json: Option<JsonEvent>) -> Entry {
+        let html = if html.is_empty() {
+            Bytes::new()
+        } else {
+            frame::data_lines(html)
+        };
+        Entry { html, json }
+    }
+
+    fn len(&self) -> usize {
+        self.html.len() + self.json.as_ref().map_or(0, |j| j.frame().len())
+    }
+}
+
+/// Framed HTML alone is a message for pages only.
+impl From<Bytes> for Entry {
+    fn from(html: Bytes) -> Entry {
+        Entry { html, json: None }
+    }
+}
+
 pub struct Log {
     history: RwLock<History>,
     head: watch::Sender<u64>,
@@ -37,17 +76,17 @@ pub struct Log {
 }
 
 struct History {
-    entries: VecDeque<(u64, Bytes)>,
+    entries: VecDeque<(u64, Entry)>,
     bytes: usize,
     /// Every message numbered above `floor` is still in `entries`.
     floor: u64,
     head: u64,
 }
 
-/// The answer to "what follows this cursor?".
+/// The answer to "what follows this cursor?", in one rendering (framed HTML by default).
 #[derive(Debug, PartialEq)]
-pub enum After {
-    Messages(Vec<(u64, Bytes)>),
+pub enum After<T = Bytes> {
+    Messages(Vec<(u64, T)>),
     /// Part of what follows was evicted, or the cursor never came from this log.
     Gap,
 }
@@ -72,7 +111,8 @@ impl Log {
     }
 
     /// Appends an already framed message and wakes the readers; returns its sequence number.
-    pub fn append(&self, data: Bytes) -> u64 {
+    pub fn append(&self, entry: impl Into<Entry>) -> u64 {
+        let entry = entry.into();
         let seq = {
             let mut h = self.history.write().expect("log lock poisoned");
             // Numbered under the lock, so numbers and history order always agree.
@@ -80,14 +120,14 @@ impl Log {
                 Sequence::Own => h.head + 1,
                 Sequence::Shared(counter) => counter.fetch_add(1, Ordering::Relaxed) + 1,
             };
-            h.bytes += data.len();
-            h.entries.push_back((seq, data));
+            h.bytes += entry.len();
+            h.entries.push_back((seq, entry));
             h.head = seq;
             while h.entries.len() > self.limits.messages.max(1)
                 || (h.bytes > self.limits.bytes && h.entries.len() > 1)
             {
-                let (old, data) = h.entries.pop_front().expect("non-empty");
-                h.bytes -= data.len();
+                let (old, entry) = h.entries.pop_front().expect("non-empty");
+                h.bytes -= entry.len();
                 h.floor = old;
             }
             seq
@@ -113,14 +153,31 @@ impl Log {
         self.head.subscribe()
     }
 
-    /// Everything after `cursor`, at most `max` messages; call again for the rest.
+    /// The framed HTML of everything after `cursor`, at most `max` messages (empty for a
+    /// message that shows on no page); call again for the rest.
     pub fn after(&self, cursor: u64, max: usize) -> After {
+        self.read(cursor, max, |entry| entry.html.clone())
+    }
+
+    /// The JSON events of everything after `cursor`, at most `max` messages (`None` for a
+    /// message that has none); call again for the rest.
+    pub fn json_after(&self, cursor: u64, max: usize) -> After<Option<JsonEvent>> {
+        self.read(cursor, max, |entry| entry.json.clone())
+    }
+
+    fn read<T>(&self, cursor: u64, max: usize, rendering: impl Fn(&Entry) -> T) -> After<T> {
         let h = self.history.read().expect("log lock poisoned");
         if cursor < h.floor || cursor > h.head {
             return After::Gap;
         }
         let start = h.entries.partition_point(|(seq, _)| *seq <= cursor);
-        After::Messages(h.entries.range(start..).take(max).cloned().collect())
+        After::Messages(
+            h.entries
+                .range(start..)
+                .take(max)
+                .map(|(seq, entry)| (*seq, rendering(entry)))
+                .collect(),
+        )
     }
 }
 
@@ -196,6 +253,41 @@ mod tests {
             "an older cursor must not replay"
         );
         assert_eq!(again.append(Bytes::from_static(b"c")), 3);
+    }
+
+    #[test]
+    fn each_rendering_is_read_in_the_one_sequence() {
+        let log = log(10, 1 << 20);
+        let json = JsonEvent::new("t", "t.changed", &1);
+        log.append(Entry::new("<p>page only</p>", None));
+        log.append(Entry::new("", Some(json.clone())));
+        log.append(Entry::new("<p>both</p>", Some(json.clone())));
+        assert_eq!(
+            log.after(0, 10),
+            After::Messages(vec![
+                (1, frame::data_lines("<p>page only</p>")),
+                (2, Bytes::new()),
+                (3, frame::data_lines("<p>both</p>")),
+            ])
+        );
+        assert_eq!(
+            log.json_after(1, 10),
+            After::Messages(vec![(2, Some(json.clone())), (3, Some(json))])
+        );
+    }
+
+    #[test]
+    fn both_renderings_count_against_the_byte_limit() {
+        let log = log(100, 60);
+        let json = JsonEvent::from_json("t", "e", "[1]");
+        assert_eq!(json.frame().len(), 20);
+        log.append(Entry::new("", Some(json.clone())));
+        log.append(Entry::new("", Some(json.clone())));
+        assert_eq!(seqs(log.after(0, 10)), vec![1, 2]);
+        // 14 bytes of HTML and 20 of JSON: 74 bytes in all, so the first entry goes.
+        log.append(Entry::new("123456", Some(json)));
+        assert_eq!(log.after(0, 10), After::Gap);
+        assert_eq!(seqs(log.after(1, 10)), vec![2, 3]);
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The fan-out core: broadcast and per-client logs, cursors, replay, resync and SSE framing.
 //!
-//! It knows nothing of Herald's features. A feature changes state and publishes the rendered HTML
-//! inside one [`Change`]; the hub frames it once and every stream reads the same bytes. A page, or
-//! a stream whose cursor history no longer covers, gets a [`Snapshot`] of the regions the
+//! It knows nothing of Herald's features, nor of HTTP (`web::sse` serves its streams). A change
+//! publishes its rendered HTML, and its JSON event for JSON streams (`json.rs`), through
+//! `Hub::commit`, once the change has succeeded ([`Publish`]); the hub frames each once, into
+//! one log entry, and every stream reads the same bytes. A page, or a
+//! stream whose cursor history no longer covers, gets a [`Snapshot`] of the regions the
 //! application describes through [`Regions`]. A stream that has caught up can park with the
 //! fan-out (`fanout.rs`), which then writes broadcasts to its socket without waking its task.
 //!
@@ -16,31 +18,36 @@
 mod cursor;
 mod fanout;
 pub mod frame;
+mod json;
+mod json_stream;
 mod log;
 mod partial;
 pub mod periodic;
+mod publish;
 pub mod stats;
 mod stream;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::future::BoxFuture;
 use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard, watch};
 use uuid::Uuid;
 
 pub use cursor::Cursor;
 pub use fanout::Sink;
-pub use log::Limits;
+pub use json::{JsonEvent, JsonState};
+pub use json_stream::JsonStream;
+pub use log::{Entry, Limits};
 use log::{Log, Sequence};
 pub use partial::{Swap, partial, push_partial};
-pub use stream::{Due, LiveStream, Park, Parked, Takeover, live_response, sse_response};
+pub use publish::{Outgoing, Publish};
+pub use stream::{Due, LiveStream, Park, Parked};
 
 /// A browser tab's identity; each has a private log beside the broadcast one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -84,14 +91,12 @@ pub struct Region {
     pub html: String,
 }
 
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
 /// The application's view of its regions, rendered from current state.
 pub trait Regions: Send + Sync + 'static {
     /// Regions every tab shares.
-    fn broadcast(&self) -> BoxFuture<Vec<Region>>;
+    fn broadcast(&self) -> BoxFuture<'static, Vec<Region>>;
     /// Regions only this tab sees.
-    fn private(&self, client: ClientId) -> BoxFuture<Vec<Region>>;
+    fn private(&self, client: ClientId) -> BoxFuture<'static, Vec<Region>>;
 }
 
 /// Which logs a snapshot covers.
@@ -181,9 +186,10 @@ impl Hub {
         Hub { inner }
     }
 
-    /// Starts a state change; the change's messages are published through the returned guard.
-    /// Hold it from the store write to the last publish, and no longer.
-    pub async fn change(&self) -> Change<'_> {
+    /// Starts a state change; its messages are published through the returned guard, which is
+    /// held from the store write to the last publish. Only [`Hub::commit`] (and the hub's tests)
+    /// take it, so the order cannot go wrong elsewhere.
+    async fn change(&self) -> Change<'_> {
         Change {
             hub: self,
             _gate: self.inner.gate.lock().await,
@@ -284,19 +290,30 @@ impl Hub {
 }
 
 /// A state change in progress: snapshots and other changes wait until it is dropped.
-pub struct Change<'a> {
+struct Change<'a> {
     hub: &'a Hub,
     _gate: AsyncMutexGuard<'a, ()>,
 }
 
 impl Change<'_> {
-    /// Frames `html` once and appends it to the audience's log; returns its sequence number.
-    pub fn publish(&self, audience: Audience, html: &str) -> u64 {
-        let data = frame::data_lines(html);
-        match audience {
-            Audience::Everyone => self.hub.inner.broadcast.append(data),
-            Audience::Client(client) => self.hub.client_log(client).append(data),
+    /// Frames the message's renderings once and appends them to its audience's log, as one
+    /// entry; returns its sequence number.
+    fn append(&self, message: Outgoing) -> u64 {
+        let entry = Entry::new(&message.html, message.json);
+        match message.audience {
+            Audience::Everyone => self.hub.inner.broadcast.append(entry),
+            Audience::Client(client) => self.hub.client_log(client).append(entry),
         }
+    }
+
+    /// A message of HTML alone.
+    #[cfg(test)]
+    fn publish(&self, audience: Audience, html: &str) -> u64 {
+        self.append(Outgoing {
+            audience,
+            html: html.to_string(),
+            json: None,
+        })
     }
 }
 
@@ -336,8 +353,25 @@ fn rand_epoch() -> u64 {
     (hi ^ lo) & 0xffff_ffff_ffff
 }
 
+/// Regions that are always empty, for tests that need a stream but no page.
+#[cfg(test)]
+pub(crate) struct NoRegions;
+
+#[cfg(test)]
+impl Regions for NoRegions {
+    fn broadcast(&self) -> BoxFuture<'static, Vec<Region>> {
+        Box::pin(async { Vec::new() })
+    }
+    fn private(&self, _: ClientId) -> BoxFuture<'static, Vec<Region>> {
+        Box::pin(async { Vec::new() })
+    }
+}
+
 #[cfg(test)]
 mod tests;
 
 #[cfg(test)]
 mod fanout_tests;
+
+#[cfg(test)]
+mod json_tests;

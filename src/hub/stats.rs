@@ -23,12 +23,16 @@ pub enum Writer {
     /// The stream's own task: its first message, a catch-up, a private message, or what a
     /// socket did not take from the fan-out.
     Task,
+    /// Herald's HTTP/1.1 loop answering a request (a page, a publish): counted apart, and
+    /// only counted, since it is not the stream path.
+    Response,
 }
 
 #[derive(Debug)]
 pub struct Stats {
     fanout_writes: AtomicU64,
     task_writes: AtomicU64,
+    response_writes: AtomicU64,
     bytes_written: AtomicU64,
     partial_writes: AtomicU64,
     would_block: AtomicU64,
@@ -42,7 +46,10 @@ pub struct Counts {
     pub fanout_writes: u64,
     /// Write system calls from streams' tasks.
     pub task_writes: u64,
-    /// Bytes those writes put on the wire.
+    /// Write system calls answering requests on Herald's HTTP/1.1 loop (not in the figures
+    /// below).
+    pub response_writes: u64,
+    /// Bytes the stream writes put on the wire.
     pub bytes_written: u64,
     /// Writes the socket took only part of.
     pub partial_writes: u64,
@@ -57,6 +64,7 @@ impl Stats {
         Stats {
             fanout_writes: AtomicU64::new(0),
             task_writes: AtomicU64::new(0),
+            response_writes: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
             partial_writes: AtomicU64::new(0),
             would_block: AtomicU64::new(0),
@@ -66,11 +74,15 @@ impl Stats {
 
     /// Counts one write of `asked` bytes by `by`, and what the socket took.
     pub fn write(&self, by: Writer, asked: usize, result: &io::Result<usize>) {
-        match by {
+        let writes = match by {
             Writer::Fanout => &self.fanout_writes,
             Writer::Task => &self.task_writes,
-        }
-        .fetch_add(1, Relaxed);
+            Writer::Response => {
+                self.response_writes.fetch_add(1, Relaxed);
+                return;
+            }
+        };
+        writes.fetch_add(1, Relaxed);
         match result {
             Ok(n) => {
                 self.bytes_written.fetch_add(*n as u64, Relaxed);
@@ -94,6 +106,7 @@ impl Stats {
         Counts {
             fanout_writes: self.fanout_writes.load(Relaxed),
             task_writes: self.task_writes.load(Relaxed),
+            response_writes: self.response_writes.load(Relaxed),
             bytes_written: self.bytes_written.load(Relaxed),
             partial_writes: self.partial_writes.load(Relaxed),
             would_block: self.would_block.load(Relaxed),
@@ -113,12 +126,14 @@ mod tests {
         stats.write(Writer::Fanout, 100, &Ok(40));
         stats.write(Writer::Task, 60, &Err(io::ErrorKind::WouldBlock.into()));
         stats.write(Writer::Task, 60, &Err(io::ErrorKind::BrokenPipe.into()));
+        stats.write(Writer::Response, 500, &Ok(500));
         stats.hand_back();
         assert_eq!(
             stats.counts(),
             Counts {
                 fanout_writes: 2,
                 task_writes: 2,
+                response_writes: 1,
                 bytes_written: 140,
                 partial_writes: 1,
                 would_block: 1,

@@ -1,14 +1,9 @@
 //! One tab's SSE stream: greet, resync or replay from the cursor, then follow both logs live.
 
-use std::convert::Infallible;
 use std::io::Write as _;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
-use futures_util::Stream;
 use tokio::sync::{Notify, watch};
 
 use super::fanout::{Sink, Ticket};
@@ -223,14 +218,21 @@ pub struct Parked {
 
 impl Parked {
     /// Resolves when the stream needs its task again: the fan-out handed it back, a private
-    /// message arrived, or the hub is closing. Cancel-safe.
+    /// message arrived, or the hub is closing. The fan-out no longer writes to it then, so
+    /// [`Parked::resume`] takes it at once. Cancel-safe.
     pub async fn woken(&mut self) {
         let live = self.live.as_mut().expect("parked stream");
         let wake = live.wake.clone().expect("made when parked");
-        tokio::select! {
-            _ = wake.notified() => {}
-            _ = live.private_rx.changed() => {}
-            _ = live.closing_rx.changed() => {}
+        loop {
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = live.private_rx.changed() => {}
+                _ = live.closing_rx.changed() => {}
+            }
+            // A pass writing to it now hands it back, and wakes us, when that write is done.
+            if live.hub.inner.fanout.reclaim(&self.ticket) {
+                return;
+            }
         }
     }
 
@@ -238,12 +240,14 @@ impl Parked {
     /// that first).
     pub fn resume(mut self) -> (LiveStream, Vec<u8>) {
         let mut live = self.live.take().expect("parked stream");
-        let (cursor, unwritten) = live
-            .hub
-            .inner
-            .fanout
-            .unpark(&self.ticket)
-            .expect("a parked stream stays in its shard until resumed");
+        let (cursor, unwritten) = loop {
+            // Only without `woken` first can a pass be writing to it: that one non-blocking
+            // write is all there is to wait for.
+            match live.hub.inner.fanout.unpark(&self.ticket) {
+                Some(taken) => break taken,
+                None => std::thread::yield_now(),
+            }
+        };
         live.cursor = cursor;
         // The fan-out wrote the heartbeats while it was parked.
         live.heartbeat_rx.mark_unchanged();
@@ -254,7 +258,7 @@ impl Parked {
 impl Drop for Parked {
     fn drop(&mut self) {
         if let Some(live) = &self.live {
-            live.hub.inner.fanout.unpark(&self.ticket);
+            live.hub.inner.fanout.leave(&self.ticket);
         }
     }
 }
@@ -276,58 +280,13 @@ fn put_id(out: &mut impl BufMut, cursor: Cursor) {
     let _ = writeln!(out.writer(), "id: {cursor}");
 }
 
-/// One message as the stream writes it: its `id:` line, then its framed data. The fan-out writes
-/// parked streams' messages with it too.
+/// One message as the stream writes it: its `id:` line, then its framed data; nothing for a
+/// message that shows on no page (a JSON event alone). The fan-out writes parked streams'
+/// messages with it too.
 pub(super) fn put_message(out: &mut impl BufMut, cursor: Cursor, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
     put_id(out, cursor);
     out.put_slice(data);
-}
-
-/// A tab's stream as a response. A connection that writes to its socket itself takes the stream
-/// out through the [`Takeover`] extension (and parks it between messages); any other connection
-/// polls the body, which then reads the stream itself.
-pub fn live_response(live: LiveStream) -> Response {
-    let takeover = Takeover(Arc::new(Mutex::new(Some(live))));
-    let slot = takeover.clone();
-    let body = futures_util::stream::unfold(None, move |live: Option<LiveStream>| {
-        let slot = slot.clone();
-        async move {
-            let mut live = match live {
-                Some(live) => live,
-                None => slot.take()?,
-            };
-            let chunk = live.next_chunk().await?;
-            Some((Ok(chunk), Some(live)))
-        }
-    });
-    let mut response = sse_response(body);
-    response.extensions_mut().insert(takeover);
-    response
-}
-
-/// The stream inside a [`live_response`], for whichever takes it first: the connection or the
-/// body.
-#[derive(Clone)]
-pub struct Takeover(Arc<Mutex<Option<LiveStream>>>);
-
-impl Takeover {
-    pub fn take(&self) -> Option<LiveStream> {
-        self.0.lock().expect("takeover lock").take()
-    }
-}
-
-/// Wraps an SSE body with the headers every stream needs: no caching, and no proxy buffering.
-pub fn sse_response<S>(stream: S) -> Response
-where
-    S: Stream<Item = Result<Bytes, Infallible>> + Send + 'static,
-{
-    (
-        [
-            (header::CONTENT_TYPE, "text/event-stream"),
-            (header::CACHE_CONTROL, "no-cache"),
-            (header::HeaderName::from_static("x-accel-buffering"), "no"),
-        ],
-        Body::from_stream(stream),
-    )
-        .into_response()
 }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use proptest::prelude::*;
 use uuid::Uuid;
 
 use super::*;
@@ -14,7 +15,7 @@ struct Counted {
 }
 
 impl Regions for Counted {
-    fn broadcast(&self) -> BoxFuture<Vec<Region>> {
+    fn broadcast(&self) -> BoxFuture<'static, Vec<Region>> {
         let n = self.renders.fetch_add(1, Ordering::SeqCst) + 1;
         Box::pin(async move {
             vec![Region {
@@ -24,7 +25,7 @@ impl Regions for Counted {
         })
     }
 
-    fn private(&self, client: ClientId) -> BoxFuture<Vec<Region>> {
+    fn private(&self, client: ClientId) -> BoxFuture<'static, Vec<Region>> {
         Box::pin(async move {
             vec![Region {
                 id: "mine",
@@ -334,6 +335,50 @@ async fn changes_publish_in_the_order_they_were_made() {
 }
 
 #[tokio::test]
+async fn a_change_publishes_once_its_work_succeeded_and_nothing_when_it_failed() {
+    let (hub, regions) = hub(8);
+    let me = client();
+    let mut stream = hub.stream(me, None, regions);
+    next(&mut stream).await;
+    let failed: Result<(), &str> = hub
+        .commit(|| async { Err::<((), Publish), _>("refused") })
+        .await;
+    assert_eq!(failed, Err("refused"));
+    let snapshot = {
+        let hub = hub.clone();
+        let regions = Arc::new(Counted {
+            renders: AtomicUsize::new(0),
+        });
+        move || {
+            let (hub, regions) = (hub.clone(), regions.clone());
+            tokio::spawn(async move { hub.snapshot(me, Scope::ALL, &*regions).await.cursor })
+        }
+    };
+    let value = hub
+        .commit(|| async {
+            let during = snapshot();
+            tokio::task::yield_now().await;
+            assert!(!during.is_finished(), "the work runs under the change lock");
+            let publish = Publish::everyone("<p>one</p>".into())
+                .and(Audience::Everyone, String::new())
+                .and(Audience::Client(me), "<p>two</p>".into());
+            Ok::<_, ()>((7, publish))
+        })
+        .await;
+    assert_eq!(value, Ok(7));
+    let data: Vec<String> = messages(&next(&mut stream).await)
+        .into_iter()
+        .map(|(_, d)| d)
+        .collect();
+    assert_eq!(
+        data,
+        ["<p>one</p>", "<p>two</p>"],
+        "in order, nothing from the failed one"
+    );
+    assert_eq!(snapshot().await.unwrap().broadcast, 1);
+}
+
+#[tokio::test]
 async fn an_unused_private_log_goes_with_its_last_stream() {
     let (hub, regions) = hub(8);
     let (quiet, busy) = (client(), client());
@@ -390,4 +435,35 @@ async fn a_dropped_unused_log_resyncs_its_tab_at_worst() {
         "the tab's private regions are re-rendered: {all}"
     );
     assert!(!all.contains("elsewhere"), "{all}");
+}
+
+/// Text that is often nearly valid: pieces of valid text (`valid`), characters that matter to
+/// the grammar (`specials`) and any character at all, run together.
+pub(super) fn nearly(
+    specials: Vec<&'static str>,
+    valid: impl Strategy<Value = String>,
+) -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        prop::sample::select(specials).prop_map(str::to_string),
+        any::<char>().prop_map(String::from),
+        valid,
+    ];
+    prop::collection::vec(piece, 0..8).prop_map(|pieces| pieces.concat())
+}
+
+mod client_ids {
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn any_text_is_a_client_id_that_round_trips_or_refused_without_panicking(text in nearly(
+            vec!["-", "0", "f", "F", "g", "{", "}", "urn:uuid:", " "],
+            any::<u128>().prop_map(|n| Uuid::from_u128(n).to_string()),
+        )) {
+            if let Ok(client) = text.parse::<ClientId>() {
+                prop_assert_eq!(client.to_string().parse::<ClientId>(), Ok(client));
+                prop_assert_eq!(client.to_string().len(), 36);
+            }
+        }
+    }
 }

@@ -1,12 +1,13 @@
 //! CSV import (from the Nest/Next SSE demo): a tab uploads a CSV and watches it arrive on its own
 //! stream, row by row for the first page, then as progress and counts, with toasts.
 //!
-//! The upload is parsed as it arrives ([`intake`]) and fed through a bounded channel to the
-//! importer task ([`run`]), which stores rows in batches and publishes on the tab's private log.
-//! Every publish follows a store write made under the same [`crate::hub::Change`], so the import
-//! region rendered from the store ([`regions`]) is exactly what the live messages built.
+//! The upload is checked ([`input`]), parsed as it arrives (`intake`) and fed through a
+//! bounded channel to the importer task (`run`), which stores rows in batches and publishes on
+//! the tab's private log. Every publish is the change it announces (`crate::change`), so the
+//! import region rendered from the store ([`regions`]) is exactly what the live messages built.
 
 mod cells;
+pub mod input;
 mod intake;
 pub mod mock;
 mod parse;
@@ -15,13 +16,14 @@ mod run;
 mod running;
 mod views;
 
-use crate::hub::{ClientId, Region};
-use crate::store::{SharedStore, StoreResult, call};
+use crate::hub::ClientId;
+use crate::store::StoreResult;
+pub use input::MULTIPART_SLACK;
 pub use mock::{data_csv, mock_csv};
 pub use parse::Reject;
-pub use routes::{MULTIPART_SLACK, cancel, rows_page, upload};
+pub use routes::{cancel, rows_page, upload};
 pub use running::Running;
-pub use views::ImportForm;
+pub use views::{ImportForm, regions};
 
 pub const REGION: &str = "import-region";
 const SUMMARY: &str = "import-summary";
@@ -96,20 +98,22 @@ pub struct Progress {
     pub rejected: u64,
 }
 
+/// What one transaction of an import stores: rows numbered from `first` on, the rejects to
+/// list, and the progress to show.
+#[derive(Debug, Clone, Copy)]
+pub struct Batch<'a> {
+    pub first: u64,
+    pub rows: &'a [String],
+    pub rejects: &'a [Reject],
+    pub progress: Option<Progress>,
+}
+
 pub trait ImportStore {
     /// Stores a new import (its `id` is assigned and returned). Drops the client's previous
     /// imports and all but the newest `keep` of everyone's, so the database stays bounded.
     fn begin_import(&self, new: &ImportRecord, keep: usize) -> StoreResult<i64>;
-    /// Stores rows numbered from `first` on, the rejects to list, and the progress to show,
-    /// in one transaction. Fails if the import was removed meanwhile.
-    fn store_import_batch(
-        &self,
-        id: i64,
-        first: u64,
-        rows: &[String],
-        rejects: &[Reject],
-        progress: Option<Progress>,
-    ) -> StoreResult<()>;
+    /// Stores `batch` in one transaction. Fails if the import was removed meanwhile.
+    fn store_import_batch(&self, id: i64, batch: &Batch<'_>) -> StoreResult<()>;
     fn end_import(&self, record: &ImportRecord) -> StoreResult<()>;
     fn latest_import(&self, client: ClientId) -> StoreResult<Option<ImportRecord>>;
     /// Packed rows `from..from+limit` (numbered from 1), in order.
@@ -127,22 +131,4 @@ pub fn unpack_header(packed: &str) -> Vec<String> {
         .into_iter()
         .map(str::to_string)
         .collect()
-}
-
-/// The tab's import region for a page or a resync.
-pub async fn regions(store: &SharedStore, client: ClientId) -> StoreResult<Vec<Region>> {
-    let found = call(store, move |s| {
-        let Some(record) = s.latest_import(client)? else {
-            return Ok(None);
-        };
-        let rows = s.import_rows(record.id, 1, record.live_rows)?;
-        let rejects = s.import_rejects(record.id)?;
-        Ok(Some((record, rows, rejects)))
-    })
-    .await?;
-    let html = match found {
-        None => views::html(&views::EmptyView),
-        Some((record, rows, rejects)) => run::region_html(&record, &rows, &rejects),
-    };
-    Ok(vec![Region { id: REGION, html }])
 }

@@ -216,6 +216,8 @@ impl Record<'_> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     const LIMITS: ParseLimits = ParseLimits {
@@ -312,5 +314,97 @@ mod tests {
     fn blank_lines_are_skipped() {
         let got = parse(b"a,b\n\n1,2\n\n", 2);
         assert_eq!(got, vec![(1, ok(&["a", "b"])), (2, ok(&["1", "2"]))]);
+    }
+
+    /// Feeds `input` to the parser in pieces cut at `cuts`, handing every record to `each`.
+    fn feed_cut(
+        input: &[u8],
+        cuts: &[usize],
+        limits: ParseLimits,
+        each: &mut dyn FnMut(Record<'_>),
+    ) {
+        let mut parser = Parser::new(limits);
+        let mut from = 0;
+        for &cut in cuts.iter().chain([&input.len()]) {
+            let cut = cut.clamp(from, input.len());
+            parser.feed(&input[from..cut], each);
+            from = cut;
+        }
+        parser.finish(each);
+    }
+
+    /// Every record of `input` as raw fields.
+    fn records(input: &[u8], cuts: &[usize], limits: ParseLimits) -> Vec<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        feed_cut(input, cuts, limits, &mut |r| {
+            let mut start = 0;
+            let fields = r.ends.iter().map(|&end| {
+                let field = r.data[start..end].to_vec();
+                start = end;
+                field
+            });
+            out.push(fields.collect());
+        });
+        out
+    }
+
+    /// The `csv` crate's reading of the same bytes, in one piece.
+    fn reference(input: &[u8]) -> Vec<Vec<Vec<u8>>> {
+        csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(input)
+            .byte_records()
+            .map(|r| r.unwrap().iter().map(<[u8]>::to_vec).collect())
+            .collect()
+    }
+
+    /// CSV-ish bytes: mostly the characters that matter to the grammar.
+    fn csv_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let byte = prop_oneof![
+            4 => prop::sample::select(b"ab,\"\n\r ".to_vec()),
+            1 => any::<u8>(),
+        ];
+        prop::collection::vec(byte, 0..400)
+    }
+
+    proptest! {
+        #[test]
+        fn records_match_the_csv_crate_however_the_input_is_cut(
+            input in csv_bytes(),
+            mut cuts in prop::collection::vec(0..400usize, 0..8),
+        ) {
+            cuts.sort_unstable();
+            let roomy = ParseLimits { max_columns: 1000, max_field_chars: 1000 };
+            prop_assert_eq!(records(&input, &cuts, roomy), reference(&input));
+        }
+
+        #[test]
+        fn tight_limits_reject_exactly_the_rows_that_break_them(
+            input in csv_bytes(),
+            mut cuts in prop::collection::vec(0..400usize, 0..8),
+        ) {
+            cuts.sort_unstable();
+            let mut got = Vec::new();
+            feed_cut(&input, &cuts, LIMITS, &mut |r| got.push((r.fields, r.check(2, &LIMITS))));
+            let expected = reference(&input);
+            prop_assert_eq!(got.len(), expected.len(), "a row lost or invented");
+            for ((fields, item), fields_expected) in got.into_iter().zip(expected) {
+                prop_assert_eq!(fields, fields_expected.len());
+                let text: Option<Vec<&str>> = fields_expected
+                    .iter()
+                    .map(|f| std::str::from_utf8(f).ok())
+                    .collect();
+                let valid = text.filter(|cells| {
+                    cells.len() == 2
+                        && cells.iter().all(|c| c.chars().count() <= LIMITS.max_field_chars)
+                });
+                match (item, valid) {
+                    (Item::Row(packed), Some(cells)) => prop_assert_eq!(cells::decode(&packed), cells),
+                    (Item::Reject(_), None) => {}
+                    (item, valid) => prop_assert!(false, "{item:?} for {valid:?}"),
+                }
+            }
+        }
     }
 }

@@ -2,27 +2,25 @@
 
 use std::time::Instant;
 
-use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::intake::{Intake, Refusal};
+use super::input::{announced_size, broken, clean_name, no_file, refused};
+use super::intake::Intake;
 use super::parse::ParseLimits;
-use super::run::{self, Feed, Importer, PROGRESS_EVERY};
+use super::run::{Feed, Importer, PROGRESS_EVERY};
 use super::views::{self, ImportForm, PagerView, RowView, Started, TableView, html};
 use super::{ImportRecord, Status};
 use crate::AppState;
 use crate::clock;
-use crate::hub::{Audience, ClientId};
-use crate::store::call;
-use crate::web::error::{ApiError, FieldError};
-use crate::web::input::is_htmx;
-use crate::web::session::Session;
-
-/// Multipart framing around the file (boundaries, part headers) that a request may add to it.
-pub const MULTIPART_SLACK: u64 = 64 * 1024;
+use crate::hub::{ClientId, Publish};
+use crate::store::{StoreError, StoreResult, call};
+use crate::web::error::ApiError;
+use crate::web::negotiate::Wants;
+use crate::web::paging::Paging;
+use crate::web::session::Tab;
 /// Rows per store transaction once past the live rows.
 const BATCH: usize = 4096;
 /// Batches in flight between the upload and the importer: the only buffer, and a small one.
@@ -34,46 +32,39 @@ const QUEUE: usize = 4;
 /// once for a browser; the import goes on in the background and streams on the tab's stream.
 pub async fn upload(
     State(state): State<AppState>,
-    Path(client): Path<String>,
+    tab: Tab,
+    wants: Wants,
     headers: HeaderMap,
     request: Request,
 ) -> Response {
-    let session = Session::from_headers(&headers);
-    let mut response = match session.own(&state.store, &client).await {
-        Err(e) => e.into_response(),
-        Ok(client) => {
-            let outcome = receive(&state, client, &headers, request).await;
-            let max = state.config.import.max_upload_bytes;
-            match (outcome, is_htmx(&headers)) {
-                (Ok(file_name), true) => {
-                    let form = ImportForm {
-                        started: Some(file_name),
-                        ..ImportForm::blank(client, max)
-                    };
-                    (StatusCode::ACCEPTED, form).into_response()
-                }
-                (Ok(file_name), false) => {
-                    let started = Started {
-                        file_name: &file_name,
-                        client,
-                    };
-                    (StatusCode::ACCEPTED, started).into_response()
-                }
-                (Err(e), true) => {
-                    let form = ImportForm {
-                        error: Some(e.message),
-                        ..ImportForm::blank(client, max)
-                    };
-                    (e.status, form).into_response()
-                }
-                (Err(e), false) => e.into_response(),
-            }
+    let client = tab.client;
+    let outcome = receive(&state, client, &headers, request).await;
+    let max = state.config.import.max_upload_bytes;
+    let response = match (outcome, wants == Wants::Fragment) {
+        (Ok(file_name), true) => {
+            let form = ImportForm {
+                started: Some(file_name),
+                ..ImportForm::blank(client, max)
+            };
+            (StatusCode::ACCEPTED, form).into_response()
         }
+        (Ok(file_name), false) => {
+            let started = Started {
+                file_name: &file_name,
+                client,
+            };
+            (StatusCode::ACCEPTED, started).into_response()
+        }
+        (Err(e), true) => {
+            let form = ImportForm {
+                error: Some(e.message),
+                ..ImportForm::blank(client, max)
+            };
+            (e.status, form).into_response()
+        }
+        (Err(e), false) => e.into_response(),
     };
-    if let Some((name, value)) = session.set_cookie() {
-        response.headers_mut().insert(name, value);
-    }
-    response
+    tab.answer(response)
 }
 
 /// Reads the upload, starts the import once the header and a first row are in, and feeds it
@@ -85,26 +76,7 @@ async fn receive(
     request: Request,
 ) -> Result<String, ApiError> {
     let limits = state.config.import;
-    let announced = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|len| len > limits.max_upload_bytes + MULTIPART_SLACK) {
-        return Err(too_large(&format!(
-            "the file is larger than the {} limit",
-            views::megabytes(limits.max_upload_bytes)
-        )));
-    }
-    let is_multipart = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
-    if !is_multipart {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "send the file as multipart/form-data, in a part named \"file\"",
-        ));
-    }
+    let announced = announced_size(headers, limits.max_upload_bytes)?;
     let ticket = state.imports.start(client).ok_or_else(|| {
         ApiError::new(
             StatusCode::CONFLICT,
@@ -118,13 +90,7 @@ async fn receive(
         match multipart.next_field().await.map_err(broken)? {
             Some(field) if field.name() == Some("file") => break field,
             Some(_) => continue,
-            None => {
-                return Err(FieldError::new(
-                    "file",
-                    "no file was sent: put the CSV in a multipart part named \"file\"",
-                )
-                .into());
-            }
+            None => return Err(no_file()),
         }
     };
     let file_name = clean_name(field.file_name());
@@ -208,12 +174,15 @@ async fn receive(
 /// Stores the new import and opens it on the tab's stream.
 async fn begin(state: &AppState, record: ImportRecord) -> Result<ImportRecord, ApiError> {
     let keep = state.config.import.keep;
-    let change = state.hub.change().await;
-    let stored = record.clone();
-    let id = call(&state.store, move |s| s.begin_import(&stored, keep)).await?;
-    let record = ImportRecord { id, ..record };
-    change.publish(Audience::Client(record.client), &run::start_html(&record));
-    Ok(record)
+    state
+        .change(move |s| {
+            let id = s.begin_import(&record, keep)?;
+            let record = ImportRecord { id, ..record };
+            let opening = Publish::client(record.client, views::opening(&record));
+            Ok::<_, StoreError>((record, opening))
+        })
+        .await
+        .map_err(ApiError::from)
 }
 
 async fn drain(mut field: axum::extract::multipart::Field<'_>) -> Result<(), ApiError> {
@@ -221,59 +190,9 @@ async fn drain(mut field: axum::extract::multipart::Field<'_>) -> Result<(), Api
     Ok(())
 }
 
-fn refused(refusal: Refusal) -> ApiError {
-    match refusal {
-        Refusal::NotCsv(m) => ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, m),
-        Refusal::Invalid(m) => FieldError::new("file", m).into(),
-        Refusal::TooLarge(m) => too_large(&m),
-    }
-}
-
-fn too_large(message: &str) -> ApiError {
-    ApiError {
-        status: StatusCode::PAYLOAD_TOO_LARGE,
-        message: message.to_string(),
-        field: Some("file"),
-    }
-}
-
-fn broken(e: axum::extract::multipart::MultipartError) -> ApiError {
-    let status = e.status();
-    if status == StatusCode::PAYLOAD_TOO_LARGE {
-        return too_large("the upload is larger than the limit");
-    }
-    ApiError::new(
-        status,
-        format!("the upload could not be read: {}", e.body_text()),
-    )
-}
-
-/// The name shown for the file: its last path component, bounded, or a stand-in.
-fn clean_name(name: Option<&str>) -> String {
-    let name = name
-        .unwrap_or("")
-        .rsplit(['/', '\\'])
-        .next()
-        .unwrap_or("")
-        .trim();
-    let name: String = name.chars().filter(|c| !c.is_control()).take(100).collect();
-    if name.is_empty() {
-        "upload.csv".to_string()
-    } else {
-        name
-    }
-}
-
 /// `POST /upload/{client}/cancel`: stops the tab's running import.
-pub async fn cancel(
-    State(state): State<AppState>,
-    Path(client): Path<String>,
-    headers: HeaderMap,
-) -> Result<StatusCode, ApiError> {
-    let client = Session::from_headers(&headers)
-        .own(&state.store, &client)
-        .await?;
-    if state.imports.cancel(client) {
+pub async fn cancel(State(state): State<AppState>, tab: Tab) -> Result<StatusCode, ApiError> {
+    if state.imports.cancel(tab.client) {
         Ok(StatusCode::ACCEPTED)
     } else {
         Err(ApiError::new(
@@ -283,23 +202,16 @@ pub async fn cancel(
     }
 }
 
-#[derive(Deserialize)]
-pub struct PageQuery {
-    page: Option<u64>,
-}
-
-/// `GET /import/{client}/rows?page=N`: one page of the tab's stored import, as the table.
+/// `GET /import/{client}/rows?page=N`: one page of the tab's stored import, as the table. A
+/// page is as long as the import's live table; past the last page is the last page.
 pub async fn rows_page(
     State(state): State<AppState>,
-    Path(client): Path<String>,
-    Query(query): Query<PageQuery>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let client = Session::from_headers(&headers)
-        .own(&state.store, &client)
-        .await?;
-    let page = query.page.unwrap_or(1).max(1);
-    let found = call(&state.store, move |s| {
+    tab: Tab,
+    wants: Wants,
+    paging: Paging,
+) -> Response {
+    let (client, page) = (tab.client, paging.page as u64);
+    let found = call(&state.store, move |s| -> StoreResult<_> {
         let Some(record) = s.latest_import(client)? else {
             return Ok(None);
         };
@@ -308,12 +220,17 @@ pub async fn rows_page(
         let rows = s.import_rows(record.id, (page - 1) * per + 1, per)?;
         Ok(Some((record, page, rows)))
     })
-    .await?;
-    let (record, page, rows) = found.ok_or_else(|| ApiError::not_found("no import in this tab"))?;
-    let table = TableView {
-        header: &record.header,
-        rows: rows.iter().map(|r| html(&RowView::new(r))).collect(),
-        pager: html(&PagerView::new(client, page, record.live_rows, record.rows)),
-    };
-    Ok(table.into_response())
+    .await;
+    match found {
+        Ok(Some((record, page, rows))) => {
+            let table = TableView {
+                header: &record.header,
+                rows: rows.iter().map(|r| html(&RowView::new(r))).collect(),
+                pager: html(&PagerView::new(client, page, record.live_rows, record.rows)),
+            };
+            table.into_response()
+        }
+        Ok(None) => wants.error(ApiError::not_found("no import in this tab")),
+        Err(e) => wants.error(e.into()),
+    }
 }

@@ -8,20 +8,16 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::parse::{Item, Reject};
+use super::parse::Item;
 use super::running::Ticket;
-use super::views::{
-    self, PagerView, ProgressView, RegionView, RejectView, RowView, SummaryView, TableView,
-    ToastView, count, html,
-};
+use super::views::{self, ProgressView, RejectView, RowView, html, push_toast};
 use super::{
-    ImportRecord, PAGER, PROGRESS, Progress, REGION, REJECTS, ROWS, SHOWN_REJECTS, SUMMARY, Status,
-    TOASTED_REJECTS, TOASTS,
+    Batch, ImportRecord, PROGRESS, Progress, REJECTS, ROWS, SHOWN_REJECTS, Status, TOASTED_REJECTS,
 };
 use crate::AppState;
 use crate::clock;
-use crate::hub::{Audience, Swap, push_partial};
-use crate::store::{StoreError, call};
+use crate::hub::{Publish, Swap, push_partial};
+use crate::store::StoreError;
 
 /// At most 20 progress updates a second, whatever the row rate.
 pub const PROGRESS_EVERY: Duration = Duration::from_millis(50);
@@ -191,20 +187,19 @@ impl Importer {
                 rejected: self.rejected,
             }
         });
-        let id = self.record.id;
-        if out.is_empty() {
-            return call(&self.state.store, move |s| {
-                s.store_import_batch(id, first, &rows, &listed, progress)
+        let (id, client) = (self.record.id, self.record.client);
+        self.state
+            .change(move |s| {
+                let batch = Batch {
+                    first,
+                    rows: &rows,
+                    rejects: &listed,
+                    progress,
+                };
+                s.store_import_batch(id, &batch)?;
+                Ok::<_, StoreError>(((), Publish::client(client, out)))
             })
-            .await;
-        }
-        let change = self.state.hub.change().await;
-        call(&self.state.store, move |s| {
-            s.store_import_batch(id, first, &rows, &listed, progress)
-        })
-        .await?;
-        change.publish(Audience::Client(self.record.client), &out);
-        Ok(())
+            .await
     }
 
     async fn finish(&mut self, status: Status, message: String) -> Result<(), StoreError> {
@@ -215,192 +210,20 @@ impl Importer {
         record.rejected = self.rejected;
         record.finished_at = Some(clock::now_ms());
         record.message = (!message.is_empty()).then_some(message);
-        let mut out = String::new();
-        push_partial(
-            &mut out,
-            SUMMARY,
-            Swap::InnerHtml,
-            &html(&SummaryView::new(record)),
-        );
-        push_partial(
-            &mut out,
-            PROGRESS,
-            Swap::InnerHtml,
-            &html(&ProgressView::new(record)),
-        );
-        push_partial(&mut out, PAGER, Swap::InnerHtml, &html(&pager(record)));
-        if record.rejected > TOASTED_REJECTS {
-            let more = record.rejected - TOASTED_REJECTS;
-            let title = format!(
-                "{} more {} rejected",
-                views::grouped(more),
-                if more == 1 { "row" } else { "rows" }
-            );
-            push_toast(&mut out, "warning", &title, &record.file_name);
-        }
-        let duration = views::seconds(record.finished_at.unwrap_or(0) - record.started_at);
-        let counts = format!(
-            "{} imported, {} rejected in {duration}",
-            count(record.rows, "row"),
-            views::grouped(record.rejected)
-        );
-        match status {
-            Status::Done => push_toast(&mut out, "success", "Import finished", &counts),
-            Status::Cancelled => push_toast(&mut out, "warning", "Import cancelled", &counts),
-            _ => push_toast(
-                &mut out,
-                "error",
-                "Import stopped",
-                record.message.as_deref().unwrap_or(""),
-            ),
-        }
         let stored = record.clone();
-        let change = self.state.hub.change().await;
-        call(&self.state.store, move |s| s.end_import(&stored)).await?;
-        change.publish(Audience::Client(self.record.client), &out);
-        Ok(())
+        self.state
+            .change(move |s| {
+                s.end_import(&stored)?;
+                let html = views::finished(&stored);
+                Ok::<_, StoreError>(((), Publish::client(stored.client, html)))
+            })
+            .await
     }
-}
-
-/// The opening message of an import: the region reset to its empty table, and a toast.
-pub fn start_html(record: &ImportRecord) -> String {
-    let mut out = String::new();
-    push_partial(
-        &mut out,
-        REGION,
-        Swap::InnerHtml,
-        &region_html(record, &[], &[]),
-    );
-    push_toast(&mut out, "info", "Import started", &record.file_name);
-    out
-}
-
-/// The import region rendered from stored state: what the live messages build, message by
-/// message, so a resync can replace the region with it.
-pub fn region_html(record: &ImportRecord, rows: &[String], rejects: &[Reject]) -> String {
-    let rows_html: String = rows.iter().map(|r| html(&RowView::new(r))).collect();
-    let rejects_html: String = rejects.iter().map(|r| html(&RejectView::new(r))).collect();
-    let table = TableView {
-        header: &record.header,
-        rows: rows_html,
-        pager: html(&pager(record)),
-    };
-    html(&RegionView {
-        summary: html(&SummaryView::new(record)),
-        progress: html(&ProgressView::new(record)),
-        rejects: rejects_html,
-        table: html(&table),
-    })
-}
-
-/// The first page's pager, once the import has ended (while it runs only progress moves).
-fn pager(record: &ImportRecord) -> PagerView {
-    let total = if record.status == Status::Running {
-        0
-    } else {
-        record.rows
-    };
-    PagerView::new(record.client, 1, record.live_rows, total)
-}
-
-fn push_toast(out: &mut String, kind: &'static str, title: &str, body: &str) {
-    push_partial(
-        out,
-        TOASTS,
-        Swap::BeforeEnd,
-        &html(&ToastView { kind, title, body }),
-    );
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::ClientId;
-    use crate::import::cells;
-    use uuid::Uuid;
-
-    fn record(status: Status) -> ImportRecord {
-        ImportRecord {
-            id: 7,
-            client: ClientId(Uuid::from_u128(0x1234)),
-            file_name: "<b>data</b>.csv".into(),
-            header: vec!["id".into(), "name".into(), "note".into()],
-            status,
-            live_rows: 2,
-            total_bytes: Some(4000),
-            bytes: 1000,
-            rows: 1234,
-            rejected: 5,
-            started_at: 1_000,
-            finished_at: (status != Status::Running).then_some(3_450),
-            message: (status == Status::Failed)
-                .then(|| "the file is larger than the 1 MB limit".into()),
-        }
-    }
-
-    fn rows() -> Vec<String> {
-        vec![
-            cells::encode(["1", "Ada", "<script>alert(1)</script>"]),
-            cells::encode(["2", "Zoë \"Z\" O'Brien", "a & b"]),
-        ]
-    }
-
-    fn reject() -> Reject {
-        Reject {
-            row: 9,
-            reason: "expected 3 fields, found <2>".into(),
-        }
-    }
-
-    #[test]
-    fn row_fragment() {
-        insta::assert_snapshot!(html(&RowView::new(&rows()[0])));
-    }
-
-    #[test]
-    fn progress_fragments() {
-        let running = html(&ProgressView::new(&record(Status::Running)));
-        let unknown_size = html(&ProgressView::new(&ImportRecord {
-            total_bytes: None,
-            ..record(Status::Running)
-        }));
-        let done = html(&ProgressView::new(&record(Status::Done)));
-        insta::assert_snapshot!(format!("{running}\n---\n{unknown_size}\n---\n{done}"));
-    }
-
-    #[test]
-    fn toast_and_reject_fragments() {
-        let mut out = String::new();
-        push_toast(
-            &mut out,
-            "warning",
-            "Row 9 rejected",
-            "expected 3 fields, found <2>",
-        );
-        out.push('\n');
-        out.push_str(&html(&RejectView::new(&reject())));
-        insta::assert_snapshot!(out);
-    }
-
-    #[test]
-    fn summary_fragments() {
-        let all: Vec<String> = [
-            Status::Running,
-            Status::Done,
-            Status::Cancelled,
-            Status::Failed,
-            Status::Interrupted,
-        ]
-        .into_iter()
-        .map(|s| html(&SummaryView::new(&record(s))))
-        .collect();
-        insta::assert_snapshot!(all.join("\n---\n"));
-    }
-
-    #[test]
-    fn region_and_pager() {
-        insta::assert_snapshot!(region_html(&record(Status::Done), &rows(), &[reject()]));
-    }
 
     #[test]
     fn throttle_lets_one_through_per_period() {

@@ -1,11 +1,15 @@
-//! The import's fragments. Everything from the file (names, cells, reasons) is escaped by askama.
+//! The import's fragments and the messages made of them. Everything from the file (names,
+//! cells, reasons) is escaped by askama.
 
 use askama::Template;
 use askama_web::WebTemplate;
 
 use super::parse::Reject;
-use super::{ImportRecord, Status, cells};
-use crate::hub::ClientId;
+use super::{
+    ImportRecord, PAGER, PROGRESS, REGION, SUMMARY, Status, TOASTED_REJECTS, TOASTS, cells,
+};
+use crate::hub::{ClientId, Region, Swap, push_partial};
+use crate::store::{SharedStore, StoreResult, call};
 
 /// The whole import region of a tab, as a page or a resync shows it.
 #[derive(Template)]
@@ -181,6 +185,119 @@ pub struct Started<'a> {
     pub client: ClientId,
 }
 
+/// The opening message of an import: the region reset to its empty table, and a toast.
+pub fn opening(record: &ImportRecord) -> String {
+    let mut out = String::new();
+    push_partial(
+        &mut out,
+        REGION,
+        Swap::InnerHtml,
+        &region_html(record, &[], &[]),
+    );
+    push_toast(&mut out, "info", "Import started", &record.file_name);
+    out
+}
+
+/// The import region rendered from stored state: what the live messages build, message by
+/// message, so a resync can replace the region with it.
+pub fn region_html(record: &ImportRecord, rows: &[String], rejects: &[Reject]) -> String {
+    let rows_html: String = rows.iter().map(|r| html(&RowView::new(r))).collect();
+    let rejects_html: String = rejects.iter().map(|r| html(&RejectView::new(r))).collect();
+    let table = TableView {
+        header: &record.header,
+        rows: rows_html,
+        pager: html(&pager(record)),
+    };
+    html(&RegionView {
+        summary: html(&SummaryView::new(record)),
+        progress: html(&ProgressView::new(record)),
+        rejects: rejects_html,
+        table: html(&table),
+    })
+}
+
+/// The first page's pager, once the import has ended (while it runs only progress moves).
+fn pager(record: &ImportRecord) -> PagerView {
+    let total = if record.status == Status::Running {
+        0
+    } else {
+        record.rows
+    };
+    PagerView::new(record.client, 1, record.live_rows, total)
+}
+
+pub fn push_toast(out: &mut String, kind: &'static str, title: &str, body: &str) {
+    push_partial(
+        out,
+        TOASTS,
+        Swap::BeforeEnd,
+        &html(&ToastView { kind, title, body }),
+    );
+}
+
+/// The closing message of an import: summary, progress at 100%, the pager, and toasts saying
+/// how it ended.
+pub fn finished(record: &ImportRecord) -> String {
+    let mut out = String::new();
+    push_partial(
+        &mut out,
+        SUMMARY,
+        Swap::InnerHtml,
+        &html(&SummaryView::new(record)),
+    );
+    push_partial(
+        &mut out,
+        PROGRESS,
+        Swap::InnerHtml,
+        &html(&ProgressView::new(record)),
+    );
+    push_partial(&mut out, PAGER, Swap::InnerHtml, &html(&pager(record)));
+    if record.rejected > TOASTED_REJECTS {
+        let more = record.rejected - TOASTED_REJECTS;
+        let title = format!(
+            "{} more {} rejected",
+            grouped(more),
+            if more == 1 { "row" } else { "rows" }
+        );
+        push_toast(&mut out, "warning", &title, &record.file_name);
+    }
+    let duration = seconds(record.finished_at.unwrap_or(0) - record.started_at);
+    let counts = format!(
+        "{} imported, {} rejected in {duration}",
+        count(record.rows, "row"),
+        grouped(record.rejected)
+    );
+    match record.status {
+        Status::Done => push_toast(&mut out, "success", "Import finished", &counts),
+        Status::Cancelled => push_toast(&mut out, "warning", "Import cancelled", &counts),
+        _ => push_toast(
+            &mut out,
+            "error",
+            "Import stopped",
+            record.message.as_deref().unwrap_or(""),
+        ),
+    }
+    out
+}
+
+/// The tab's import region for a page or a resync.
+pub async fn regions(store: &SharedStore, client: ClientId) -> StoreResult<Vec<Region>> {
+    let found = call(store, move |s| -> StoreResult<_> {
+        let Some(record) = s.latest_import(client)? else {
+            return Ok(None);
+        };
+        let rows = s.import_rows(record.id, 1, record.live_rows)?;
+        let rejects = s.import_rejects(record.id)?;
+        Ok(Some((record, rows, rejects)))
+    })
+    .await?;
+    let html = match found {
+        None => html(&EmptyView),
+        Some((record, rows, rejects)) => region_html(&record, &rows, &rejects),
+    };
+    Ok(vec![Region { id: REGION, html }])
+}
+
 /// Renders a fragment; the templates have no fallible parts.
 pub fn html(t: &impl Template) -> String {
     t.render().expect("import template renders")
@@ -216,7 +333,92 @@ pub fn megabytes(bytes: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use uuid::Uuid;
+
     use super::*;
+
+    fn record(status: Status) -> ImportRecord {
+        ImportRecord {
+            id: 7,
+            client: ClientId(Uuid::from_u128(0x1234)),
+            file_name: "<b>data</b>.csv".into(),
+            header: vec!["id".into(), "name".into(), "note".into()],
+            status,
+            live_rows: 2,
+            total_bytes: Some(4000),
+            bytes: 1000,
+            rows: 1234,
+            rejected: 5,
+            started_at: 1_000,
+            finished_at: (status != Status::Running).then_some(3_450),
+            message: (status == Status::Failed)
+                .then(|| "the file is larger than the 1 MB limit".into()),
+        }
+    }
+
+    fn rows() -> Vec<String> {
+        vec![
+            cells::encode(["1", "Ada", "<script>alert(1)</script>"]),
+            cells::encode(["2", "Zoë \"Z\" O'Brien", "a & b"]),
+        ]
+    }
+
+    fn reject() -> Reject {
+        Reject {
+            row: 9,
+            reason: "expected 3 fields, found <2>".into(),
+        }
+    }
+
+    #[test]
+    fn row_fragment() {
+        insta::assert_snapshot!(html(&RowView::new(&rows()[0])));
+    }
+
+    #[test]
+    fn progress_fragments() {
+        let running = html(&ProgressView::new(&record(Status::Running)));
+        let unknown_size = html(&ProgressView::new(&ImportRecord {
+            total_bytes: None,
+            ..record(Status::Running)
+        }));
+        let done = html(&ProgressView::new(&record(Status::Done)));
+        insta::assert_snapshot!(format!("{running}\n---\n{unknown_size}\n---\n{done}"));
+    }
+
+    #[test]
+    fn toast_and_reject_fragments() {
+        let mut out = String::new();
+        push_toast(
+            &mut out,
+            "warning",
+            "Row 9 rejected",
+            "expected 3 fields, found <2>",
+        );
+        out.push('\n');
+        out.push_str(&html(&RejectView::new(&reject())));
+        insta::assert_snapshot!(out);
+    }
+
+    #[test]
+    fn summary_fragments() {
+        let all: Vec<String> = [
+            Status::Running,
+            Status::Done,
+            Status::Cancelled,
+            Status::Failed,
+            Status::Interrupted,
+        ]
+        .into_iter()
+        .map(|s| html(&SummaryView::new(&record(s))))
+        .collect();
+        insta::assert_snapshot!(all.join("\n---\n"));
+    }
+
+    #[test]
+    fn region_and_pager() {
+        insta::assert_snapshot!(region_html(&record(Status::Done), &rows(), &[reject()]));
+    }
 
     #[test]
     fn numbers_read_well() {

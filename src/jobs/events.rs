@@ -3,18 +3,19 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use super::routes::{no_such_job, parse_id};
 use super::{Job, JobState, percent};
 use crate::AppState;
-use crate::hub::{frame, periodic, sse_response};
+use crate::hub::{frame, periodic};
 use crate::store::call;
 use crate::web::error::ApiError;
+use crate::web::id::{self, Id, Named};
+use crate::web::sse;
 
 /// The demo task of `GET /events`: 0 → 100 in steps of one every 100 ms, then again.
 const DEMO_TOTAL: u32 = 100;
@@ -64,7 +65,7 @@ fn ending(job: &Job) -> Bytes {
 /// `GET /events`: each connection runs its own demo task, forever (until the app stops).
 pub async fn demo_events(State(state): State<AppState>) -> Response {
     let mut moved = 0;
-    sse_response(periodic::every(
+    sse::response(periodic::every(
         DEMO_EVERY,
         state.hub.closing(),
         move || {
@@ -83,22 +84,19 @@ fn demo_next(moved: u32) -> u32 {
 /// `GET /jobs/{id}/events`: the job's progress as it changes (at most ~10 a second), then one
 /// `event: end` message with its final state, then the stream ends. A finished job gets just
 /// that last message.
-pub async fn job_events(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    let id = match parse_id(&id) {
-        Ok(id) => id,
-        Err(e) => return e.into_response(),
-    };
+pub async fn job_events(State(state): State<AppState>, id: Id<Job>) -> Response {
+    let id = id.get();
     let job_rx = match state.jobs.watch(id) {
         Some(rx) => rx,
         // Not running here: finished, so its stored state is final (the sender is dropped).
         None => match call(&state.store, move |s| s.job(id)).await {
             Ok(Some(job)) => watch::channel(job).1,
-            Ok(None) => return no_such_job(id).into_response(),
+            Ok(None) => return id::missing(Job::NAME, id).into_response(),
             Err(e) => return ApiError::from(e).into_response(),
         },
     };
     let keep_alive = state.hub.config().heartbeat;
-    sse_response(follow(job_rx, state.hub.closing(), keep_alive))
+    sse::response(follow(job_rx, state.hub.closing(), keep_alive))
 }
 
 struct Follow {

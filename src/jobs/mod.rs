@@ -3,25 +3,28 @@
 //! at a chosen step, be retried from their last completed step, and survive a restart.
 //!
 //! The store is the single source of truth: every change is a transition of [`Update::apply`],
-//! checked against the stored row in one transaction, then published (see [`runner`]).
+//! checked against the stored row in one transaction, then published (see `runner`): to pages,
+//! and as the `job.created` or `job.updated` event on the `jobs` topic of `GET /api/stream`.
 
 mod events;
-mod input;
+pub mod input;
 mod routes;
 mod runner;
 mod views;
 
 use serde::Serialize;
 
-use crate::hub::Region;
-use crate::store::{SharedStore, StoreResult, call};
+use crate::store::StoreResult;
+use crate::web::id::Named;
 pub use events::{demo_events, job_events};
-pub use input::{JobInput, Limits};
+pub use input::Limits;
 pub use routes::{cancel, create, retry, show};
 pub use runner::Runner;
-pub use views::{JobCard, JobForm, JobList, JobProgress};
+pub use views::{JobCard, JobForm, JobList, JobProgress, json_state, regions};
 
 pub const REGION: &str = "jobs-list";
+/// The jobs' topic on `GET /api/stream`.
+pub const TOPIC: &str = "jobs";
 /// Finished jobs the page shows (newest first); queued and running ones are always shown.
 pub const FINISHED_SHOWN: usize = 20;
 /// Finished jobs kept in the store (older ones are deleted when a job is created).
@@ -88,6 +91,10 @@ pub struct Job {
     /// Unix milliseconds.
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+impl Named for Job {
+    const NAME: &'static str = "job";
 }
 
 impl Job {
@@ -179,15 +186,6 @@ pub trait JobStore {
     fn listed_jobs(&self, finished: usize) -> StoreResult<Vec<Job>>;
     /// After a restart: every unfinished job becomes queued and owned by `runner`; oldest first.
     fn adopt_unfinished_jobs(&self, runner: i64, now: i64) -> StoreResult<Vec<Job>>;
-}
-
-/// The job list's region for a page or a resync.
-pub async fn regions(store: &SharedStore) -> StoreResult<Vec<Region>> {
-    let jobs = call(store, |s| s.listed_jobs(FINISHED_SHOWN)).await?;
-    Ok(vec![Region {
-        id: REGION,
-        html: JobList::new(&jobs).html(),
-    }])
 }
 
 #[cfg(test)]

@@ -1,10 +1,10 @@
 //! Runs jobs: one tokio task per unfinished job, a semaphore for how many run at once (the rest
 //! wait in line, oldest first), and one place where every job change is stored and published.
 //!
-//! Every change goes through [`Runner::apply`]: one at a time (so publishes come in the order the
-//! changes were stored), checked by [`Update::apply`] against the stored row, published under the
-//! hub's change lock, and handed to the job's `watch` channel (what its task and its JSON event
-//! streams follow). A task stops when its job finishes, is cancelled, or the hub closes; a stopped
+//! Every change goes through [`Runner::apply`]: one at a time, checked by [`Update::apply`]
+//! against the stored row, stored and published as every change is (`crate::change`), then
+//! handed to the job's `watch` channel (what its task and its JSON event streams follow) in the
+//! order the changes were stored. A task stops when its job finishes, is cancelled, or the hub closes; a stopped
 //! app's late writes are refused because the next app took the jobs over (see `Job::runner`).
 
 use std::collections::HashMap;
@@ -15,11 +15,11 @@ use tokio::sync::{Semaphore, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 use uuid::Uuid;
 
-use super::views::{JobCard, JobList, JobProgress};
-use super::{FINISHED_SHOWN, Job, JobState, NewJob, REGION, Update, Updated};
-use crate::clock;
-use crate::hub::{Audience, Hub, Swap, partial};
-use crate::store::{SharedStore, StoreError, StoreResult, call};
+use super::views::{created_json, live_card, live_list, live_progress, updated_json};
+use super::{FINISHED_SHOWN, Job, JobState, NewJob, Update, Updated};
+use crate::hub::{Hub, Publish};
+use crate::store::{SharedStore, Store, StoreError, StoreResult};
+use crate::{change, clock};
 
 /// Progress is stored and published at most this often per job, whatever the step rate.
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(100);
@@ -37,7 +37,8 @@ struct Inner {
     store: SharedStore,
     hub: Hub,
     slots: Arc<Semaphore>,
-    /// Held while a change is stored and published, so publishes follow the store's order.
+    /// Held from a change's store write until its followers have it, so they get changes in
+    /// the order they were stored.
     turn: tokio::sync::Mutex<()>,
     /// The current state of every unfinished job.
     live: Mutex<HashMap<i64, watch::Sender<Job>>>,
@@ -89,17 +90,16 @@ impl Runner {
     /// Stores a new queued job, shows it on every page and queues it to run.
     pub async fn create(&self, new: NewJob) -> Result<Job, ChangeError> {
         let _turn = self.inner.turn.lock().await;
-        let change = self.inner.hub.change().await;
         let runner = self.inner.id;
-        let job = call(&self.inner.store, move |s| {
-            s.insert_job(&new, runner, clock::now_ms())
+        let job = change::apply(&self.inner.store, &self.inner.hub, move |s| {
+            let job = s
+                .insert_job(&new, runner, clock::now_ms())?
+                .ok_or(ChangeError::Full)?;
+            let publish = list(s).with_json(created_json(&job));
+            Ok::<_, ChangeError>((job, publish))
         })
-        .await?
-        .ok_or(ChangeError::Full)?;
+        .await?;
         self.follow(&job);
-        if let Some(html) = self.list_html().await {
-            change.publish(Audience::Everyone, &html);
-        }
         Ok(job)
     }
 
@@ -120,52 +120,24 @@ impl Runner {
     /// Stores `update`, publishes what it changed, and tells the job's followers.
     async fn apply(&self, id: i64, update: Update) -> Result<Job, ChangeError> {
         let _turn = self.inner.turn.lock().await;
-        let change = self.inner.hub.change().await;
         let runner = self.inner.id;
-        let stored = update.clone();
-        let job = match call(&self.inner.store, move |s| {
-            s.update_job(id, &stored, runner, clock::now_ms())
-        })
-        .await?
-        {
-            Updated::Applied(job) => job,
-            Updated::Refused(job) => return Err(ChangeError::Refused(job)),
-            Updated::Missing => return Err(ChangeError::Missing),
-        };
-        self.follow(&job);
-        let html = match update {
-            Update::Progress { .. } => Some(partial(
-                &JobProgress::target(id),
-                Swap::InnerHtml,
-                &JobProgress::new(&job).html(),
-            )),
-            Update::Start => Some(partial(
-                &JobCard::target(id),
-                Swap::OuterHtml,
-                &JobCard::new(&job).html(),
-            )),
-            _ => self.list_html().await,
-        };
-        if let Some(html) = html {
-            change.publish(Audience::Everyone, &html);
-        }
-        Ok(job)
-    }
-
-    /// The whole list, for changes that can add or drop a card.
-    async fn list_html(&self) -> Option<String> {
-        match call(&self.inner.store, |s| s.listed_jobs(FINISHED_SHOWN)).await {
-            Ok(jobs) => Some(partial(
-                REGION,
-                Swap::InnerHtml,
-                &JobList::new(&jobs).html(),
-            )),
-            Err(e) => {
-                // Pages catch up on their next resync or reload.
-                tracing::error!(error = %e, "cannot render the job list");
-                None
+        let job = change::apply(&self.inner.store, &self.inner.hub, move |s| {
+            let job = match s.update_job(id, &update, runner, clock::now_ms())? {
+                Updated::Applied(job) => job,
+                Updated::Refused(job) => return Err(ChangeError::Refused(job)),
+                Updated::Missing => return Err(ChangeError::Missing),
+            };
+            let publish = match update {
+                Update::Progress { .. } => Publish::everyone(live_progress(&job)),
+                Update::Start => Publish::everyone(live_card(&job)),
+                _ => list(s),
             }
-        }
+            .with_json(updated_json(&job));
+            Ok::<_, ChangeError>((job, publish))
+        })
+        .await?;
+        self.follow(&job);
+        Ok(job)
     }
 
     /// Hands the job's new state to its followers; a job that (again) waits gets a task.
@@ -250,6 +222,18 @@ impl Runner {
                 }
                 Err(_) => return None,
             }
+        }
+    }
+}
+
+/// The whole list, for changes that can add or drop a card. A list that cannot be read is not
+/// sent: the change is stored, and pages catch up on their next resync or reload.
+fn list(s: &dyn Store) -> Publish {
+    match s.listed_jobs(FINISHED_SHOWN) {
+        Ok(jobs) => Publish::everyone(live_list(&jobs)),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot render the job list");
+            Publish::nothing()
         }
     }
 }

@@ -1,8 +1,17 @@
+//! The jobs' fragments: cards, progress, the list, the live messages that change them (and their
+//! JSON events), the form and the buttons' notice.
+
 use askama::Template;
 use askama_web::WebTemplate;
+use axum::response::{IntoResponse, Response};
 
-use super::{Job, JobInput, JobState, Limits};
-use crate::web::error::ApiError;
+use super::input::{Limits, Typed};
+use super::{FINISHED_SHOWN, Job, JobState, REGION, TOPIC};
+use crate::AppState;
+use crate::hub::{JsonEvent, Region, Swap, partial};
+use crate::store::{SharedStore, StoreResult, call};
+use crate::web::error::{ApiError, FormError};
+use crate::web::input::FormFields;
 
 /// A job's progress bar and count: what changes while it runs.
 #[derive(Template)]
@@ -91,6 +100,55 @@ impl JobList {
     }
 }
 
+/// The live message of a job's progress: its bar and count.
+pub fn live_progress(job: &Job) -> String {
+    partial(
+        &JobProgress::target(job.id),
+        Swap::InnerHtml,
+        &JobProgress::new(job).html(),
+    )
+}
+
+/// The live message of a job that started: its card.
+pub fn live_card(job: &Job) -> String {
+    partial(
+        &JobCard::target(job.id),
+        Swap::OuterHtml,
+        &JobCard::new(job).html(),
+    )
+}
+
+/// The live message of a change that can add or drop a card: the whole list.
+pub fn live_list(jobs: &[Job]) -> String {
+    partial(REGION, Swap::InnerHtml, &JobList::new(jobs).html())
+}
+
+/// The JSON event of a new job: the job as `POST /jobs` answers it.
+pub fn created_json(job: &Job) -> JsonEvent {
+    JsonEvent::new(TOPIC, "job.created", job)
+}
+
+/// The JSON event of any change to a job (started, progress, done, failed, cancelled, queued
+/// again): the job as `GET /jobs/{id}` answers it.
+pub fn updated_json(job: &Job) -> JsonEvent {
+    JsonEvent::new(TOPIC, "job.updated", job)
+}
+
+/// The job list's region for a page or a resync.
+pub async fn regions(store: &SharedStore) -> StoreResult<Vec<Region>> {
+    let jobs = call(store, |s| s.listed_jobs(FINISHED_SHOWN)).await?;
+    Ok(vec![Region {
+        id: REGION,
+        html: JobList::new(&jobs).html(),
+    }])
+}
+
+/// The jobs' state for a JSON resync: the queued and running ones, newest first.
+pub async fn json_state(store: &SharedStore) -> StoreResult<serde_json::Value> {
+    let active = call(store, |s| s.listed_jobs(0)).await?;
+    Ok(serde_json::to_value(active).expect("jobs serialize"))
+}
+
 /// The form that starts a job; answers its own submissions.
 #[derive(Template, WebTemplate)]
 #[template(path = "jobs/form.html")]
@@ -98,7 +156,7 @@ pub struct JobForm {
     total: String,
     interval_ms: String,
     fail_at: String,
-    error: Option<(&'static str, String)>,
+    error: FormError,
     started: Option<i64>,
     limits: Limits,
 }
@@ -109,7 +167,7 @@ impl JobForm {
             total: String::new(),
             interval_ms: String::new(),
             fail_at: String::new(),
-            error: None,
+            error: FormError::default(),
             started: None,
             limits: *limits,
         }
@@ -123,12 +181,12 @@ impl JobForm {
     }
 
     /// Keeps what was typed, with the error beside it.
-    pub fn failed(limits: &Limits, raw: &JobInput, error: ApiError) -> Self {
+    pub fn failed(limits: &Limits, typed: &Typed, error: ApiError) -> Self {
         JobForm {
-            total: JobInput::text(raw.total.as_ref()),
-            interval_ms: JobInput::text(raw.interval_ms.as_ref()),
-            fail_at: JobInput::text(raw.fail_at.as_ref()),
-            error: Some((error.field.unwrap_or(""), error.message)),
+            total: typed.total.clone(),
+            interval_ms: typed.interval_ms.clone(),
+            fail_at: typed.fail_at.clone(),
+            error: FormError::new(error, &["total", "interval_ms", "fail_at"]),
             ..JobForm::blank(limits)
         }
     }
@@ -136,19 +194,18 @@ impl JobForm {
     pub fn html(&self) -> String {
         self.render().expect("job form template renders")
     }
-
-    fn field_error(&self, field: &str) -> Option<&str> {
-        self.error
-            .as_ref()
-            .filter(|(f, _)| *f == field)
-            .map(|(_, m)| m.as_str())
-    }
 }
 
-/// The answer to a page's cancel or retry button, shown under the form.
+/// The answer to a page's cancel or retry button, shown under the form (a refusal is answered
+/// as every refusal to the page's htmx is, see `web::negotiate`).
 #[derive(Template, WebTemplate)]
 #[template(path = "jobs/notice.html")]
 pub struct Notice {
-    pub ok: bool,
     pub text: String,
+}
+
+impl FormFields for Typed {
+    fn unread(_: &AppState, error: ApiError) -> Response {
+        JobForm::failed(&Limits::STANDARD, &Typed::default(), error).into_response()
+    }
 }

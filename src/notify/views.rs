@@ -1,10 +1,18 @@
+//! The notifications' fragments: toasts, the recent list, the form and its page.
+
 use askama::Template;
 use askama_web::WebTemplate;
+use axum::response::{IntoResponse, Response};
 
-use super::{Kind, Notification, NotificationInput};
+use super::input::Typed;
+use super::{Kind, LIST_REGION, Notification, RECENT, TOASTS, TOPIC};
+use crate::AppState;
 use crate::clock;
 use crate::config::InputLimits;
-use crate::web::error::ApiError;
+use crate::hub::{JsonEvent, Region, Swap, push_partial};
+use crate::store::{SharedStore, StoreResult, call};
+use crate::web::error::{ApiError, FormError};
+use crate::web::input::FormFields;
 
 /// A toast that fades out by CSS alone.
 #[derive(Template)]
@@ -45,13 +53,52 @@ impl<'a> RecentList<'a> {
     }
 }
 
+/// The live message of a new notification: its toast, and the recent list it is now first in.
+pub fn live(stored: &Notification, recent: &[Notification]) -> String {
+    let mut html = String::new();
+    push_partial(
+        &mut html,
+        TOASTS,
+        Swap::BeforeEnd,
+        &Toast::new(stored).html(),
+    );
+    push_partial(
+        &mut html,
+        LIST_REGION,
+        Swap::InnerHtml,
+        &RecentList::new(recent).html(),
+    );
+    html
+}
+
+/// The JSON event of a new notification: the notification as `POST /send-notification`
+/// answers it.
+pub fn live_json(stored: &Notification) -> JsonEvent {
+    JsonEvent::new(TOPIC, "notification.created", stored)
+}
+
+/// The recent list's region for a page or a resync.
+pub async fn regions(store: &SharedStore) -> StoreResult<Vec<Region>> {
+    let recent = call(store, |s| s.recent_notifications(RECENT)).await?;
+    Ok(vec![Region {
+        id: LIST_REGION,
+        html: RecentList::new(&recent).html(),
+    }])
+}
+
+/// The notifications' state for a JSON resync: the recent ones, newest first.
+pub async fn json_state(store: &SharedStore) -> StoreResult<serde_json::Value> {
+    let recent = call(store, |s| s.recent_notifications(RECENT)).await?;
+    Ok(serde_json::to_value(recent).expect("notifications serialize"))
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "notify/form.html")]
 pub struct NotifyForm {
     kind: Kind,
     title: String,
     body: String,
-    error: Option<(&'static str, String)>,
+    error: FormError,
     sent: bool,
     limits: InputLimits,
     kinds: [Kind; 4],
@@ -63,7 +110,7 @@ impl NotifyForm {
             kind: Kind::Info,
             title: String::new(),
             body: String::new(),
-            error: None,
+            error: FormError::default(),
             sent: false,
             limits: *limits,
             kinds: Kind::ALL,
@@ -79,32 +126,19 @@ impl NotifyForm {
         }
     }
 
-    pub fn failed(limits: &InputLimits, raw: &NotificationInput, error: ApiError) -> Self {
+    /// Keeps what was typed, with the error beside its field.
+    pub fn failed(limits: &InputLimits, typed: &Typed, error: ApiError) -> Self {
         NotifyForm {
-            kind: Kind::parse(raw.kind.trim()).unwrap_or(Kind::Info),
-            title: raw.title.clone(),
-            body: raw.body.clone(),
-            error: Some((error.field.unwrap_or(""), error.message)),
+            kind: Kind::parse(typed.kind.trim()).unwrap_or(Kind::Info),
+            title: typed.title.clone(),
+            body: typed.body.clone(),
+            error: FormError::new(error, &["type", "title", "body"]),
             ..NotifyForm::blank(limits)
         }
     }
 
     pub fn html(&self) -> String {
         self.render().expect("notification form template renders")
-    }
-
-    fn field_error(&self, field: &str) -> Option<&str> {
-        self.error
-            .as_ref()
-            .filter(|(f, _)| *f == field)
-            .map(|(_, m)| m.as_str())
-    }
-
-    fn other_error(&self) -> Option<&str> {
-        self.error
-            .as_ref()
-            .filter(|(f, _)| !["type", "title", "body"].contains(f))
-            .map(|(_, m)| m.as_str())
     }
 }
 
@@ -114,4 +148,10 @@ impl NotifyForm {
 pub struct NotifyPage {
     pub assets: String,
     pub form: String,
+}
+
+impl FormFields for Typed {
+    fn unread(state: &AppState, error: ApiError) -> Response {
+        NotifyForm::failed(&state.config.limits, &Typed::default(), error).into_response()
+    }
 }

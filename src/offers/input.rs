@@ -1,187 +1,84 @@
-//! Reading an offer from a request: JSON for API callers, a form for the page.
+//! What an offer may be: the same rules for JSON from API callers and the page's form.
 //!
-//! JSON is read field by field from its raw text, so each mistake is reported with the field it
-//! concerns and money never passes through a float. Every check runs before anything is stored.
+//! Money never passes through a float: JSON's `value` is read from the number's exact text, the
+//! form's from what was typed. Every check runs before anything is stored.
 
 use std::collections::BTreeMap;
 
-use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Form, FromRequest, Request};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::OfferInput;
 use super::money::{Money, MoneyError};
-use crate::web::error::{ApiError, FieldError};
-use crate::web::input::{BodyFormat, required_text};
+use crate::web::error::FieldError;
+use crate::web::id;
+use crate::web::input::required_text;
 
-/// Client-chosen ids stay within what a JavaScript number holds exactly, and the server's
-/// `max + 1` can never overflow.
-pub const MAX_ID: i64 = (1 << 53) - 1;
-
-/// A request body, not yet validated, and how it came so the answer can go back the same way.
-pub enum OfferBody {
-    Json(Bytes),
-    Form(Vec<(String, String)>),
-}
-
-impl<S: Send + Sync> FromRequest<S> for OfferBody {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        // Both extractors honour the body limit and answer 413 past it.
-        match BodyFormat::of(req.headers())? {
-            BodyFormat::Json => Bytes::from_request(req, state)
-                .await
-                .map(OfferBody::Json)
-                .map_err(|r| ApiError::new(r.status(), r.body_text())),
-            BodyFormat::Form => Form::<Vec<(String, String)>>::from_request(req, state)
-                .await
-                .map(|Form(pairs)| OfferBody::Form(pairs))
-                .map_err(|r| ApiError::new(r.status(), r.body_text())),
-        }
-    }
-}
-
-/// A refused JSON body. Like [`ApiError`], but the field may be one the caller made up (an
-/// unknown field is reported by its own name).
-#[derive(Debug)]
-pub struct Rejected {
-    pub status: StatusCode,
-    pub message: String,
-    pub field: Option<String>,
-}
-
-impl From<ApiError> for Rejected {
-    fn from(e: ApiError) -> Self {
-        Rejected {
-            status: e.status,
-            message: e.message,
-            field: e.field.map(str::to_string),
-        }
-    }
-}
-
-impl From<FieldError> for Rejected {
-    fn from(e: FieldError) -> Self {
-        ApiError::from(e).into()
-    }
-}
-
-impl IntoResponse for Rejected {
-    fn into_response(self) -> Response {
-        let mut body = serde_json::json!({ "error": self.message });
-        if let Some(field) = self.field {
-            body["field"] = field.into();
-        }
-        (self.status, Json(body)).into_response()
-    }
-}
-
-/// What a create or update asks for, every field checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OfferInput {
+/// `{"id"?, "description", "value"}` from an API caller; `null` is the same as left out.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonBody {
     pub id: Option<i64>,
-    pub description: String,
-    pub value: Money,
+    pub description: Option<String>,
+    /// The number as sent, so its exact decimal is read.
+    pub value: Option<Box<RawValue>>,
 }
 
-/// The form's fields as typed, to show them again next to an error.
-#[derive(Debug, Clone, Default)]
+/// The form (`description`, `value`) as typed; it never sends an id.
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct Typed {
+    #[serde(default)]
     pub description: String,
+    #[serde(default)]
     pub value: String,
+    /// Fields the form does not have, refused by name.
+    #[serde(flatten)]
+    pub unknown: BTreeMap<String, String>,
 }
 
-const FIELDS: [&str; 3] = ["id", "description", "value"];
-
-/// Parses a JSON object `{"id"?, "description", "value"}`.
-pub fn from_json(body: &[u8], max_description: usize) -> Result<OfferInput, Rejected> {
-    let fields: BTreeMap<String, Box<RawValue>> =
-        serde_json::from_slice(body).map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "expected a JSON object like {\"description\": \"…\", \"value\": 100}",
-            ),
-            _ => ApiError::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")),
-        })?;
-    if let Some(unknown) = fields.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-        return Err(Rejected {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            message: format!(
-                "unknown field {unknown:?}: an offer has only id, description and value"
-            ),
-            field: Some(unknown.clone()),
-        });
+impl JsonBody {
+    pub fn validate(&self, max_description: usize) -> Result<OfferInput, FieldError> {
+        let id = match self.id {
+            Some(id) if !(1..=id::MAX).contains(&id) => {
+                let message = format!("id must be between 1 and {}", id::MAX);
+                return Err(FieldError::new("id", message));
+            }
+            id => id,
+        };
+        let description = self
+            .description
+            .as_deref()
+            .ok_or_else(|| FieldError::new("description", "description is required"))?;
+        let value = self
+            .value
+            .as_deref()
+            .ok_or_else(|| FieldError::new("value", "value is required"))?;
+        Ok(OfferInput {
+            id,
+            description: required_text("description", description, max_description)?,
+            value: Money::parse_json_number(value.get()).map_err(|e| money_error(&e))?,
+        })
     }
-    let raw = |name: &str| fields.get(name).map(|v| v.get()).filter(|v| *v != "null");
-    let id = raw("id").map(json_id).transpose()?;
-    let description = match raw("description") {
-        None => return Err(FieldError::new("description", "description is required").into()),
-        Some(text) => serde_json::from_str::<String>(text)
-            .map_err(|_| FieldError::new("description", "description must be a string"))?,
-    };
-    let description = required_text("description", &description, max_description)?;
-    let value = match raw("value") {
-        None => return Err(FieldError::new("value", "value is required").into()),
-        Some(text) => Money::parse_json_number(text).map_err(|e| money_error(&e))?,
-    };
-    Ok(OfferInput {
-        id,
-        description,
-        value,
-    })
 }
 
-/// Parses the page's form (`description`, `value`); the form never sends an id.
-pub fn from_form(
-    pairs: &[(String, String)],
-    max_description: usize,
-) -> (Typed, Result<OfferInput, FieldError>) {
-    let mut typed = Typed::default();
-    let mut unknown = None;
-    for (name, value) in pairs {
-        match name.as_str() {
-            "description" => typed.description = value.clone(),
-            "value" => typed.value = value.clone(),
-            other => unknown = unknown.or(Some(other.to_string())),
-        }
-    }
-    let result = (|| {
-        if let Some(name) = unknown {
+impl Typed {
+    pub fn validate(&self, max_description: usize) -> Result<OfferInput, FieldError> {
+        if let Some(name) = self.unknown.keys().next() {
             return Err(FieldError::new(
                 "form",
                 format!("unknown field {name:?}: an offer has only description and value"),
             ));
         }
-        let description = required_text("description", &typed.description, max_description)?;
-        if typed.value.trim().is_empty() {
+        let description = required_text("description", &self.description, max_description)?;
+        if self.value.trim().is_empty() {
             return Err(FieldError::new("value", "value is required"));
         }
-        let value = Money::parse_typed(&typed.value).map_err(|e| money_error(&e))?;
+        let value = Money::parse_typed(&self.value).map_err(|e| money_error(&e))?;
         Ok(OfferInput {
             id: None,
             description,
             value,
         })
-    })();
-    (typed, result)
-}
-
-fn json_id(text: &str) -> Result<i64, Rejected> {
-    let whole = !text.is_empty()
-        && text
-            .strip_prefix('-')
-            .unwrap_or(text)
-            .bytes()
-            .all(|b| b.is_ascii_digit());
-    if !whole {
-        return Err(FieldError::new("id", "id must be a whole number (or left out)").into());
-    }
-    match text.parse::<i64>() {
-        Ok(id) if (1..=MAX_ID).contains(&id) => Ok(id),
-        _ => Err(FieldError::new("id", format!("id must be between 1 and {MAX_ID}")).into()),
     }
 }
 
@@ -191,10 +88,14 @@ fn money_error(e: &MoneyError) -> FieldError {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use axum::http::StatusCode;
 
-    fn json(body: &str) -> Result<OfferInput, Rejected> {
-        from_json(body.as_bytes(), 10)
+    use super::*;
+    use crate::web::error::ApiError;
+    use crate::web::input::json as read;
+
+    fn json(body: &str) -> Result<OfferInput, ApiError> {
+        Ok(read::<JsonBody>(body.as_bytes())?.validate(10)?)
     }
 
     #[test]
@@ -213,6 +114,15 @@ mod tests {
     fn escaped_keys_are_the_same_fields() {
         let input = json(r#"{"\u0069d": 7, "description": "x", "value": 1}"#).unwrap();
         assert_eq!(input.id, Some(7));
+    }
+
+    #[test]
+    fn money_is_read_from_the_numbers_exact_text() {
+        let cents = |body: &str| json(body).unwrap().value.cents();
+        assert_eq!(cents(r#"{"description": "x", "value": 19.99}"#), 1999);
+        assert_eq!(cents(r#"{"description": "x", "value": 1.5e2}"#), 15_000);
+        let precise = json(r#"{"description": "x", "value": 0.001}"#).unwrap_err();
+        assert_eq!(precise.field.as_deref(), Some("value"));
     }
 
     #[test]
@@ -246,18 +156,21 @@ mod tests {
     }
 
     #[test]
-    fn the_form_reads_typed_money_and_keeps_what_was_typed() {
-        let pairs = |v: &str| {
-            vec![
-                ("description".to_string(), "Sale".to_string()),
-                ("value".to_string(), v.to_string()),
-            ]
+    fn the_form_reads_typed_money_and_refuses_fields_it_does_not_have() {
+        let typed = |v: &str| Typed {
+            description: "Sale".to_string(),
+            value: v.to_string(),
+            ..Typed::default()
         };
-        let (typed, parsed) = from_form(&pairs("1,000.5"), 10);
-        assert_eq!(parsed.unwrap().value.cents(), 100_050);
-        assert_eq!(typed.value, "1,000.5");
-        let (typed, parsed) = from_form(&pairs("abc"), 10);
-        assert_eq!(parsed.unwrap_err().field, "value");
-        assert_eq!(typed.description, "Sale");
+        assert_eq!(
+            typed("1,000.5").validate(10).unwrap().value.cents(),
+            100_050
+        );
+        assert_eq!(typed("abc").validate(10).unwrap_err().field, "value");
+        let mut odd = typed("1");
+        odd.unknown.insert("price".into(), "2".into());
+        let refused = odd.validate(10).unwrap_err();
+        assert_eq!(refused.field, "form");
+        assert!(refused.message.contains("\"price\""), "{}", refused.message);
     }
 }

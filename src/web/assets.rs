@@ -15,27 +15,24 @@ struct Asset {
     bytes: &'static [u8],
 }
 
+/// A file of `static/`, served under its own name.
+macro_rules! asset {
+    ($name:literal, $content_type:expr) => {
+        Asset {
+            name: $name,
+            content_type: $content_type,
+            bytes: include_bytes!(concat!("../../static/", $name)),
+        }
+    };
+}
+
+const JS: &str = "text/javascript; charset=utf-8";
+
 const ASSETS: &[Asset] = &[
-    Asset {
-        name: "htmx.min.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../../static/htmx.min.js"),
-    },
-    Asset {
-        name: "hx-sse.min.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../../static/hx-sse.min.js"),
-    },
-    Asset {
-        name: "app.css",
-        content_type: "text/css; charset=utf-8",
-        bytes: include_bytes!("../../static/app.css"),
-    },
-    Asset {
-        name: "LICENSE",
-        content_type: "text/plain; charset=utf-8",
-        bytes: include_bytes!("../../static/LICENSE"),
-    },
+    asset!("htmx.min.js", JS),
+    asset!("hx-sse.min.js", JS),
+    asset!("app.css", "text/css; charset=utf-8"),
+    asset!("LICENSE", "text/plain; charset=utf-8"),
 ];
 
 static TAG: LazyLock<String> = LazyLock::new(|| {

@@ -12,76 +12,100 @@
 //!
 //! Anything else (a request with a body, `HEAD`, HTTP/1.0, `Expect`, `Upgrade`, a malformed or
 //! very large head) hands the connection, with the bytes already read, to hyper for the rest of
-//! its life: hyper stays the implementation of the hard parts of HTTP.
+//! its life: hyper stays the implementation of the hard parts of HTTP, and the one that answers
+//! a head over `HERALD_MAX_HEADER_BYTES` with 431.
+//!
+//! Both paths keep the same limits: a head must arrive within the header timeout (408 if part
+//! of one did), a kept-alive connection waits at most the idle timeout for its next request,
+//! and a client that takes nothing of a response for the send timeout is cut off
+//! (`wire.rs`). At shutdown idle connections close at once, and any still open at the end of
+//! the grace are closed then.
 
-use std::io::{self, Write as _};
+use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::SystemTime;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::response::Parts;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Response, Uri, header};
-use futures_util::FutureExt;
-use http_body_util::BodyExt;
-use hyper::body::Body as _;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Uri, header};
 use hyper::service::Service as _;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::time::{Instant, Sleep};
 
+use super::respond::{Framing, head, respond};
 use super::sse;
-use crate::hub::Takeover;
+use super::wire::{self, Stop};
+use crate::config::ConnectionLimits;
 
-/// Request heads larger than this go to hyper, which has the limits and the answers for them.
-const MAX_HEAD: usize = 16 * 1024;
+/// Request heads larger than this (or than the configured limit, if lower) go to hyper, which
+/// serves them up to the configured limit and answers 431 past it.
+pub(super) const MAX_HEAD: usize = 16 * 1024;
 /// Headers parsed here at most (on the stack); a request with more goes to hyper.
 const MAX_HEADERS: usize = 64;
 /// Read this much at a time; the buffer is given back as soon as a head is parsed, so an idle
 /// stream holds none.
 const READ_SIZE: usize = 2048;
-/// Ready frames of a streamed body are gathered up to this size before one write.
-pub(super) const MAX_WRITE: usize = 64 * 1024;
 
 type Service = TowerToHyperService<Router>;
 
-/// Serves one connection until the client closes it, or until `stop` once it is idle.
-pub async fn serve(mut tcp: TcpStream, router: Router, mut stop: watch::Receiver<bool>) {
-    let service = TowerToHyperService::new(router);
+/// What every connection shares: the app and the limits it serves under.
+pub struct Shared {
+    pub router: Router,
+    pub limits: ConnectionLimits,
+}
+
+/// Serves one connection until the client closes it, a limit closes it, or shutdown does.
+pub async fn serve(mut tcp: TcpStream, shared: Arc<Shared>, mut stop: Stop) {
+    let service = TowerToHyperService::new(shared.router.clone());
+    let limits = &shared.limits;
     let mut read = Vec::new();
+    let mut first = true;
     loop {
-        let (request, close) = match next_request(&mut tcp, &mut read, &mut stop).await {
+        let (request, close) = match next_request(&tcp, &mut read, limits, &mut stop, first).await {
             // Out of its box here, so the box is freed now and not when an open stream ends.
             Next::Native { request, close } => (*request, close),
-            Next::Hyper => return Box::pin(hyper_for_the_rest(tcp, read, service, stop)).await,
+            Next::Hyper => {
+                return Box::pin(hyper_for_the_rest(tcp, read, service, limits, stop)).await;
+            }
+            Next::TimedOut => return request_timeout(&mut tcp).await,
             Next::Closed => return,
         };
+        first = false;
         // Boxed, like `respond` below: a future awaited inline makes the connection's task as
         // large as the largest, and an open stream would keep that size for its whole life
         // (about 2.5 KB per stream instead of what `sse::serve` needs, heap profile).
         let Ok(response) = Box::pin(service.call(request)).await;
         if let Some(live) = response
             .extensions()
-            .get::<Takeover>()
-            .and_then(Takeover::take)
+            .get::<sse::Takeover>()
+            .and_then(sse::Takeover::take)
         {
             // A tab's stream owns its connection from here on; the response's headers and
             // unused body go now rather than live as long as the stream.
             let (parts, body) = response.into_parts();
             drop(body);
-            let head = head(&parts, Framing::Close, None, true);
+            let head = head(&parts, Framing::Close, true);
             drop(parts);
-            return sse::serve(tcp, head, live).await;
+            // Nor do the router and the read buffer (the client has nothing more to send).
+            drop((service, read));
+            return sse::serve(tcp, head, live, limits, &mut stop).await;
         }
-        let close = close || *stop.borrow();
-        if Box::pin(respond(&mut tcp, &mut read, response, close))
-            .await
-            .is_err()
-            || close
-        {
+        let close = close || stop.borrow().is_some();
+        let sent = Box::pin(respond(
+            &tcp,
+            &mut read,
+            response,
+            close,
+            limits.send_timeout,
+            &mut stop,
+        ))
+        .await;
+        if sent.is_err() || close {
             let _ = tcp.shutdown().await;
             return;
         }
@@ -94,21 +118,34 @@ enum Next {
         close: bool,
     },
     Hyper,
+    /// Part of a head arrived, the rest not within the header timeout.
+    TimedOut,
     Closed,
 }
 
 /// Reads until a whole request head is in `read`, and takes it out.
+///
+/// A head must arrive within the header timeout: on a new connection from its start, on a
+/// kept-alive one from the head's first byte, before which the idle timeout runs.
 async fn next_request(
-    tcp: &mut TcpStream,
+    tcp: &TcpStream,
     read: &mut Vec<u8>,
-    stop: &mut watch::Receiver<bool>,
+    limits: &ConnectionLimits,
+    stop: &mut Stop,
+    first: bool,
 ) -> Next {
+    let mut in_head = first || !read.is_empty();
+    let wait = match in_head {
+        true => limits.header_timeout,
+        false => limits.idle_timeout,
+    };
+    let mut deadline = Instant::now() + wait;
     loop {
-        if *stop.borrow() && read.is_empty() {
+        if stop.borrow().is_some() && read.is_empty() {
             return Next::Closed;
         }
         if !read.is_empty() {
-            match parse(read) {
+            match parse(read, limits.max_header_bytes) {
                 Parsed::Native {
                     request,
                     len,
@@ -118,15 +155,22 @@ async fn next_request(
                     *read = read.split_off(len);
                     return Next::Native { request, close };
                 }
-                Parsed::Partial if read.len() < MAX_HEAD => {}
+                Parsed::Partial if read.len() < MAX_HEAD.min(limits.max_header_bytes) => {}
                 Parsed::Partial | Parsed::Other => return Next::Hyper,
+            }
+            if !in_head {
+                in_head = true;
+                deadline = Instant::now() + limits.header_timeout;
             }
         }
         tokio::select! {
             ready = tcp.readable() => if ready.is_err() {
                 return Next::Closed;
             },
-            () = stopped(stop) => return Next::Closed,
+            () = wire::stopping(stop) => return Next::Closed,
+            () = tokio::time::sleep_until(deadline) => {
+                return if read.is_empty() { Next::Closed } else { Next::TimedOut };
+            }
         }
         if read_ready(tcp, read).is_err() {
             return Next::Closed;
@@ -134,8 +178,20 @@ async fn next_request(
     }
 }
 
+/// The answer to a head that did not arrive in time.
+const REQUEST_TIMEOUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\n\
+Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\
+Content-Length: 42\r\n\r\nThe request head did not arrive in time.\r\n";
+
+/// Answers a head that did not arrive in time with 408, and closes.
+async fn request_timeout(tcp: &mut TcpStream) {
+    // Best effort, and never a wait: the client has shown it is slow.
+    let _ = tcp.try_write(REQUEST_TIMEOUT);
+    let _ = tcp.shutdown().await;
+}
+
 /// Appends what a readable socket holds to `read`; `Err` when the client closed it or it failed.
-fn read_ready(tcp: &TcpStream, read: &mut Vec<u8>) -> io::Result<()> {
+pub(super) fn read_ready(tcp: &TcpStream, read: &mut Vec<u8>) -> io::Result<()> {
     read.reserve(READ_SIZE);
     match tcp.try_read_buf(read) {
         Ok(0) => Err(io::ErrorKind::UnexpectedEof.into()),
@@ -155,13 +211,14 @@ enum Parsed {
     Other,
 }
 
-/// A complete HTTP/1.1 GET without a body becomes a request for the router; anything else is
-/// hyper's.
-fn parse(bytes: &[u8]) -> Parsed {
+/// A complete HTTP/1.1 GET without a body, with a head of at most `max_head` bytes, becomes a
+/// request for the router; anything else is hyper's (which answers 431 past `max_head`).
+fn parse(bytes: &[u8], max_head: usize) -> Parsed {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut head = httparse::Request::new(&mut headers);
     let len = match head.parse(bytes) {
-        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Complete(len)) if len <= max_head => len,
+        Ok(httparse::Status::Complete(_)) => return Parsed::Other,
         Ok(httparse::Status::Partial) => return Parsed::Partial,
         Err(_) => return Parsed::Other,
     };
@@ -182,6 +239,8 @@ fn parse(bytes: &[u8]) -> Parsed {
         };
         match name {
             header::CONTENT_LENGTH if h.value != b"0" => return Parsed::Other,
+            // Repeated, it is the same "0": kept once, as hyper does.
+            header::CONTENT_LENGTH if map.contains_key(header::CONTENT_LENGTH) => continue,
             header::TRANSFER_ENCODING | header::EXPECT | header::UPGRADE => return Parsed::Other,
             header::CONNECTION => close |= has_token(h.value, "close"),
             _ => {}
@@ -205,180 +264,104 @@ fn has_token(value: &[u8], token: &str) -> bool {
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
 }
 
-/// How a body is delimited on the wire.
-#[derive(Clone, Copy, PartialEq)]
-pub(super) enum Framing {
-    None,
-    Length,
-    Chunked,
-    /// The body ends when the connection closes: a stream that owns its connection.
-    Close,
-}
-
-/// Writes `response`; `Err` when the client went away or the body failed part-way (the
-/// connection must then close, so the client sees an incomplete response and not a short one).
-async fn respond(
-    tcp: &mut TcpStream,
-    read: &mut Vec<u8>,
-    response: Response<Body>,
-    close: bool,
-) -> io::Result<()> {
-    let (parts, mut body) = response.into_parts();
-    let status = parts.status;
-    let framing = if status.is_informational() || status.as_u16() == 204 || status.as_u16() == 304 {
-        Framing::None
-    } else if parts.headers.contains_key(header::CONTENT_LENGTH)
-        || body.size_hint().exact().is_some()
-    {
-        Framing::Length
-    } else {
-        Framing::Chunked
-    };
-    let mut out = head(&parts, framing, body.size_hint().exact(), close);
-    if framing == Framing::None {
-        return tcp.write_all(&out).await;
-    }
-    loop {
-        let frame = match body.frame().now_or_never() {
-            Some(frame) => frame,
-            None => {
-                if !out.is_empty() {
-                    tcp.write_all(&out).await?;
-                }
-                // An idle stream keeps no write buffer.
-                out = Vec::new();
-                next_frame(tcp, read, &mut body).await?
-            }
-        };
-        match frame {
-            None => break,
-            Some(Err(e)) => return Err(io::Error::other(e)),
-            Some(Ok(frame)) => {
-                let Ok(data) = frame.into_data() else {
-                    continue;
-                };
-                if data.is_empty() {
-                    continue;
-                }
-                if framing == Framing::Chunked {
-                    write!(out, "{:x}\r\n", data.len())?;
-                    out.extend_from_slice(&data);
-                    out.extend_from_slice(b"\r\n");
-                } else {
-                    out.extend_from_slice(&data);
-                }
-                if out.len() >= MAX_WRITE {
-                    tcp.write_all(&out).await?;
-                    out.clear();
-                }
-            }
-        }
-    }
-    if framing == Framing::Chunked {
-        out.extend_from_slice(b"0\r\n\r\n");
-    }
-    tcp.write_all(&out).await
-}
-
-/// The status line and headers, with `date`, the framing headers and `connection: close` added.
-pub(super) fn head(parts: &Parts, framing: Framing, len: Option<u64>, close: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(512);
-    let status = parts.status;
-    for piece in [
-        "HTTP/1.1 ",
-        status.as_str(),
-        " ",
-        status.canonical_reason().unwrap_or(""),
-        "\r\n",
-    ] {
-        out.extend_from_slice(piece.as_bytes());
-    }
-    for (name, value) in &parts.headers {
-        put_header(&mut out, name.as_str(), value.as_bytes());
-    }
-    if !parts.headers.contains_key(header::DATE) {
-        put_header(
-            &mut out,
-            "date",
-            httpdate::fmt_http_date(SystemTime::now()).as_bytes(),
-        );
-    }
-    match framing {
-        Framing::Length if !parts.headers.contains_key(header::CONTENT_LENGTH) => {
-            put_header(
-                &mut out,
-                "content-length",
-                len.unwrap_or(0).to_string().as_bytes(),
-            );
-        }
-        Framing::Chunked => put_header(&mut out, "transfer-encoding", b"chunked"),
-        _ => {}
-    }
-    if close || framing == Framing::Close {
-        put_header(&mut out, "connection", b"close");
-    }
-    out.extend_from_slice(b"\r\n");
-    out
-}
-
-fn put_header(out: &mut Vec<u8>, name: &str, value: &[u8]) {
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
-}
-
-type Frame = Option<Result<hyper::body::Frame<bytes::Bytes>, axum::Error>>;
-
-/// Waits for the body's next frame while noticing a client that closes the connection (which
-/// ends the response, and with it the stream behind the body). Bytes the client sends meanwhile
-/// are its next request; past [`MAX_HEAD`] they are left unread until the response ends.
-async fn next_frame(tcp: &mut TcpStream, read: &mut Vec<u8>, body: &mut Body) -> io::Result<Frame> {
-    loop {
-        tokio::select! {
-            biased;
-            frame = body.frame() => return Ok(frame),
-            ready = tcp.readable(), if read.len() < MAX_HEAD => {
-                ready?;
-                read_ready(tcp, read)?;
-            }
-        }
-    }
-}
-
 /// Hands the connection to hyper, replaying what was read of it, and serves it until it
-/// closes; on `stop`, hyper finishes the response in flight and closes.
+/// closes. Hyper gets the same limits: the header timeout (which on a kept-alive connection runs
+/// from the end of the last response, so it is also the idle limit there), the largest head,
+/// and the send timeout through the socket ([`Replay`]). On `stop`, hyper finishes the response
+/// in flight and closes, or is closed at the shutdown deadline.
 async fn hyper_for_the_rest(
     tcp: TcpStream,
     read: Vec<u8>,
     service: Service,
-    mut stop: watch::Receiver<bool>,
+    limits: &ConnectionLimits,
+    mut stop: Stop,
 ) {
-    let io = TokioIo::new(Replay { read, at: 0, tcp });
-    let conn = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
-    tokio::pin!(conn);
-    let result = tokio::select! {
-        result = conn.as_mut() => result,
-        () = stopped(&mut stop) => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+    let mut io = TokioIo::new(Replay {
+        read,
+        at: 0,
+        tcp,
+        send_timeout: limits.send_timeout,
+        stalled: None,
+        read_since_write: false,
+    });
+    let ended = {
+        let conn = hyper_builder(limits).serve_connection(&mut io, service);
+        tokio::pin!(conn);
+        tokio::select! {
+            result = conn.as_mut() => Some(result),
+            () = wire::stopping(&mut stop) => {
+                conn.as_mut().graceful_shutdown();
+                tokio::select! {
+                    result = conn.as_mut() => Some(result),
+                    () = wire::deadline(&mut stop) => None,
+                }
+            }
         }
     };
-    if let Err(e) = result {
-        tracing::trace!(error = %e, "connection ended with an error");
+    match ended {
+        // Hyper closes silently when a head is late; part of one arrived, so answer it.
+        Some(Err(e)) if e.is_timeout() && io.inner().read_since_write => {
+            request_timeout(&mut io.into_inner().tcp).await;
+        }
+        Some(Err(e)) => tracing::trace!(error = %e, "connection ended with an error"),
+        _ => {}
     }
 }
 
-/// Resolves once the server stops (or is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stop| *stop).await;
+/// Hyper as connections handed over get it: with Herald's header timeout and largest head.
+fn hyper_builder(limits: &ConnectionLimits) -> hyper::server::conn::http1::Builder {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_header_size(limits.max_header_bytes)
+        .max_buf_size(limits.max_header_bytes.max(HYPER_MIN_BUF));
+    builder
 }
 
-/// A socket whose first reads return bytes that were already read from it.
+/// The least `max_buf_size` hyper accepts.
+const HYPER_MIN_BUF: usize = 8192;
+
+/// The socket as hyper sees it: its first reads return bytes that were already read from it,
+/// and a write the client takes nothing of for the send timeout fails.
 struct Replay {
     read: Vec<u8>,
     at: usize,
     tcp: TcpStream,
+    send_timeout: Duration,
+    /// Running while writes wait for the client (made only then).
+    stalled: Option<Pin<Box<Sleep>>>,
+    /// Whether bytes came in since the last write: a head that times out then was begun.
+    read_since_write: bool,
+}
+
+impl Replay {
+    /// After a write: pending starts (or continues) the send timeout, progress ends it.
+    fn timed(
+        &mut self,
+        cx: &mut Context<'_>,
+        written: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        match written {
+            Poll::Pending => {
+                let send_timeout = self.send_timeout;
+                let stalled = self
+                    .stalled
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(send_timeout)));
+                match stalled.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(wire::send_timed_out())),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            done => {
+                self.stalled = None;
+                if matches!(done, Poll::Ready(Ok(n)) if n > 0) {
+                    self.read_since_write = false;
+                }
+                done
+            }
+        }
+    }
 }
 
 impl AsyncRead for Replay {
@@ -395,9 +378,15 @@ impl AsyncRead for Replay {
                 self.read = Vec::new();
                 self.at = 0;
             }
+            self.read_since_write = true;
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut self.tcp).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.tcp).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.read_since_write = true;
+        }
+        read
     }
 }
 
@@ -407,7 +396,8 @@ impl AsyncWrite for Replay {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write(cx, buf)
+        let written = Pin::new(&mut self.tcp).poll_write(cx, buf);
+        self.timed(cx, written)
     }
 
     fn poll_write_vectored(
@@ -415,7 +405,8 @@ impl AsyncWrite for Replay {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs);
+        self.timed(cx, written)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -430,3 +421,6 @@ impl AsyncWrite for Replay {
         Pin::new(&mut self.tcp).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,5 +1,5 @@
-//! Errors as responses: JSON `{"error": …, "field": …}` for API callers; forms render their
-//! own errors inline (see each feature's form view).
+//! Errors as answers: JSON `{"error": …, "field": …}` for API callers (pages and fragments are
+//! chosen by `negotiate`), and [`FormError`], the one way a form shows what was refused.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -28,7 +28,8 @@ impl FieldError {
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
-    pub field: Option<&'static str>,
+    /// The field at fault; a JSON body's unknown field is named as the caller spelled it.
+    pub field: Option<String>,
 }
 
 impl ApiError {
@@ -50,7 +51,7 @@ impl From<FieldError> for ApiError {
         ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             message: e.message,
-            field: Some(e.field),
+            field: Some(e.field.to_string()),
         }
     }
 }
@@ -76,8 +77,63 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Body {
             error: &self.message,
-            field: self.field,
+            field: self.field.as_deref(),
         };
         (self.status, Json(body)).into_response()
+    }
+}
+
+/// What a form shows after a refused submission: the message beside the field it concerns, or
+/// under the form when it concerns none of the form's fields. Empty on a fresh form.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FormError {
+    /// The form's field at fault; `None` for an error about the whole submission.
+    field: Option<String>,
+    message: Option<String>,
+}
+
+impl FormError {
+    /// `error` as a form with `fields` shows it.
+    pub fn new(error: ApiError, fields: &[&str]) -> FormError {
+        FormError {
+            field: error.field.filter(|f| fields.contains(&f.as_str())),
+            message: Some(error.message),
+        }
+    }
+
+    /// The message, if it concerns `field`.
+    pub fn beside(&self, field: &str) -> Option<&str> {
+        self.message
+            .as_deref()
+            .filter(|_| self.field.as_deref() == Some(field))
+    }
+
+    /// The message, if it concerns none of the form's fields.
+    pub fn under(&self) -> Option<&str> {
+        self.message.as_deref().filter(|_| self.field.is_none())
+    }
+
+    /// The message, wherever it goes.
+    pub fn message(&self) -> Option<&str> {
+        self.message.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_form_error_goes_beside_its_field_or_under_the_form() {
+        let fields = ["title", "body"];
+        let beside = FormError::new(FieldError::new("title", "too long").into(), &fields);
+        assert_eq!(beside.beside("title"), Some("too long"));
+        assert_eq!(beside.beside("body"), None);
+        assert_eq!(beside.under(), None);
+        let elsewhere = FormError::new(FieldError::new("id", "taken").into(), &fields);
+        assert_eq!(elsewhere.beside("id"), None, "not a field of this form");
+        assert_eq!(elsewhere.under(), Some("taken"));
+        let fresh = FormError::default();
+        assert_eq!((fresh.message(), fresh.under()), (None, None));
     }
 }

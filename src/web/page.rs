@@ -4,16 +4,18 @@ use std::sync::Arc;
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::future::BoxFuture;
 use serde::Deserialize;
-use uuid::Uuid;
 
 use super::assets;
 use super::error::ApiError;
-use super::session::Session;
-use crate::hub::{BoxFuture, ClientId, Region, Regions, Scope, Snapshot, live_response};
+use super::negotiate::{ErrorPage, Wants};
+use super::session::{Session, Tab};
+use super::sse::live_response;
+use crate::hub::{ClientId, Region, Regions, Scope, Snapshot};
 use crate::store::{SharedStore, StoreResult};
 use crate::{AppState, board, clock, import, jobs, notify, offers};
 
@@ -36,10 +38,7 @@ struct Dashboard {
 /// exactly that state (the cursor in the stream URL).
 pub async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let session = Session::from_headers(&headers);
-    let client = ClientId(Uuid::new_v4());
-    if let Err(e) = session.own(&state.store, &client.to_string()).await {
-        return e.into_response();
-    }
+    let client = state.tabs.issue(session.id);
     let snapshot = state
         .hub
         .snapshot(client, Scope::ALL, &*state.regions)
@@ -75,25 +74,15 @@ pub struct StreamQuery {
 /// page's `?cursor=`, which htmx keeps in the URL it reconnects to.
 pub async fn stream(
     State(state): State<AppState>,
-    Path(client): Path<String>,
+    tab: Tab,
     Query(query): Query<StreamQuery>,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let session = Session::from_headers(&headers);
-    let client = session.own(&state.store, &client).await?;
-    let requested = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or(query.cursor);
+) -> Response {
+    let requested = super::sse::resume_from(&headers, query.cursor);
     let live = state
         .hub
-        .stream(client, requested.as_deref(), state.regions.clone());
-    let mut response = live_response(live);
-    if let Some((name, value)) = session.set_cookie() {
-        response.headers_mut().insert(name, value);
-    }
-    Ok(response)
+        .stream(tab.client, requested.as_deref(), state.regions.clone());
+    tab.answer(live_response(live))
 }
 
 /// Every region of the dashboard, rendered from the store.
@@ -108,7 +97,7 @@ impl PageRegions {
 }
 
 impl Regions for PageRegions {
-    fn broadcast(&self) -> BoxFuture<Vec<Region>> {
+    fn broadcast(&self) -> BoxFuture<'static, Vec<Region>> {
         let store = self.store.clone();
         Box::pin(async move {
             let mut regions = or_notice(board::regions(&store).await, &[board::REGION]);
@@ -125,7 +114,7 @@ impl Regions for PageRegions {
         })
     }
 
-    fn private(&self, client: ClientId) -> BoxFuture<Vec<Region>> {
+    fn private(&self, client: ClientId) -> BoxFuture<'static, Vec<Region>> {
         let store = self.store.clone();
         Box::pin(async move { or_notice(import::regions(&store, client).await, &[import::REGION]) })
     }
@@ -168,26 +157,19 @@ pub fn status_html(heartbeat_secs: u64) -> impl Fn() -> String + Send + Sync + '
     }
 }
 
-#[derive(Template, WebTemplate)]
-#[template(path = "web/not_found.html")]
-struct NotFound {
-    assets: String,
-    path: String,
-}
-
 /// Unknown routes: a page for browsers, JSON for API callers.
-pub async fn not_found(uri: Uri, headers: HeaderMap) -> Response {
-    let wants_html = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("text/html"));
-    if wants_html {
-        let page = NotFound {
-            assets: assets::prefix(),
-            path: uri.path().to_string(),
-        };
-        (StatusCode::NOT_FOUND, page).into_response()
-    } else {
-        ApiError::not_found(format!("no route for {}", uri.path())).into_response()
-    }
+pub async fn not_found(uri: Uri, wants: Wants) -> Response {
+    let path = uri.path();
+    wants.answer(
+        || {
+            let page = ErrorPage {
+                assets: assets::prefix(),
+                title: "Not found",
+                message: String::new(),
+                unknown_path: Some(path.to_string()),
+            };
+            (StatusCode::NOT_FOUND, page).into_response()
+        },
+        || ApiError::not_found(format!("no route for {path}")).into_response(),
+    )
 }

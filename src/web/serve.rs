@@ -1,40 +1,53 @@
-//! The accept loop, with graceful shutdown and a `503` at the open-files limit.
+//! The accept loop: a `503` past the connection cap and at the open-files limit, and a
+//! graceful shutdown bounded by its grace period.
 //!
 //! Each connection is served by [`connection`]: GETs without a body on Herald's own small
 //! HTTP/1.1 loop, everything else by hyper. (`axum::serve` would hand every connection to
 //! hyper-util's protocol-sniffing builder, which doubles hyper's read buffer, and re-apply the
 //! router's state per connection: an SSE connection keeps both for its life, BENCHMARKS.md.)
 //!
-//! At the open-files limit it answers `503` rather than leaving connections unanswered (see
+//! Past `HERALD_MAX_CONNECTIONS` (by default the open-files limit less a reserve) and at the
+//! open-files limit itself it answers `503` rather than leaving connections unanswered (see
 //! [`Spare`]).
 //!
-//! Each connection gets a clone of the finished router, which is an `Arc`.
+//! Each connection gets the router and limits through one `Arc`.
 
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use super::connection;
+use super::connection::{self, Shared};
+use crate::config::ConnectionLimits;
 
-/// Serves `router` until `shutdown` resolves, then lets every connection finish its current
-/// response (the caller ends the streams) and returns once all are closed.
+/// Descriptors kept for everything but connections (the database and its journal, the
+/// listener, logs, the spare below) when the cap comes from the open-files limit.
+const RESERVED_FILES: u64 = 64;
+
+/// Serves `router` until `shutdown` resolves; then lets every connection finish its current
+/// response (the caller ends the streams) and returns once all are closed, or once the shutdown
+/// grace is over, closing those still open.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     raise_fd_limit();
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let cap = limits.max_connections.unwrap_or_else(default_cap);
+    let shared = Arc::new(Shared { router, limits });
+    let (stop_tx, stop_rx) = watch::channel(None);
     // Every connection holds a receiver; `closed()` resolves when the last one is dropped.
     let (done_tx, done_rx) = watch::channel(());
     let mut spare = Spare::new();
+    let mut over_cap = Refusals::new("at the connection limit (HERALD_MAX_CONNECTIONS)");
+    let open = Arc::new(AtomicUsize::new(0));
     let ended = Arc::new(AtomicU64::new(0));
     let trimmer = tokio::spawn(give_back_memory(ended.clone()));
     tokio::pin!(shutdown);
@@ -53,24 +66,84 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
+        if open.load(Ordering::Relaxed) >= cap {
+            tokio::spawn(refuse(tcp));
+            over_cap.count();
+            continue;
+        }
+        open.fetch_add(1, Ordering::Relaxed);
         let mut stop = stop_rx.clone();
         stop.mark_unchanged();
         let done = done_rx.clone();
-        let router = router.clone();
+        let shared = shared.clone();
+        let open = open.clone();
         let ended = ended.clone();
         tokio::spawn(async move {
-            connection::serve(tcp, router, stop).await;
+            connection::serve(tcp, shared, stop).await;
+            open.fetch_sub(1, Ordering::Relaxed);
             ended.fetch_add(1, Ordering::Relaxed);
             drop(done);
         });
     }
     drop(listener);
     trimmer.abort();
-    stop_tx.send_replace(true);
+    let deadline = tokio::time::Instant::now() + limits.shutdown_grace;
+    stop_tx.send_replace(Some(deadline));
     drop(done_rx);
-    done_tx.closed().await;
+    if tokio::time::timeout_at(deadline, done_tx.closed())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = open.load(Ordering::Relaxed),
+            "closing the connections still open at the end of the shutdown grace"
+        );
+        // Every connection's waits end at the deadline: give them a moment to close.
+        drop(stop_tx);
+        let _ = tokio::time::timeout(CLOSING, done_tx.closed()).await;
+    }
     Ok(())
 }
+
+/// How long connections cut at the end of the shutdown grace get to close their sockets.
+const CLOSING: Duration = Duration::from_millis(250);
+
+/// The cap when none is configured: what the open-files limit leaves for connections.
+fn default_cap() -> usize {
+    let files = rlimit::Resource::NOFILE
+        .get()
+        .map_or(1024, |(soft, _)| soft);
+    files.saturating_sub(RESERVED_FILES).max(1) as usize
+}
+
+/// The answer past the cap and at the open-files limit; browsers' EventSource (htmx) retries
+/// after its backoff.
+const UNAVAILABLE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+Content-Type: text/plain; charset=utf-8\r\nRetry-After: 5\r\nConnection: close\r\n\
+Content-Length: 47\r\n\r\nThe server is at its connection limit; retry.\r\n";
+
+/// Answers `503` and closes, reading what the client sent meanwhile (briefly) so that the close
+/// does not reset the connection before the client has read the answer.
+async fn refuse(mut tcp: TcpStream) {
+    // The socket is new: its send buffer takes the answer at once, or never mind.
+    let _ = tcp.try_write(UNAVAILABLE);
+    let _ = tcp.shutdown().await;
+    let drain = async {
+        let mut scrap = [0; 4096];
+        while tcp.readable().await.is_ok() {
+            match tcp.try_read(&mut scrap) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
+}
+
+/// How long a refused connection is read from before it closes.
+const LINGER: Duration = Duration::from_secs(1);
 
 /// After connections have ended, hands the memory they freed back to the system.
 ///
@@ -120,25 +193,17 @@ fn out_of_files(e: &io::Error) -> bool {
 
 /// Answers `503` when the process is out of file descriptors, instead of leaving connections
 /// unanswered in the backlog: one descriptor is kept in reserve, given up to accept a waiting
-/// connection, refuse it, and taken back. Every stream is a descriptor, so this is the limit on
-/// streams, and Herald itself adds no lower one.
+/// connection, refuse it, and taken back.
 struct Spare {
     file: Option<std::fs::File>,
-    refused: u64,
-    reported: Option<Instant>,
+    refusals: Refusals,
 }
-
-/// The answer at the limit; browsers' EventSource (htmx) retries after its backoff.
-const UNAVAILABLE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
-Content-Type: text/plain; charset=utf-8\r\nRetry-After: 5\r\nConnection: close\r\n\
-Content-Length: 47\r\n\r\nThe server is at its connection limit; retry.\r\n";
 
 impl Spare {
     fn new() -> Spare {
         Spare {
             file: std::fs::File::open("/dev/null").ok(),
-            refused: 0,
-            reported: None,
+            refusals: Refusals::new("out of file descriptors (the open-files limit)"),
         }
     }
 
@@ -150,17 +215,39 @@ impl Spare {
             // Best effort and brief: the accept loop must not wait on a slow client.
             let _ =
                 tokio::time::timeout(Duration::from_millis(100), tcp.write_all(UNAVAILABLE)).await;
-            self.refused += 1;
+            self.refusals.count();
         }
         self.file = std::fs::File::open("/dev/null").ok();
         if self.file.is_none() {
             // Nothing to give up next time: pause rather than spin.
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+}
+
+/// Connections answered `503` for one reason, logged at most every [`REPORT_EVERY`].
+struct Refusals {
+    why: &'static str,
+    refused: u64,
+    reported: Option<Instant>,
+}
+
+impl Refusals {
+    fn new(why: &'static str) -> Refusals {
+        Refusals {
+            why,
+            refused: 0,
+            reported: None,
+        }
+    }
+
+    fn count(&mut self) {
+        self.refused += 1;
         if self.reported.is_none_or(|at| at.elapsed() >= REPORT_EVERY) {
             tracing::error!(
                 refused = self.refused,
-                "out of file descriptors (the open-files limit): answering new connections 503"
+                "{}: answering new connections 503",
+                self.why
             );
             self.reported = Some(Instant::now());
             self.refused = 0;

@@ -1,22 +1,34 @@
 //! Sessions (a cookie) and the tabs (client ids) that belong to them.
 //!
-//! A client id is bound to the session that first used it, and the binding is stored, so it
+//! A session is a random id in a cookie, stored nowhere. The tab ids pages issue are signed for
+//! their session (`tab_ids.rs`), so a page load or a stream writes nothing. An id an API caller
+//! picks is bound to the session that first uses it, in the store; a binding unused for
+//! [`FORGET_CLIENTS_AFTER`](crate::FORGET_CLIENTS_AFTER) is forgotten. Either way ownership
 //! survives a restart: after a deploy every open tab reconnects instead of getting 404.
 
+use axum::extract::FromRequestParts;
 use axum::http::header::{COOKIE, SET_COOKIE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::Response;
 use uuid::Uuid;
 
 use super::error::ApiError;
+use super::id;
+use super::negotiate::Wants;
+use super::tab_ids::TabIds;
+use crate::AppState;
 use crate::clock;
 use crate::hub::ClientId;
-use crate::store::{SharedStore, StoreResult, call};
+use crate::store::{StoreResult, call};
 
 pub const COOKIE_NAME: &str = "herald_session";
 
 pub trait SessionStore {
     /// Binds `client` to `session` unless it is bound already; returns the owning session.
     fn claim_client(&self, client: ClientId, session: Uuid, now_secs: i64) -> StoreResult<Uuid>;
+    /// The key tab ids are signed with: the stored one, or `fresh` stored now if there is none.
+    fn tab_key(&self, fresh: &[u8]) -> StoreResult<Vec<u8>>;
     /// Forgets bindings not used since `cutoff` (Unix seconds); returns how many.
     fn forget_clients_before(&self, cutoff_secs: i64) -> StoreResult<usize>;
 }
@@ -52,23 +64,57 @@ impl Session {
         })
     }
 
-    /// Makes sure `client` belongs to this session, claiming it if nobody holds it yet.
-    pub async fn own(&self, store: &SharedStore, client: &str) -> Result<ClientId, ApiError> {
-        let client: ClientId = client.parse().map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "malformed client id: expected a UUID",
-            )
-        })?;
+    /// Makes sure `client` belongs to this session: a tab id signed for it, or an id the store
+    /// binds to it, claimed now if nobody holds it yet.
+    pub async fn own(&self, state: &AppState, client: &str) -> Result<ClientId, ApiError> {
+        let client: ClientId = client
+            .parse()
+            .map_err(|_| id::malformed("client", client, "UUIDs"))?;
+        if TabIds::is_signed(client) {
+            return match state.tabs.signed_for(client, self.id) {
+                true => Ok(client),
+                false => Err(id::missing("client", client)),
+            };
+        }
         let session = self.id;
-        let owner = call(store, move |s| {
+        let owner = call(&state.store, move |s| {
             s.claim_client(client, session, clock::now_ms() / 1000)
         })
         .await?;
         if owner == session {
             Ok(client)
         } else {
-            Err(ApiError::not_found("no such client"))
+            Err(id::missing("client", client))
+        }
+    }
+}
+
+/// The tab a route's `{client}` names, owned by the request's session (claimed by it if nobody
+/// holds it yet); someone else's tab, or an id that cannot be one, is a 404.
+pub struct Tab {
+    pub client: ClientId,
+    pub session: Session,
+}
+
+impl Tab {
+    /// `response`, with the session's cookie if the session is new.
+    pub fn answer(&self, mut response: Response) -> Response {
+        if let Some((name, value)) = self.session.set_cookie() {
+            response.headers_mut().insert(name, value);
+        }
+        response
+    }
+}
+
+impl FromRequestParts<AppState> for Tab {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let text = id::segment(parts, state).await?;
+        let session = Session::from_headers(&parts.headers);
+        match session.own(state, &text).await {
+            Ok(client) => Ok(Tab { client, session }),
+            Err(e) => Err(Wants::of(&parts.headers).error(e)),
         }
     }
 }

@@ -8,6 +8,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod dashboard;
+mod front;
 mod webdriver;
 
 use std::path::Path;

@@ -121,6 +121,9 @@ pub struct Phase {
 pub struct ServerCounts {
     pub fanout_writes: u64,
     pub task_writes: u64,
+    /// Answers to requests (pages, publishes), not the stream path.
+    #[serde(default)]
+    pub response_writes: u64,
     pub bytes_written: u64,
     pub partial_writes: u64,
     pub would_block: u64,
@@ -133,6 +136,7 @@ impl ServerCounts {
         ServerCounts {
             fanout_writes: self.fanout_writes - before.fanout_writes,
             task_writes: self.task_writes - before.task_writes,
+            response_writes: self.response_writes - before.response_writes,
             bytes_written: self.bytes_written - before.bytes_written,
             partial_writes: self.partial_writes - before.partial_writes,
             would_block: self.would_block - before.would_block,
@@ -755,6 +759,7 @@ mod tests {
             server_counts: Some(ServerCounts {
                 fanout_writes: 750,
                 task_writes: 250,
+                response_writes: 4,
                 bytes_written: 270_000,
                 partial_writes: 2,
                 would_block: 100,

@@ -91,6 +91,7 @@ async fn drive(
         capacity,
         accepted: Vec::new(),
         names: Vec::new(),
+        first_error: None,
     };
 
     phases.begin("healthy only");
@@ -149,6 +150,7 @@ async fn drive(
     report.duplicated = observed.duplicates;
     report.error = observed
         .first_error
+        .or(phases.first_error.take())
         .or(churn_error)
         .or(lagged.first_error.filter(|_| lagged.failed > 0));
     Ok(())
@@ -185,6 +187,8 @@ struct Phases<'a> {
     accepted: Vec<bool>,
     /// Each phase's name and the messages it published.
     names: Vec<(String, u64)>,
+    /// The first publish that failed.
+    first_error: Option<String>,
 }
 
 impl Phases<'_> {
@@ -212,6 +216,9 @@ impl Phases<'_> {
         .await;
         if let Some((_, n)) = self.names.last_mut() {
             *n += published.ok();
+        }
+        if self.first_error.is_none() {
+            self.first_error = published.first_error.clone();
         }
         self.accepted.extend(published.accepted);
         Ok(())

@@ -22,6 +22,10 @@ pub struct Endpoint {
     pub text_len: usize,
 }
 
+/// The longest text sent in a `GET /send` query: a longer one goes as JSON in `POST /send`,
+/// since Herald refuses request heads over 16 KB (`HERALD_MAX_HEADER_BYTES`).
+const MAX_QUERY: usize = 8 * 1024;
+
 /// The largest page or publish answer read into memory.
 const MAX_BODY: usize = 4 << 20;
 
@@ -132,8 +136,13 @@ impl Endpoint {
         let host = self.host();
         let text = self.text(marker);
         match (self.target, self.publish) {
-            (Target::Herald, PublishPath::Board) => {
+            (Target::Herald, PublishPath::Board) if text.len() <= MAX_QUERY => {
                 http::request("GET", &format!("/send?message={text}"), &host, &[], b"")
+            }
+            (Target::Herald, PublishPath::Board) => {
+                let body = serde_json::json!({ "message": text });
+                let json = [("Content-Type", "application/json")];
+                http::request("POST", "/send", &host, &json, body.to_string().as_bytes())
             }
             (Target::Herald, PublishPath::Notify) => {
                 let body = serde_json::json!({"type": "info", "title": text, "body": "load test"});
@@ -234,5 +243,9 @@ mod tests {
         assert_eq!(crate::sse::Marker::find(text.as_bytes()), Some(marker));
         ep.text_len = 2;
         assert_eq!(ep.text(marker), "HLM3.9", "never shorter than the marker");
+        ep.text_len = 20_000;
+        let big = String::from_utf8(ep.publish_request(marker)).unwrap();
+        assert!(big.starts_with("POST /send HTTP/1.1\r\n"), "a long text goes in a body");
+        assert!(big.ends_with(&format!("{{\"message\":\"{}\"}}", ep.text(marker))));
     }
 }

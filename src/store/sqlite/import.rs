@@ -2,7 +2,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::SqliteStore;
 use crate::hub::ClientId;
-use crate::import::{ImportRecord, ImportStore, Progress, Reject, Status};
+use crate::import::{Batch, ImportRecord, ImportStore, Reject, Status};
 use crate::store::{StoreError, StoreResult};
 
 pub const SCHEMA: &str = "
@@ -88,14 +88,7 @@ impl ImportStore for SqliteStore {
         Ok(id)
     }
 
-    fn store_import_batch(
-        &self,
-        id: i64,
-        first: u64,
-        rows: &[String],
-        rejects: &[Reject],
-        progress: Option<Progress>,
-    ) -> StoreResult<()> {
+    fn store_import_batch(&self, id: i64, batch: &Batch<'_>) -> StoreResult<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let exists = tx
@@ -110,17 +103,17 @@ impl ImportStore for SqliteStore {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO import_rows (import_id, n, cells) VALUES (?1, ?2, ?3)",
             )?;
-            for (i, cells) in rows.iter().enumerate() {
-                insert.execute(params![id, (first + i as u64) as i64, cells])?;
+            for (i, cells) in batch.rows.iter().enumerate() {
+                insert.execute(params![id, (batch.first + i as u64) as i64, cells])?;
             }
             let mut insert = tx.prepare_cached(
                 "INSERT OR REPLACE INTO import_rejects (import_id, row, reason) VALUES (?1, ?2, ?3)",
             )?;
-            for reject in rejects {
+            for reject in batch.rejects {
                 insert.execute(params![id, reject.row as i64, reject.reason])?;
             }
         }
-        if let Some(p) = progress {
+        if let Some(p) = batch.progress {
             tx.execute(
                 "UPDATE imports SET bytes = ?2, rows = ?3, rejected = ?4 WHERE id = ?1",
                 params![id, p.bytes as i64, p.rows as i64, p.rejected as i64],

@@ -4,7 +4,7 @@
 //! case a reload after a deploy exercises) without an fsync per write; a power loss may lose the
 //! last commits. One connection behind a mutex: writes serialise in SQLite anyway.
 //!
-//! The page cache is 64 KB rather than SQLite's 2 MB: every page load adds a tab binding, so
+//! The page cache is 64 KB rather than SQLite's 2 MB: when every page load added a tab binding,
 //! the default cache filled with them and the process grew by 2 MB with uptime; the operating
 //! system caches the file anyway, and a 1,000,000-row import runs as fast (BENCHMARKS.md).
 

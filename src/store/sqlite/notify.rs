@@ -53,7 +53,8 @@ fn recent(conn: &Connection, limit: usize) -> StoreResult<Vec<Notification>> {
     })?;
     rows.map(|row| {
         let (id, kind, title, body, created_at) = row?;
-        let kind = Kind::parse(&kind).map_err(|e| StoreError(e.message))?;
+        let kind = Kind::parse(&kind)
+            .ok_or_else(|| StoreError(format!("unknown notification type {kind:?}")))?;
         Ok(Notification {
             id,
             kind,

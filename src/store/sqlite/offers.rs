@@ -2,7 +2,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::SqliteStore;
 use crate::offers::money::Money;
-use crate::offers::{Created, Deleted, NewOffer, Offer, OffersStore};
+use crate::offers::{Created, Deleted, Offer, OfferInput, OffersStore};
 use crate::store::{StoreError, StoreResult};
 
 /// `seq` orders offers newest first; `id` is the public id, which a client may choose, so it
@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS offer_ids (
 const COLUMNS: &str = "id, description, value_cents, created_at, updated_at";
 
 impl OffersStore for SqliteStore {
-    fn create_offer(&self, new: &NewOffer, window: usize) -> StoreResult<Created> {
+    fn create_offer(&self, new: &OfferInput, at: i64, window: usize) -> StoreResult<Created> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         if let Some(id) = new.id
@@ -50,7 +50,7 @@ impl OffersStore for SqliteStore {
         tx.execute(
             "INSERT INTO offers (id, description, value_cents, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?4)",
-            params![id, new.description, new.value.cents(), new.at],
+            params![id, new.description, new.value.cents(), at],
         )?;
         let offer = by_id(&tx, id)?.ok_or_else(|| StoreError("offer vanished".into()))?;
         // The offer pushed out of the newest `window` by this one.
@@ -59,18 +59,12 @@ impl OffersStore for SqliteStore {
         Ok(Created::New { offer, evicted })
     }
 
-    fn update_offer(
-        &self,
-        id: i64,
-        description: &str,
-        value: Money,
-        at: i64,
-    ) -> StoreResult<Option<Offer>> {
+    fn update_offer(&self, id: i64, with: &OfferInput, at: i64) -> StoreResult<Option<Offer>> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let changed = tx.execute(
             "UPDATE offers SET description = ?2, value_cents = ?3, updated_at = ?4 WHERE id = ?1",
-            params![id, description, value.cents(), at],
+            params![id, with.description, with.value.cents(), at],
         )?;
         let offer = if changed == 0 { None } else { by_id(&tx, id)? };
         tx.commit()?;

@@ -13,6 +13,10 @@ CREATE TABLE IF NOT EXISTS clients (
     last_seen  INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS clients_last_seen ON clients (last_seen);
+CREATE TABLE IF NOT EXISTS secrets (
+    name  TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+) WITHOUT ROWID;
 ";
 
 /// A binding is re-stamped at most this often, so reconnects rarely write.
@@ -43,6 +47,19 @@ impl SessionStore for SqliteStore {
             )?;
         }
         Ok(owner)
+    }
+
+    fn tab_key(&self, fresh: &[u8]) -> StoreResult<Vec<u8>> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT OR IGNORE INTO secrets (name, value) VALUES ('tab_key', ?1)",
+            params![fresh],
+        )?;
+        Ok(conn.query_row(
+            "SELECT value FROM secrets WHERE name = 'tab_key'",
+            [],
+            |row| row.get(0),
+        )?)
     }
 
     fn forget_clients_before(&self, cutoff: i64) -> StoreResult<usize> {

@@ -1,0 +1,112 @@
+//! The one way a feature changes state: write to the store, then publish what the change
+//! announces, under the hub's change lock (see `crate::hub`).
+//!
+//! A feature hands [`AppState::change`] a closure that makes its store writes and renders its
+//! messages ([`Publish`]), returning both. The closure runs on the blocking pool with the store;
+//! its messages are published once it returns `Ok` (and none when it fails), so a message never
+//! announces what was not stored, and tabs receive changes in the order they were stored.
+//!
+//! The closure is synchronous and returns its messages instead of publishing them, so a store
+//! with transactions can run it in one transaction and keep the messages with the change (an
+//! outbox) before anything is published.
+
+use tracing::Instrument;
+
+use crate::AppState;
+use crate::hub::{Hub, Publish};
+use crate::store::{self, SharedStore, Store, StoreError};
+
+impl AppState {
+    /// Makes a change: `write` stores it and says what it announces; see the module docs.
+    pub async fn change<T, E, W>(&self, write: W) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        W: FnOnce(&dyn Store) -> Result<(T, Publish), E> + Send + 'static,
+    {
+        apply(&self.store, &self.hub, write).await
+    }
+}
+
+/// [`AppState::change`] for parts that hold the store and the hub but no state (the job runner).
+///
+/// A change that has begun is finished and published even if its caller goes away (a client
+/// that disconnects mid-request drops the handler), so no stored change goes unannounced.
+pub async fn apply<T, E, W>(store: &SharedStore, hub: &Hub, write: W) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
+    W: FnOnce(&dyn Store) -> Result<(T, Publish), E> + Send + 'static,
+{
+    let (store, hub) = (store.clone(), hub.clone());
+    let change = async move { hub.commit(|| store::call(&store, write)).await };
+    tokio::spawn(change.in_current_span())
+        .await
+        .map_err(|e| StoreError(format!("change task failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::hub::{ClientId, HubConfig, Limits, NoRegions, Scope};
+    use crate::store::SqliteStore;
+
+    fn hub() -> Hub {
+        let limits = Limits {
+            messages: 8,
+            bytes: 1 << 16,
+        };
+        let config = HubConfig {
+            history: limits,
+            client_history: limits,
+            heartbeat: Duration::from_secs(3600),
+            retry: Duration::from_secs(1),
+            client_idle: Duration::from_secs(3600),
+        };
+        Hub::new(config, String::new)
+    }
+
+    async fn published(hub: &Hub) -> u64 {
+        let tab = ClientId(Uuid::new_v4());
+        hub.snapshot(tab, Scope::ALL, &NoRegions)
+            .await
+            .cursor
+            .broadcast
+    }
+
+    #[tokio::test]
+    async fn a_change_is_published_even_when_its_caller_goes_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: SharedStore = Arc::new(SqliteStore::open(&dir.path().join("t.db")).unwrap());
+        let hub = hub();
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let change = apply(&store, &hub, move |_| {
+            wait.recv().unwrap();
+            Ok::<_, StoreError>(((), Publish::everyone("<p>stored</p>".into())))
+        });
+        // The caller gives up while the write is under way (a client that disconnected).
+        let gave_up = tokio::time::timeout(Duration::from_millis(50), change).await;
+        assert!(gave_up.is_err());
+        go.send(()).unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while published(&hub).await == 0 {
+            assert!(tokio::time::Instant::now() < deadline, "never published");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+
+        let failed = apply(&store, &hub, |_| {
+            Err::<((), Publish), _>(StoreError("refused".into()))
+        });
+        assert!(failed.await.is_err());
+        assert_eq!(
+            published(&hub).await,
+            1,
+            "a failed change publishes nothing"
+        );
+    }
+}

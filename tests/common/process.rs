@@ -1,0 +1,70 @@
+//! The real `herald` binary as an operator runs it.
+
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use super::WAIT;
+
+/// The binary with none of the test runner's environment, so no stray HERALD_* applies.
+pub fn herald(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
+    command
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// A started `herald`, killed if a test fails before it is stopped.
+pub struct Running(Option<Child>);
+
+impl Running {
+    pub fn start(mut command: Command) -> Running {
+        Running(Some(command.spawn().expect("herald starts")))
+    }
+
+    /// Sends SIGTERM, as a deploy does.
+    pub fn terminate(&self) {
+        let pid = self.0.as_ref().expect("running").id().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -TERM {pid}");
+    }
+
+    /// Waits up to [`WAIT`] for it to exit by itself.
+    pub fn exited(mut self) -> Output {
+        let deadline = Instant::now() + WAIT;
+        let child = self.0.as_mut().expect("running");
+        while child.try_wait().expect("wait").is_none() {
+            assert!(Instant::now() < deadline, "herald did not exit in time");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.stop()
+    }
+
+    /// Kills it (if still running) and returns what it printed.
+    pub fn stop(mut self) -> Output {
+        let mut child = self.0.take().expect("running");
+        let _ = child.kill();
+        child.wait_with_output().expect("output")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs a command that is expected to exit by itself.
+pub fn finish(command: Command) -> Output {
+    Running::start(command).exited()
+}
