@@ -7,14 +7,23 @@
 //! announces what was not stored, and tabs receive changes in the order they were stored.
 //!
 //! The closure is synchronous and returns its messages instead of publishing them, so a store
-//! with transactions can run it in one transaction and keep the messages with the change (an
-//! outbox) before anything is published.
+//! with transactions runs it in one transaction and keeps the messages with the change: on
+//! PostgreSQL the messages go into the event log in that transaction (the outbox,
+//! `store::postgres::outbox`), and every instance's follower publishes them from there, this
+//! one's woken at once. The change answers once this instance has applied its messages, so a
+//! reload here shows what it did.
+
+use std::time::Duration;
 
 use tracing::Instrument;
 
 use crate::AppState;
 use crate::hub::{Hub, Publish};
-use crate::store::{self, SharedStore, Store, StoreError};
+use crate::store::{self, Backend, SharedStore, Store, StoreError};
+
+/// How long a change waits for this instance to apply its messages before it answers anyway
+/// (they are stored; the follower delivers them when it can).
+const APPLIED_LIMIT: Duration = Duration::from_secs(2);
 
 impl AppState {
     /// Makes a change: `write` stores it and says what it announces; see the module docs.
@@ -39,10 +48,21 @@ where
     W: FnOnce(&dyn Store) -> Result<(T, Publish), E> + Send + 'static,
 {
     let (store, hub) = (store.clone(), hub.clone());
-    let change = async move { hub.commit(|| store::call(&store, write)).await };
+    let change = async move {
+        if !store.is_shared() {
+            return hub.commit(|| store::call(&store, write)).await;
+        }
+        let writer = store.clone();
+        let (value, last) = store::blocking(move || writer.change(write)).await?;
+        if let (Some(seq), Backend::Postgres(pg)) = (last, &*store) {
+            pg.signals().poke();
+            hub.applied(seq, APPLIED_LIMIT).await;
+        }
+        Ok(value)
+    };
     tokio::spawn(change.in_current_span())
         .await
-        .map_err(|e| StoreError(format!("change task failed: {e}")))?
+        .map_err(|e| StoreError::new(format!("change task failed: {e}")))?
 }
 
 #[cfg(test)]
@@ -82,7 +102,9 @@ mod tests {
     #[tokio::test]
     async fn a_change_is_published_even_when_its_caller_goes_away() {
         let dir = tempfile::tempdir().unwrap();
-        let store: SharedStore = Arc::new(SqliteStore::open(&dir.path().join("t.db")).unwrap());
+        let store: SharedStore = Arc::new(store::Backend::Sqlite(
+            SqliteStore::open(&dir.path().join("t.db")).unwrap(),
+        ));
         let hub = hub();
         let (go, wait) = std::sync::mpsc::channel::<()>();
         let change = apply(&store, &hub, move |_| {
@@ -100,7 +122,7 @@ mod tests {
         }
 
         let failed = apply(&store, &hub, |_| {
-            Err::<((), Publish), _>(StoreError("refused".into()))
+            Err::<((), Publish), _>(StoreError::new("refused"))
         });
         assert!(failed.await.is_err());
         assert_eq!(

@@ -23,14 +23,25 @@ use crate::hub::{HubConfig, Limits};
 #[derive(Debug, Clone)]
 pub struct Config {
     pub addr: SocketAddr,
+    /// Lets several instances listen on one address (`SO_REUSEPORT`); the kernel spreads new
+    /// connections over them.
+    pub reuse_port: bool,
     pub db: PathBuf,
+    /// When set, PostgreSQL holds everything instead of the SQLite file `db`, so several
+    /// instances can share it.
+    pub database_url: Option<Secret>,
+    /// Bounds of the PostgreSQL event log, from which any instance replays a tab's cursor.
+    pub event_log: EventLog,
     /// When set, JSON API writes must carry `Authorization: Bearer <token>`.
     pub api_token: Option<Secret>,
     /// Origins (`scheme://host[:port]`, lower case) whose pages may use the JSON API and read
     /// its streams, with the CORS headers browsers need; empty: no CORS headers at all.
     pub cors_origins: Vec<String>,
-    /// How many background jobs run at once; the others wait in line.
+    /// How many background jobs run at once (per instance); the others wait in line.
     pub job_concurrency: usize,
+    /// How long an instance's claim on a running job holds without renewal: after it dies, its
+    /// jobs are taken over this long after its last renewal.
+    pub job_lease: Duration,
     pub limits: InputLimits,
     pub import: ImportLimits,
     pub hub: HubConfig,
@@ -73,6 +84,14 @@ pub struct ImportLimits {
     pub row_delay: Duration,
     /// Imports kept in the store, all clients together (each client keeps only its latest).
     pub keep: usize,
+}
+
+/// How much of the shared event log is kept: events beyond the newest `messages`, or older than
+/// `age`, are deleted (a tab whose cursor is older gets a resync instead of a replay).
+#[derive(Debug, Clone, Copy)]
+pub struct EventLog {
+    pub messages: u64,
+    pub age: Duration,
 }
 
 /// Bounds on what users may send, each reported with a clear 4xx when exceeded.
@@ -132,6 +151,9 @@ struct Args {
         default_value = "127.0.0.1:3000"
     )]
     addr: SocketAddr,
+    /// Share the address with other instances (SO_REUSEPORT): the kernel spreads connections
+    #[arg(long, env = "HERALD_REUSE_PORT", value_name = "BOOL", default_value = "false", value_parser = boolean, action = clap::ArgAction::Set)]
+    reuse_port: bool,
     /// SQLite database file
     #[arg(
         long,
@@ -140,6 +162,16 @@ struct Args {
         default_value = "./herald.db"
     )]
     db: PathBuf,
+    /// PostgreSQL URL (postgres://user@host/db): shared state for several instances instead of
+    /// the SQLite file; as a flag only without a password, since `ps` shows every flag
+    #[arg(long, env = "HERALD_DATABASE_URL", value_name = "URL")]
+    database_url: Option<Secret>,
+    /// Events kept in the PostgreSQL event log for replay
+    #[arg(long, env = "HERALD_EVENT_LOG_MESSAGES", value_name = "N", default_value = "100000", value_parser = at_least_one::<u64>)]
+    event_log_messages: u64,
+    /// Seconds an event is kept in the PostgreSQL event log for replay
+    #[arg(long, env = "HERALD_EVENT_LOG_SECS", value_name = "SECS", default_value = "3600", value_parser = at_least_one::<u64>)]
+    event_log_secs: u64,
     /// Bearer token that API writes (requests without browser origin headers, and pages on
     /// --cors-origins) must carry (empty: none); environment only, since `ps` shows every flag
     #[arg(long, env = "HERALD_API_TOKEN", value_name = "TOKEN", hide = true)]
@@ -151,9 +183,13 @@ struct Args {
     /// https://app.example.com,http://localhost:5173 (empty: none)
     #[arg(long, env = "HERALD_CORS_ORIGINS", value_name = "ORIGINS", value_parser = origins)]
     cors_origins: Option<Origins>,
-    /// Background jobs that run at once
+    /// Background jobs that run at once on each instance
     #[arg(long, env = "HERALD_JOB_CONCURRENCY", value_name = "N", default_value = "2", value_parser = at_least_one::<usize>)]
     job_concurrency: usize,
+    /// Seconds a job stays claimed by an instance that stopped renewing it (one killed) before
+    /// another instance takes it over
+    #[arg(long, env = "HERALD_JOB_LEASE_SECS", value_name = "SECS", default_value = "10", value_parser = at_least_one::<u64>)]
+    job_lease_secs: u64,
     /// Largest form or JSON body
     #[arg(long, env = "HERALD_MAX_REQUEST_BYTES", value_name = "BYTES", default_value = "65536", value_parser = at_least_one::<usize>)]
     max_request_bytes: usize,
@@ -244,6 +280,15 @@ fn whole<T: FromStr>(text: &str) -> Result<T, String> {
         .map_err(|_| "must be a whole number".to_string())
 }
 
+/// `true`/`false`, also as `1`/`0`, `yes`/`no` or `on`/`off`.
+fn boolean(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err("must be true or false (or 1 or 0)".to_string()),
+    }
+}
+
 /// A count or size that makes no sense at zero (a zero heartbeat would spin).
 fn at_least_one<T: FromStr + PartialEq + From<u8>>(text: &str) -> Result<T, String> {
     match whole::<T>(text) {
@@ -327,6 +372,17 @@ impl Config {
         args: impl IntoIterator<Item = T>,
     ) -> Result<Config, clap::Error> {
         let matches = command.try_get_matches_from_mut(args)?;
+        if matches.value_source("database_url") == Some(ValueSource::CommandLine)
+            && matches
+                .get_one::<Secret>("database_url")
+                .is_some_and(|url| has_password(url))
+        {
+            return Err(command.error(
+                ErrorKind::ArgumentConflict,
+                "--database-url holds a password, and `ps` shows every flag: \
+                 set HERALD_DATABASE_URL instead (or use a password file)",
+            ));
+        }
         if matches.value_source("api_token") == Some(ValueSource::CommandLine) {
             return Err(command.error(
                 ErrorKind::ArgumentConflict,
@@ -352,12 +408,27 @@ impl Args {
             (token, None) => token,
             (None, Some(path)) => Some(read_token(&path)?),
         };
+        let database_url = self.database_url.filter(|url| !url.is_empty());
+        if let Some(url) = &database_url {
+            url.parse::<postgres::Config>().map_err(|_| {
+                "--database-url (HERALD_DATABASE_URL) is not a PostgreSQL URL or key=value \
+                 string (postgres://user:password@host:port/database)"
+                    .to_string()
+            })?;
+        }
         Ok(Config {
             addr: self.addr,
+            reuse_port: self.reuse_port,
             db: self.db,
+            database_url,
+            event_log: EventLog {
+                messages: self.event_log_messages,
+                age: Duration::from_secs(self.event_log_secs),
+            },
             api_token,
             cors_origins: self.cors_origins.map_or_else(Vec::new, |o| o.0),
             job_concurrency: self.job_concurrency,
+            job_lease: Duration::from_secs(self.job_lease_secs),
             limits: InputLimits {
                 request_bytes: self.max_request_bytes,
                 message_chars: self.max_message_chars,
@@ -398,6 +469,13 @@ impl Args {
             },
         })
     }
+}
+
+/// Whether a database URL carries a password (checked on the parsed form, whatever the syntax).
+fn has_password(url: &str) -> bool {
+    url.parse::<postgres::Config>()
+        .map(|c| c.get_password().is_some())
+        .unwrap_or(true)
 }
 
 /// The token file's content without the newline an editor or `echo` leaves at its end; an
@@ -573,11 +651,37 @@ mod tests {
     }
 
     #[test]
+    fn a_database_url_with_a_password_is_refused_as_a_flag_without_echoing_it() {
+        let message = error(&["--database-url", "postgres://herald:sekrit-77@db/herald"]);
+        assert!(message.contains("HERALD_DATABASE_URL"), "{message}");
+        assert!(!message.contains("sekrit-77"), "{message}");
+        let c = parse(&["--database-url", "postgres://herald@db/herald"]).unwrap();
+        assert_eq!(
+            c.database_url.as_deref(),
+            Some("postgres://herald@db/herald")
+        );
+        let bad = error(&["--database-url", "mysql://x"]);
+        assert!(bad.contains("--database-url"), "{bad}");
+        assert!(!bad.contains("mysql://x"), "{bad}");
+    }
+
+    #[test]
+    fn reuse_port_reads_the_usual_spellings_of_a_boolean() {
+        assert!(!parse(&[]).unwrap().reuse_port);
+        assert!(parse(&["--reuse-port", "1"]).unwrap().reuse_port);
+        assert!(parse(&["--reuse-port=true"]).unwrap().reuse_port);
+        assert!(!parse(&["--reuse-port", "off"]).unwrap().reuse_port);
+        assert!(error(&["--reuse-port", "maybe"]).contains("--reuse-port"));
+    }
+
+    #[test]
     fn debug_output_never_shows_the_token() {
         let mut c = parse(&[]).unwrap();
         c.api_token = Some(Secret::from("debug-token-77"));
+        c.database_url = Some(Secret::from("postgres://u:debug-password-78@h/d"));
         let shown = format!("{c:?}");
         assert!(!shown.contains("debug-token-77"), "{shown}");
+        assert!(!shown.contains("debug-password-78"), "{shown}");
         assert!(shown.contains("[redacted]"), "{shown}");
     }
 }

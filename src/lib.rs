@@ -54,8 +54,8 @@ use tokio::net::TcpListener;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use config::Config;
-use hub::{Hub, JsonState, Regions};
-use store::{SharedStore, SqliteStore, StoreError};
+use hub::{Hub, JsonState, Regions, SharedLog};
+use store::{Backend, PgStore, SharedStore, SqliteStore, StoreError};
 use web::cors::{self, Cors};
 use web::tab_ids::TabIds;
 use web::{assets, guard, page};
@@ -74,6 +74,8 @@ pub struct AppState {
     pub json: Arc<dyn JsonState>,
     pub jobs: jobs::Runner,
     pub imports: import::Running,
+    /// Tabs open on every instance, as last counted.
+    pub presence: web::presence::Presence,
     pub tabs: TabIds,
 }
 
@@ -82,15 +84,40 @@ pub struct App {
     pub state: AppState,
 }
 
-/// Opens the store and assembles the app. Must run inside a tokio runtime.
-pub fn build(config: Config) -> Result<App, StoreError> {
-    let store: SharedStore = Arc::new(SqliteStore::open(&config.db)?);
-    let hub = Hub::new(
-        config.hub.clone(),
-        page::status_html(config.hub.heartbeat.as_secs()),
-    );
-    let jobs = jobs::Runner::start(store.clone(), hub.clone(), config.job_concurrency)?;
-    let tabs = TabIds::new(&store.tab_key(&TabIds::fresh_key())?);
+/// Opens the store (PostgreSQL when `database_url` is set, else the SQLite file) and assembles
+/// the app.
+pub async fn build(config: Config) -> Result<App, StoreError> {
+    let store: SharedStore = Arc::new(open_store(&config).await?);
+    let presence = web::presence::Presence::default();
+    let beat = page::beat_html(config.hub.heartbeat.as_secs(), presence.clone());
+    let hub = match &*store {
+        Backend::Sqlite(_) => Hub::new(config.hub.clone(), beat),
+        Backend::Postgres(pg) => {
+            let reader = store.clone();
+            let position = store::blocking(move || match &*reader {
+                Backend::Postgres(pg) => pg.log_position(),
+                Backend::Sqlite(_) => Ok(0),
+            })
+            .await?;
+            let log = SharedLog {
+                epoch: pg.identity() as u64,
+                position,
+                archive: store::postgres::EventArchive::new(store.clone()),
+            };
+            let hub = Hub::shared(config.hub.clone(), beat, log);
+            store::postgres::follow(store.clone(), hub.clone(), config.event_log);
+            hub
+        }
+    };
+    let jobs = jobs::Runner::start(
+        store.clone(),
+        hub.clone(),
+        config.job_concurrency,
+        config.job_lease,
+    )
+    .await?;
+    let key = TabIds::fresh_key();
+    let tabs = TabIds::new(&store::call(&store, move |s| s.tab_key(&key)).await?);
     let state = AppState {
         regions: page::PageRegions::shared(store.clone()),
         json: Arc::new(api::JsonTopics {
@@ -101,13 +128,34 @@ pub fn build(config: Config) -> Result<App, StoreError> {
         store,
         hub,
         imports: import::Running::default(),
+        presence,
         tabs,
     };
     tokio::spawn(forget_old_clients(state.store.clone()));
+    web::presence::start(
+        state.store.clone(),
+        state.hub.clone(),
+        state.presence.clone(),
+    );
     Ok(App {
         router: router(state.clone()),
         state,
     })
+}
+
+async fn open_store(config: &Config) -> Result<Backend, StoreError> {
+    let (url, db) = (config.database_url.clone(), config.db.clone());
+    store::blocking(move || match url {
+        Some(url) => PgStore::open(&url, instance_id()).map(|pg| Backend::Postgres(Box::new(pg))),
+        None => SqliteStore::open(&db).map(Backend::Sqlite),
+    })
+    .await
+}
+
+/// This run of the app, as it signs what it owns in a shared database (jobs, imports, presence).
+fn instance_id() -> i64 {
+    let (hi, lo) = uuid::Uuid::new_v4().as_u64_pair();
+    ((hi ^ lo) >> 1) as i64
 }
 
 fn router(state: AppState) -> Router {
@@ -185,7 +233,8 @@ fn debug_routes(state: &AppState) -> Router<AppState> {
         .route_layer(middleware::from_fn_with_state(state.clone(), guard::writes))
 }
 
-/// Serves until `shutdown` resolves, then ends every stream so the server can drain.
+/// Serves until `shutdown` resolves, then ends every stream so the server can drain, and hands
+/// the jobs running here over.
 pub async fn serve(
     listener: TcpListener,
     app: App,
@@ -193,11 +242,13 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let hub = app.state.hub.clone();
     let limits = app.state.config.connections;
-    web::serve::serve(listener, app.router, limits, async move {
+    let served = web::serve::serve(listener, app.router, limits, async move {
         shutdown.await;
         hub.close();
     })
-    .await
+    .await;
+    app.state.jobs.stop().await;
+    served
 }
 
 async fn forget_old_clients(store: SharedStore) {

@@ -2,7 +2,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use herald::config::Config;
-use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -44,23 +43,24 @@ async fn run() -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
-    let addr = config.addr;
-    let db = config.db.clone();
-    let app = match herald::build(config) {
+    let (addr, reuse_port) = (config.addr, config.reuse_port);
+    let app = match herald::build(config).await {
         Ok(app) => app,
         Err(e) => {
             eprintln!("herald: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let listener = match TcpListener::bind(addr).await {
+    let listener = match herald::web::listen::bind(addr, reuse_port) {
         Ok(listener) => listener,
         Err(e) => {
             eprintln!("herald: cannot listen on {addr}: {e}");
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!(%addr, db = %db.display(), "Herald is listening on http://{addr}/");
+    let addr = listener.local_addr().unwrap_or(addr);
+    let store = app.state.store.describe();
+    tracing::info!(%addr, %store, "Herald is listening on http://{addr}/");
     match herald::serve(listener, app, shutdown_signal()).await {
         Ok(()) => {
             tracing::info!("stopped cleanly");

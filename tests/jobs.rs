@@ -616,6 +616,7 @@ fn sample(state: JobState, moved: u32, error: Option<&str>) -> Job {
         fail_at: Some(31),
         error: error.map(str::to_string),
         runner: 1,
+        lease_until: 0,
         created_at: 0,
         updated_at: 0,
     }

@@ -109,6 +109,15 @@ async fn status_fragment() {
     assert_snapshot!("status", redact(&render()));
 }
 
+#[test]
+fn presence_fragment() {
+    assert_snapshot!("presence_one", herald::web::presence::presence_partial(1));
+    assert_snapshot!(
+        "presence_many",
+        herald::web::presence::presence_partial(250_000)
+    );
+}
+
 #[tokio::test]
 async fn frames_of_each_message_kind() {
     let app = spawn_app_with(|c| c.hub.heartbeat = Duration::from_secs(1)).await;

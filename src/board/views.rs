@@ -10,7 +10,7 @@ use super::{BoardMessage, REGION, TOPIC};
 use crate::AppState;
 use crate::clock;
 use crate::hub::{JsonEvent, Region, Swap, partial};
-use crate::store::{SharedStore, StoreResult, call};
+use crate::store::{Store, StoreResult};
 use crate::web::error::{ApiError, FormError};
 use crate::web::input::FormFields;
 
@@ -54,8 +54,8 @@ pub fn live_json(message: &BoardMessage) -> JsonEvent {
 }
 
 /// The board's region for a page or a resync.
-pub async fn regions(store: &SharedStore) -> StoreResult<Vec<Region>> {
-    let current = call(store, |s| s.current_message()).await?;
+pub fn regions(s: &dyn Store) -> StoreResult<Vec<Region>> {
+    let current = s.current_message()?;
     Ok(vec![Region {
         id: REGION,
         html: MessageView::new(current.as_ref()).html(),
@@ -63,8 +63,8 @@ pub async fn regions(store: &SharedStore) -> StoreResult<Vec<Region>> {
 }
 
 /// The board's state for a JSON resync: the current message, or `null`.
-pub async fn json_state(store: &SharedStore) -> StoreResult<serde_json::Value> {
-    let current = call(store, |s| s.current_message()).await?;
+pub fn json_state(s: &dyn Store) -> StoreResult<serde_json::Value> {
+    let current = s.current_message()?;
     Ok(serde_json::to_value(current).expect("a message serializes"))
 }
 

@@ -130,7 +130,8 @@ impl Fanout {
     ) -> Option<Ticket> {
         let shard = self.next_shard.fetch_add(1, Ordering::Relaxed) % SHARDS;
         let mut entries = self.shard(shard);
-        if inner.broadcast.head() != cursor.broadcast {
+        // Past the head is no gap on a shared log (a position other logs' messages reached).
+        if inner.broadcast.head() > cursor.broadcast {
             return None;
         }
         let key = entries.insert(Entry {

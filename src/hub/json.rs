@@ -94,6 +94,12 @@ pub trait JsonState: Send + Sync + 'static {
     /// One JSON object with the current state of each of `topics`, keyed by topic; `None` when
     /// it cannot be read now (the stream ends, and its client reconnects and tries again).
     fn render(&self, topics: &[String]) -> BoxFuture<'static, Option<String>>;
+    /// On a shared log: the state and the log position it is at, read together. Only a hub
+    /// made with `Hub::shared` asks.
+    fn positioned(&self, topics: &[String]) -> BoxFuture<'static, Option<(String, u64)>> {
+        let _ = topics;
+        Box::pin(async { None })
+    }
 }
 
 #[cfg(test)]

@@ -74,6 +74,13 @@ impl Hub {
         topics: &[String],
         state: &dyn JsonState,
     ) -> (u64, Option<String>) {
+        if self.inner.archive.is_some() {
+            // On a shared log the database reads state and position together.
+            return match state.positioned(topics).await {
+                Some((state, at)) => (at, Some(state)),
+                None => (self.position(), None),
+            };
+        }
         let _exclusive = self.inner.gate.lock().await;
         let head = self.inner.broadcast.head();
         (head, state.render(topics).await)

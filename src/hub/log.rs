@@ -34,6 +34,10 @@ pub enum Sequence {
     /// A counter shared by every private log, so a log created anew for a client never reuses a
     /// number that client may already hold in a cursor.
     Shared(Arc<AtomicU64>),
+    /// The shared event log's numbers (PostgreSQL), given with each message
+    /// ([`Log::append_at`]); the counter is how far that log has been applied here, so a log
+    /// made now holds everything after it.
+    Global(Arc<AtomicU64>),
 }
 
 /// One message in a log: its renderings, each framed once.
@@ -95,7 +99,9 @@ impl Log {
     pub fn new(sequence: Sequence, limits: Limits) -> Self {
         let start = match &sequence {
             Sequence::Own => 0,
-            Sequence::Shared(counter) => counter.load(Ordering::Relaxed),
+            Sequence::Shared(counter) | Sequence::Global(counter) => {
+                counter.load(Ordering::Relaxed)
+            }
         };
         Log {
             history: RwLock::new(History {
@@ -112,13 +118,24 @@ impl Log {
 
     /// Appends an already framed message and wakes the readers; returns its sequence number.
     pub fn append(&self, entry: impl Into<Entry>) -> u64 {
-        let entry = entry.into();
+        self.insert(None, entry.into())
+    }
+
+    /// Appends a message the shared event log numbered `seq` (higher than any before).
+    pub fn append_at(&self, seq: u64, entry: Entry) {
+        self.insert(Some(seq), entry);
+    }
+
+    fn insert(&self, given: Option<u64>, entry: Entry) -> u64 {
         let seq = {
             let mut h = self.history.write().expect("log lock poisoned");
             // Numbered under the lock, so numbers and history order always agree.
-            let seq = match &self.sequence {
-                Sequence::Own => h.head + 1,
-                Sequence::Shared(counter) => counter.fetch_add(1, Ordering::Relaxed) + 1,
+            let seq = match (&self.sequence, given) {
+                (_, Some(seq)) => seq,
+                (Sequence::Own, None) => h.head + 1,
+                (Sequence::Shared(counter) | Sequence::Global(counter), None) => {
+                    counter.fetch_add(1, Ordering::Relaxed) + 1
+                }
             };
             h.bytes += entry.len();
             h.entries.push_back((seq, entry));
@@ -155,6 +172,9 @@ impl Log {
 
     /// The framed HTML of everything after `cursor`, at most `max` messages (empty for a
     /// message that shows on no page); call again for the rest.
+    ///
+    /// On the shared log a cursor past this log's newest message is no gap: it may be a
+    /// position where other logs' messages were numbered, or one not applied here yet.
     pub fn after(&self, cursor: u64, max: usize) -> After {
         self.read(cursor, max, |entry| entry.html.clone())
     }
@@ -167,7 +187,8 @@ impl Log {
 
     fn read<T>(&self, cursor: u64, max: usize, rendering: impl Fn(&Entry) -> T) -> After<T> {
         let h = self.history.read().expect("log lock poisoned");
-        if cursor < h.floor || cursor > h.head {
+        let global = matches!(self.sequence, Sequence::Global(_));
+        if cursor < h.floor || (cursor > h.head && !global) {
             return After::Gap;
         }
         let start = h.entries.partition_point(|(seq, _)| *seq <= cursor);
@@ -253,6 +274,30 @@ mod tests {
             "an older cursor must not replay"
         );
         assert_eq!(again.append(Bytes::from_static(b"c")), 3);
+    }
+
+    #[test]
+    fn the_shared_log_numbers_sparsely_and_covers_everything_after_its_start() {
+        let position = Arc::new(AtomicU64::new(10));
+        let limits = Limits {
+            messages: 2,
+            bytes: 1 << 20,
+        };
+        let log = Log::new(Sequence::Global(position), limits);
+        assert_eq!(log.after(9, 10), After::Gap, "from before it was made");
+        assert_eq!(seqs(log.after(10, 10)), Vec::<u64>::new());
+        log.append_at(12, Bytes::from_static(b"a").into());
+        log.append_at(15, Bytes::from_static(b"b").into());
+        assert_eq!(seqs(log.after(10, 10)), vec![12, 15]);
+        assert_eq!(seqs(log.after(13, 10)), vec![15]);
+        assert_eq!(
+            seqs(log.after(40, 10)),
+            Vec::<u64>::new(),
+            "a position other logs reached is no gap"
+        );
+        log.append_at(16, Bytes::from_static(b"c").into());
+        assert_eq!(log.after(11, 10), After::Gap, "12 was evicted");
+        assert_eq!(seqs(log.after(12, 10)), vec![15, 16]);
     }
 
     #[test]

@@ -14,6 +14,13 @@
 //! were stored (two changes interleaving store and publish could otherwise leave every tab
 //! showing an older state than the store). The store serialises its writes anyway, so the lock
 //! costs no parallelism it had.
+//!
+//! With a shared log ([`Hub::shared`], PostgreSQL) the database keeps that rule instead: changes
+//! number their messages in commit order, every instance applies them here in that order
+//! ([`Hub::apply`]), a snapshot reads the state and the log position in one database snapshot
+//! ([`Regions::positioned`]), and a cursor the logs here no longer cover is replayed from the
+//! database ([`Archive`]) before it is resynced. Cursors then hold the database's identity and
+//! the log's numbers, so they resume on any instance and across restarts.
 
 mod cursor;
 mod fanout;
@@ -30,7 +37,7 @@ mod stream;
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -47,6 +54,7 @@ pub use log::{Entry, Limits};
 use log::{Log, Sequence};
 pub use partial::{Swap, partial, push_partial};
 pub use publish::{Outgoing, Publish};
+
 pub use stream::{Due, LiveStream, Park, Parked};
 
 /// A browser tab's identity; each has a private log beside the broadcast one.
@@ -97,6 +105,48 @@ pub trait Regions: Send + Sync + 'static {
     fn broadcast(&self) -> BoxFuture<'static, Vec<Region>>;
     /// Regions only this tab sees.
     fn private(&self, client: ClientId) -> BoxFuture<'static, Vec<Region>>;
+    /// On a shared log: the regions in `scope` and the log position that state is at, read
+    /// together. Only a hub made with [`Hub::shared`] asks.
+    fn positioned(&self, client: ClientId, scope: Scope) -> BoxFuture<'static, Positioned> {
+        let _ = (client, scope);
+        Box::pin(async { Positioned::default() })
+    }
+}
+
+/// Regions read at a position of the shared log.
+#[derive(Default)]
+pub struct Positioned {
+    /// `None` when the state could not be read (the regions say so): the position applied here
+    /// stands in.
+    pub at: Option<u64>,
+    pub broadcast: Vec<Region>,
+    pub private: Vec<Region>,
+}
+
+/// The shared log's durable copy (PostgreSQL's events table), for cursors older than what the
+/// hub holds in memory.
+pub trait Archive: Send + Sync + 'static {
+    /// The messages for `audience` numbered in `(after, upto]`, oldest first, at most `max`;
+    /// `None` when the archive no longer reaches back to `after` (or cannot be read).
+    fn replay(
+        &self,
+        audience: Audience,
+        after: u64,
+        upto: u64,
+        max: usize,
+    ) -> BoxFuture<'static, Option<Vec<(u64, String)>>>;
+    /// Resolves once what the database held when called has been applied here, or after a
+    /// bounded wait.
+    fn catch_up(&self) -> BoxFuture<'static, ()>;
+}
+
+/// What a hub on a shared log starts from.
+pub struct SharedLog {
+    /// The database's identity: the epoch of every cursor.
+    pub epoch: u64,
+    /// The log position this instance starts applying after.
+    pub position: u64,
+    pub archive: Arc<dyn Archive>,
 }
 
 /// Which logs a snapshot covers.
@@ -140,7 +190,14 @@ struct Inner {
     config: HubConfig,
     broadcast: Log,
     clients: Mutex<HashMap<ClientId, ClientLog>>,
+    /// Numbers private messages; on a shared log, how far that log has been applied here.
     private_seq: Arc<AtomicU64>,
+    /// The shared log's durable copy, when the hub follows one.
+    archive: Option<Arc<dyn Archive>>,
+    /// The shared log's position applied here, for those waiting on it.
+    applied: watch::Sender<u64>,
+    /// Tab streams open here.
+    streams: AtomicUsize,
     gate: AsyncMutex<()>,
     /// The broadcast regions at a broadcast head: state only changes with a publish, so while
     /// the head stands still every snapshot can reuse one rendering.
@@ -157,18 +214,50 @@ struct ClientLog {
 }
 
 impl Hub {
-    /// `beat` renders the data of each heartbeat message (and of a stream's first message).
+    /// A hub of one process: it numbers what it publishes itself, and its cursors hold an
+    /// epoch of its own. `beat` renders the data of each heartbeat message (and of a stream's
+    /// first message).
     pub fn new(config: HubConfig, beat: impl Fn() -> String + Send + Sync + 'static) -> Hub {
+        Hub::build(config, Box::new(beat), None)
+    }
+
+    /// A hub that follows a shared log: messages come in through [`Hub::apply`], numbered by
+    /// that log, and cursors hold the log's epoch (see the module docs).
+    pub fn shared(
+        config: HubConfig,
+        beat: impl Fn() -> String + Send + Sync + 'static,
+        log: SharedLog,
+    ) -> Hub {
+        Hub::build(config, Box::new(beat), Some(log))
+    }
+
+    fn build(
+        config: HubConfig,
+        beat: Box<dyn Fn() -> String + Send + Sync>,
+        shared: Option<SharedLog>,
+    ) -> Hub {
+        let (epoch, position, archive) = match shared {
+            Some(log) => (log.epoch, log.position, Some(log.archive)),
+            None => (rand_epoch(), 0, None),
+        };
+        let private_seq = Arc::new(AtomicU64::new(position));
+        let sequence = match archive {
+            Some(_) => Sequence::Global(private_seq.clone()),
+            None => Sequence::Own,
+        };
         let inner = Arc::new(Inner {
-            epoch: rand_epoch(),
-            broadcast: Log::new(Sequence::Own, config.history),
+            epoch,
+            broadcast: Log::new(sequence, config.history),
             clients: Mutex::new(HashMap::new()),
-            private_seq: Arc::new(AtomicU64::new(0)),
+            private_seq,
+            archive,
+            applied: watch::Sender::new(position),
+            streams: AtomicUsize::new(0),
             gate: AsyncMutex::new(()),
             broadcast_cache: Mutex::new(None),
             heartbeat: watch::Sender::new(Bytes::new()),
             closing: watch::Sender::new(false),
-            beat: Box::new(beat),
+            beat,
             fanout: fanout::Fanout::new(),
             config,
         });
@@ -204,6 +293,9 @@ impl Hub {
         regions: &dyn Regions,
     ) -> Snapshot {
         let private_log = self.client_log(client);
+        if self.inner.archive.is_some() {
+            return self.positioned_snapshot(client, scope, regions).await;
+        }
         let _exclusive = self.inner.gate.lock().await;
         let head = self.inner.broadcast.head();
         let broadcast = if scope.broadcast {
@@ -225,6 +317,90 @@ impl Hub {
             broadcast,
             private,
         }
+    }
+
+    /// A snapshot on the shared log: the database gives state and position together. The
+    /// broadcast regions are reused while nothing newer has been applied here, so a burst of
+    /// page loads reads them once.
+    async fn positioned_snapshot(
+        &self,
+        client: ClientId,
+        scope: Scope,
+        regions: &dyn Regions,
+    ) -> Snapshot {
+        let applied = self.position();
+        let cached = match &*self.inner.broadcast_cache.lock().expect("cache lock") {
+            Some((at, cached)) if scope.broadcast && *at >= applied => Some((*at, cached.clone())),
+            _ => None,
+        };
+        let wanted = Scope {
+            broadcast: scope.broadcast && cached.is_none(),
+            private: scope.private,
+        };
+        let read = if wanted == Scope::default() {
+            Positioned::default()
+        } else {
+            regions.positioned(client, wanted).await
+        };
+        let at = read.at.unwrap_or(applied);
+        let (broadcast_at, broadcast) = match cached {
+            Some(cached) => cached,
+            None if scope.broadcast => {
+                let fresh = Arc::new(read.broadcast);
+                if read.at.is_some() {
+                    *self.inner.broadcast_cache.lock().expect("cache lock") =
+                        Some((at, fresh.clone()));
+                }
+                (at, fresh)
+            }
+            None => (at, Arc::new(Vec::new())),
+        };
+        Snapshot {
+            cursor: Cursor {
+                epoch: self.inner.epoch,
+                broadcast: broadcast_at,
+                private: at,
+            },
+            broadcast,
+            private: read.private,
+        }
+    }
+
+    /// How far the shared log has been applied here (0 for a hub of one process).
+    pub fn position(&self) -> u64 {
+        *self.inner.applied.borrow()
+    }
+
+    /// Applies messages of the shared log, numbered in its order, and moves the position to
+    /// `upto`. A private message goes only to a tab whose log is held here: one made later
+    /// starts after `upto` (under the same lock), and the archive has the rest.
+    pub fn apply(&self, messages: Vec<(u64, Outgoing)>, upto: u64) {
+        let clients = self.inner.clients.lock().expect("clients lock");
+        for (seq, message) in messages {
+            let entry = Entry::new(&message.html, message.json);
+            match message.audience {
+                Audience::Everyone => self.inner.broadcast.append_at(seq, entry),
+                Audience::Client(client) => {
+                    if let Some(held) = clients.get(&client) {
+                        held.log.append_at(seq, entry);
+                    }
+                }
+            }
+        }
+        self.inner.private_seq.fetch_max(upto, Ordering::Relaxed);
+        drop(clients);
+        self.inner.applied.send_if_modified(|at| {
+            let moved = upto > *at;
+            *at = (*at).max(upto);
+            moved
+        });
+    }
+
+    /// Waits until the shared log has been applied up to `seq` here, at most `limit`: a change
+    /// answers once this instance's tabs have it, so a reload shows what the writer just did.
+    pub async fn applied(&self, seq: u64, limit: Duration) {
+        let mut rx = self.inner.applied.subscribe();
+        let _ = tokio::time::timeout(limit, rx.wait_for(|at| *at >= seq)).await;
     }
 
     async fn broadcast_regions(&self, head: u64, regions: &dyn Regions) -> Arc<Vec<Region>> {
@@ -255,11 +431,13 @@ impl Hub {
     /// The private log of `client`, created on first use.
     fn client_log(&self, client: ClientId) -> Arc<Log> {
         let mut clients = self.inner.clients.lock().expect("clients lock");
+        let counter = self.inner.private_seq.clone();
+        let sequence = match self.inner.archive {
+            Some(_) => Sequence::Global(counter),
+            None => Sequence::Shared(counter),
+        };
         let entry = clients.entry(client).or_insert_with(|| ClientLog {
-            log: Arc::new(Log::new(
-                Sequence::Shared(self.inner.private_seq.clone()),
-                self.inner.config.client_history,
-            )),
+            log: Arc::new(Log::new(sequence, self.inner.config.client_history)),
             last_used: Instant::now(),
         });
         entry.last_used = Instant::now();
@@ -281,6 +459,16 @@ impl Hub {
         } else {
             entry.last_used = Instant::now();
         }
+    }
+
+    /// Sends every stream a heartbeat now, out of turn: what it shows has changed (presence).
+    pub fn beat_now(&self) {
+        beat(&self.inner);
+    }
+
+    /// How many tab streams are open here.
+    pub fn open_streams(&self) -> usize {
+        self.inner.streams.load(Ordering::Relaxed)
     }
 
     /// How many private logs are held (for tests and metrics).
@@ -327,13 +515,18 @@ async fn heartbeat(hub: Weak<Inner>) {
     loop {
         ticks.tick().await;
         let Some(inner) = hub.upgrade() else { return };
-        let data = frame::data_lines(&(inner.beat)());
-        let mut beat = BytesMut::with_capacity(data.len() + 12);
-        beat.put_slice(b": heartbeat\n");
-        beat.put_slice(&data);
-        inner.heartbeat.send_replace(beat.freeze());
+        beat(&inner);
         sweep_idle_clients(&inner);
     }
+}
+
+/// Renders a heartbeat and hands it to every stream.
+fn beat(inner: &Inner) {
+    let data = frame::data_lines(&(inner.beat)());
+    let mut beat = BytesMut::with_capacity(data.len() + 12);
+    beat.put_slice(b": heartbeat\n");
+    beat.put_slice(&data);
+    inner.heartbeat.send_replace(beat.freeze());
 }
 
 /// Drops private logs that no stream has used for `client_idle`, so memory follows the tabs

@@ -43,6 +43,11 @@ impl Publish {
         Publish::default().and(Audience::Client(client), html)
     }
 
+    /// The messages, in order: what a shared log stores.
+    pub fn into_messages(self) -> Vec<Outgoing> {
+        self.messages
+    }
+
     /// One more message, published after the others; no HTML is no message (a change that
     /// shows nothing new, such as an import batch between two progress updates).
     pub fn and(mut self, audience: Audience, html: String) -> Publish {

@@ -2,13 +2,14 @@
 
 use std::io::Write as _;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::{Notify, watch};
 
 use super::fanout::{Sink, Ticket};
 use super::log::{After, Log};
-use super::{ClientId, Cursor, Hub, Regions, Scope, Snapshot, Swap, frame, push_partial};
+use super::{Audience, ClientId, Cursor, Hub, Regions, Scope, Snapshot, Swap, frame, push_partial};
 
 /// Messages written per wake-up at most, so one lagging stream never builds a huge chunk.
 const MAX_BATCH: usize = 256;
@@ -48,6 +49,7 @@ impl Hub {
         requested: Option<&str>,
         regions: Arc<dyn Regions>,
     ) -> LiveStream {
+        self.inner.streams.fetch_add(1, Ordering::Relaxed);
         let private = self.client_log(client);
         let now = Cursor {
             epoch: self.inner.epoch,
@@ -140,7 +142,16 @@ impl LiveStream {
     }
 
     /// The first message: `retry:`, the connection status and, if needed, a full resync.
-    async fn open(&mut self, resync_all: bool) -> Bytes {
+    async fn open(&mut self, mut resync_all: bool) -> Bytes {
+        if !resync_all && let Some(archive) = &self.hub.inner.archive {
+            // A cursor from an instance further along: wait until this one has caught up. One
+            // still ahead after that never came from this log.
+            let ahead = |hub: &Hub, c: Cursor| c.broadcast.max(c.private) > hub.position();
+            if ahead(&self.hub, self.cursor) {
+                archive.catch_up().await;
+                resync_all = ahead(&self.hub, self.cursor);
+            }
+        }
         let mut html = (self.hub.inner.beat)();
         if resync_all {
             let snap = self
@@ -158,7 +169,8 @@ impl LiveStream {
         out.freeze()
     }
 
-    /// Everything both logs hold after the cursor; a resync for a log that no longer covers it.
+    /// Everything both logs hold after the cursor; from the archive what they no longer hold;
+    /// a resync for a log that nothing covers.
     async fn drain(&mut self) -> Bytes {
         self.broadcast_rx.borrow_and_update();
         self.private_rx.borrow_and_update();
@@ -176,7 +188,10 @@ impl LiveStream {
                     put_message(&mut out, self.cursor, &data);
                 }
             }
-            After::Gap => gap.broadcast = true,
+            After::Gap => {
+                let head = self.hub.inner.broadcast.head();
+                gap.broadcast = !self.replay(Audience::Everyone, head, &mut out).await;
+            }
         }
         match self.private.after(self.cursor.private, MAX_BATCH) {
             After::Messages(messages) => {
@@ -185,7 +200,11 @@ impl LiveStream {
                     put_message(&mut out, self.cursor, &data);
                 }
             }
-            After::Gap => gap.private = true,
+            After::Gap => {
+                let head = self.private.head();
+                let me = Audience::Client(self.client);
+                gap.private = !self.replay(me, head, &mut out).await;
+            }
         }
         if gap != Scope::default() {
             let snap = self.hub.snapshot(self.client, gap, &*self.regions).await;
@@ -200,6 +219,43 @@ impl LiveStream {
             put_message(&mut out, self.cursor, &frame::data_lines(&html));
         }
         out.freeze()
+    }
+}
+
+impl LiveStream {
+    /// Writes what the archive holds for `audience` after the cursor, up to `upto` (where the
+    /// log in memory takes over); `false` when there is no archive or it does not reach back.
+    async fn replay(&mut self, audience: Audience, upto: u64, out: &mut BytesMut) -> bool {
+        let Some(archive) = &self.hub.inner.archive else {
+            return false;
+        };
+        let private = matches!(audience, Audience::Client(_));
+        let after = if private {
+            self.cursor.private
+        } else {
+            self.cursor.broadcast
+        };
+        let Some(messages) = archive.replay(audience, after, upto, MAX_BATCH).await else {
+            return false;
+        };
+        // Read to the end: the position is `upto` even where other logs' messages were numbered.
+        let end = (messages.len() < MAX_BATCH).then_some(upto);
+        for (seq, html) in messages {
+            self.set(private, seq);
+            put_message(out, self.cursor, &frame::data_lines(&html));
+        }
+        if let Some(end) = end {
+            self.set(private, end.max(after));
+        }
+        true
+    }
+
+    fn set(&mut self, private: bool, seq: u64) {
+        if private {
+            self.cursor.private = seq;
+        } else {
+            self.cursor.broadcast = seq;
+        }
     }
 }
 
@@ -265,6 +321,7 @@ impl Drop for Parked {
 
 impl Drop for LiveStream {
     fn drop(&mut self) {
+        self.hub.inner.streams.fetch_sub(1, Ordering::Relaxed);
         self.hub.release(self.client);
     }
 }

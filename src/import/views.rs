@@ -9,7 +9,7 @@ use super::{
     ImportRecord, PAGER, PROGRESS, REGION, SUMMARY, Status, TOASTED_REJECTS, TOASTS, cells,
 };
 use crate::hub::{ClientId, Region, Swap, push_partial};
-use crate::store::{SharedStore, StoreResult, call};
+use crate::store::{Store, StoreResult};
 
 /// The whole import region of a tab, as a page or a resync shows it.
 #[derive(Template)]
@@ -281,19 +281,14 @@ pub fn finished(record: &ImportRecord) -> String {
 }
 
 /// The tab's import region for a page or a resync.
-pub async fn regions(store: &SharedStore, client: ClientId) -> StoreResult<Vec<Region>> {
-    let found = call(store, move |s| -> StoreResult<_> {
-        let Some(record) = s.latest_import(client)? else {
-            return Ok(None);
-        };
-        let rows = s.import_rows(record.id, 1, record.live_rows)?;
-        let rejects = s.import_rejects(record.id)?;
-        Ok(Some((record, rows, rejects)))
-    })
-    .await?;
-    let html = match found {
+pub fn regions(s: &dyn Store, client: ClientId) -> StoreResult<Vec<Region>> {
+    let html = match s.latest_import(client)? {
         None => html(&EmptyView),
-        Some((record, rows, rejects)) => region_html(&record, &rows, &rejects),
+        Some(record) => {
+            let rows = s.import_rows(record.id, 1, record.live_rows)?;
+            let rejects = s.import_rejects(record.id)?;
+            region_html(&record, &rows, &rejects)
+        }
     };
     Ok(vec![Region { id: REGION, html }])
 }

@@ -9,10 +9,11 @@ use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::watch;
 
+use super::runner::PUBLISH_EVERY;
 use super::{Job, JobState, percent};
 use crate::AppState;
 use crate::hub::{frame, periodic};
-use crate::store::call;
+use crate::store::{SharedStore, call};
 use crate::web::error::ApiError;
 use crate::web::id::{self, Id, Named};
 use crate::web::sse;
@@ -88,15 +89,46 @@ pub async fn job_events(State(state): State<AppState>, id: Id<Job>) -> Response 
     let id = id.get();
     let job_rx = match state.jobs.watch(id) {
         Some(rx) => rx,
-        // Not running here: finished, so its stored state is final (the sender is dropped).
+        // Not running here: queued, finished, or running on another instance.
         None => match call(&state.store, move |s| s.job(id)).await {
-            Ok(Some(job)) => watch::channel(job).1,
+            Ok(Some(job)) => stored(state.store.clone(), job),
             Ok(None) => return id::missing(Job::NAME, id).into_response(),
             Err(e) => return ApiError::from(e).into_response(),
         },
     };
     let keep_alive = state.hub.config().heartbeat;
     sse::response(follow(job_rx, state.hub.closing(), keep_alive))
+}
+
+/// A job not running here, as the store has it: read again every [`PUBLISH_EVERY`] (the rate
+/// its progress is stored at) until it finishes or nobody follows it.
+fn stored(store: SharedStore, job: Job) -> watch::Receiver<Job> {
+    let id = job.id;
+    let finished = job.state.is_finished();
+    let (tx, rx) = watch::channel(job);
+    if !finished {
+        tokio::spawn(async move {
+            while !tx.is_closed() {
+                tokio::time::sleep(PUBLISH_EVERY).await;
+                match call(&store, move |s| s.job(id)).await {
+                    Ok(Some(job)) => {
+                        let finished = job.state.is_finished();
+                        tx.send_if_modified(|old| {
+                            let changed = *old != job;
+                            *old = job;
+                            changed
+                        });
+                        if finished {
+                            return;
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(_) => {}
+                }
+            }
+        });
+    }
+    rx
 }
 
 struct Follow {

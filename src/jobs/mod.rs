@@ -88,6 +88,10 @@ pub struct Job {
     /// Which run of the app drives the job: a stopped app's late writes are refused.
     #[serde(skip)]
     pub runner: i64,
+    /// Until when (Unix ms) the runner's claim holds without renewal; past it another instance
+    /// may take the job over (shared stores only; SQLite has one instance and keeps 0).
+    #[serde(skip)]
+    pub lease_until: i64,
     /// Unix milliseconds.
     pub created_at: i64,
     pub updated_at: i64,
@@ -119,10 +123,19 @@ pub struct NewJob {
 /// A state transition. Only [`Update::apply`] decides what is allowed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Update {
-    Start,
-    Progress { moved: u32 },
+    /// A runner takes the job to run it, its claim holding until `until` (Unix ms): a queued
+    /// job, or a running one whose runner let its claim lapse (an instance that died).
+    Claim {
+        until: i64,
+    },
+    Progress {
+        moved: u32,
+    },
     Finish,
-    Fail { moved: u32, error: String },
+    Fail {
+        moved: u32,
+        error: String,
+    },
     Cancel,
     Retry,
 }
@@ -131,7 +144,8 @@ impl Update {
     /// The job after this update, or `None` when the job's state (or owner) forbids it.
     ///
     /// The runner's own updates need the job to still be its own, so a stopped app cannot
-    /// overwrite what the next one does; cancel and retry come from users and take the job over.
+    /// overwrite what the next one does; cancel and retry come from users and take the job over;
+    /// a claim makes the job the claimer's.
     pub fn apply(&self, job: &Job, runner: i64, now: i64) -> Option<Job> {
         use JobState::*;
         let owned = job.runner == runner;
@@ -140,7 +154,15 @@ impl Update {
             ..job.clone()
         };
         match (self, job.state) {
-            (Update::Start, Queued) if owned => next.state = Running,
+            (Update::Claim { until }, Queued) => {
+                next.state = Running;
+                next.runner = runner;
+                next.lease_until = *until;
+            }
+            (Update::Claim { until }, Running) if job.lease_until < now => {
+                next.runner = runner;
+                next.lease_until = *until;
+            }
             (Update::Progress { moved }, Running) if owned && *moved < job.total => {
                 next.moved = (*moved).max(job.moved)
             }
@@ -186,6 +208,11 @@ pub trait JobStore {
     fn listed_jobs(&self, finished: usize) -> StoreResult<Vec<Job>>;
     /// After a restart: every unfinished job becomes queued and owned by `runner`; oldest first.
     fn adopt_unfinished_jobs(&self, runner: i64, now: i64) -> StoreResult<Vec<Job>>;
+    /// Claims (see [`Update::Claim`]) at most `limit` jobs for `runner`, oldest first, skipping
+    /// jobs another instance is claiming at the same moment.
+    fn claim_jobs(&self, runner: i64, limit: usize, now: i64, until: i64) -> StoreResult<Vec<Job>>;
+    /// Extends the claims of `runner`'s running jobs to `until` (0 gives them up); how many.
+    fn renew_leases(&self, runner: i64, until: i64) -> StoreResult<u64>;
 }
 
 #[cfg(test)]
@@ -202,6 +229,7 @@ mod tests {
             fail_at: Some(4),
             error: None,
             runner: 7,
+            lease_until: 10,
             created_at: 0,
             updated_at: 0,
         }
@@ -210,10 +238,28 @@ mod tests {
     #[test]
     fn runner_updates_need_the_right_state_and_owner() {
         let queued = job(JobState::Queued, 0);
-        let running = Update::Start.apply(&queued, 7, 1).unwrap();
-        assert_eq!(running.state, JobState::Running);
-        assert_eq!(Update::Start.apply(&queued, 8, 1), None, "someone else's");
-        assert_eq!(Update::Start.apply(&running, 7, 1), None, "already running");
+        let claim = Update::Claim { until: 20 };
+        let running = claim.apply(&queued, 7, 1).unwrap();
+        assert_eq!(
+            (running.state, running.lease_until),
+            (JobState::Running, 20)
+        );
+        assert_eq!(
+            claim.apply(&running, 8, 1),
+            None,
+            "claimed, and the claim holds"
+        );
+        let taken = claim.apply(&running, 8, 21).unwrap();
+        assert_eq!(
+            (taken.runner, taken.moved),
+            (8, 0),
+            "its claim lapsed: taken over"
+        );
+        assert_eq!(
+            Update::Progress { moved: 1 }.apply(&taken, 7, 22),
+            None,
+            "the old runner's late writes are refused"
+        );
         let moved = Update::Progress { moved: 3 }.apply(&running, 7, 2).unwrap();
         assert_eq!((moved.moved, moved.updated_at), (3, 2));
         let back = Update::Progress { moved: 2 }.apply(&moved, 7, 3).unwrap();

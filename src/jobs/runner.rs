@@ -1,30 +1,43 @@
-//! Runs jobs: one tokio task per unfinished job, a semaphore for how many run at once (the rest
-//! wait in line, oldest first), and one place where every job change is stored and published.
+//! Runs jobs: a claimer that takes queued jobs while this instance has free slots, one tokio
+//! task per job it claimed, and one place where every job change is stored and published.
 //!
 //! Every change goes through [`Runner::apply`]: one at a time, checked by [`Update::apply`]
 //! against the stored row, stored and published as every change is (`crate::change`), then
 //! handed to the job's `watch` channel (what its task and its JSON event streams follow) in the
-//! order the changes were stored. A task stops when its job finishes, is cancelled, or the hub closes; a stopped
-//! app's late writes are refused because the next app took the jobs over (see `Job::runner`).
+//! order the changes were stored.
+//!
+//! Jobs are claimed, oldest first, up to `HERALD_JOB_CONCURRENCY` running here at once; on
+//! PostgreSQL any instance may claim a queued job (`FOR UPDATE SKIP LOCKED`). A claim is a
+//! lease: this instance renews it while the job runs, and when the instance dies (kill -9) the
+//! lease lapses and another instance claims the job and resumes it after its last stored step.
+//! A task stops when its job finishes, is cancelled (here or on another instance: its next write
+//! is refused), is taken over, or the app closes; on a graceful stop the leases are given up so
+//! another instance takes the jobs over at once. A stopped or dead runner's late writes are
+//! refused because the job is no longer its own (see `Job::runner`). SQLite has one instance:
+//! at start it takes over every unfinished job.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Notify, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 use uuid::Uuid;
 
 use super::views::{created_json, live_card, live_list, live_progress, updated_json};
-use super::{FINISHED_SHOWN, Job, JobState, NewJob, Update, Updated};
-use crate::hub::{Hub, Publish};
-use crate::store::{SharedStore, Store, StoreError, StoreResult};
+use super::{FINISHED_SHOWN, Job, NewJob, Update, Updated};
+use crate::hub::{Audience, Hub, Publish};
+use crate::store::{self, SharedStore, Store, StoreError, StoreResult};
 use crate::{change, clock};
 
 /// Progress is stored and published at most this often per job, whatever the step rate.
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 /// How long a task waits before trying a failed store write again.
 const STORE_RETRY: Duration = Duration::from_secs(1);
+/// How often the claimer looks for jobs without being woken (jobs queued on another instance,
+/// leases that lapsed).
+const CLAIM_POLL: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
 pub struct Runner {
@@ -36,11 +49,17 @@ struct Inner {
     id: i64,
     store: SharedStore,
     hub: Hub,
-    slots: Arc<Semaphore>,
+    concurrency: usize,
+    /// How long a claim holds without renewal.
+    lease: Duration,
+    /// Jobs running here.
+    running: AtomicUsize,
+    /// Wakes the claimer: a job was queued here, or a slot freed.
+    claim: Notify,
     /// Held from a change's store write until its followers have it, so they get changes in
     /// the order they were stored.
     turn: tokio::sync::Mutex<()>,
-    /// The current state of every unfinished job.
+    /// The current state of every job running here.
     live: Mutex<HashMap<i64, watch::Sender<Job>>>,
 }
 
@@ -62,44 +81,59 @@ impl From<StoreError> for ChangeError {
 }
 
 impl Runner {
-    /// Takes over every job a previous run left unfinished (they resume from their last
-    /// stored step) and starts running them. Must run inside a tokio runtime.
-    pub fn start(store: SharedStore, hub: Hub, concurrency: usize) -> StoreResult<Runner> {
+    /// Starts claiming and running jobs. On SQLite, every job a previous run left unfinished is
+    /// queued again first (they resume from their last stored step). Must run inside a tokio
+    /// runtime.
+    pub async fn start(
+        store: SharedStore,
+        hub: Hub,
+        concurrency: usize,
+        lease: Duration,
+    ) -> StoreResult<Runner> {
         let (hi, lo) = Uuid::new_v4().as_u64_pair();
         let id = ((hi ^ lo) >> 1) as i64;
-        let adopted = store.adopt_unfinished_jobs(id, clock::now_ms())?;
+        if !store.is_shared() {
+            let adopted = store::call(&store, move |s| {
+                s.adopt_unfinished_jobs(id, clock::now_ms())
+            })
+            .await?;
+            if !adopted.is_empty() {
+                tracing::info!(jobs = adopted.len(), "resuming unfinished jobs");
+            }
+        }
         let runner = Runner {
             inner: Arc::new(Inner {
                 id,
                 store,
                 hub,
-                slots: Arc::new(Semaphore::new(concurrency)),
+                concurrency,
+                lease,
+                running: AtomicUsize::new(0),
+                claim: Notify::new(),
                 turn: tokio::sync::Mutex::new(()),
                 live: Mutex::new(HashMap::new()),
             }),
         };
-        if !adopted.is_empty() {
-            tracing::info!(jobs = adopted.len(), "resuming unfinished jobs");
-        }
-        for job in &adopted {
-            runner.follow(job);
+        tokio::spawn(runner.clone().claimer());
+        if runner.inner.store.is_shared() {
+            tokio::spawn(runner.clone().renewer());
         }
         Ok(runner)
     }
 
-    /// Stores a new queued job, shows it on every page and queues it to run.
+    /// Stores a new queued job, shows it on every page and wakes the claimer.
     pub async fn create(&self, new: NewJob) -> Result<Job, ChangeError> {
-        let _turn = self.inner.turn.lock().await;
         let runner = self.inner.id;
-        let job = change::apply(&self.inner.store, &self.inner.hub, move |s| {
-            let job = s
-                .insert_job(&new, runner, clock::now_ms())?
-                .ok_or(ChangeError::Full)?;
-            let publish = list(s).with_json(created_json(&job));
-            Ok::<_, ChangeError>((job, publish))
-        })
-        .await?;
-        self.follow(&job);
+        let job = self
+            .change(move |s| {
+                let job = s
+                    .insert_job(&new, runner, clock::now_ms())?
+                    .ok_or(ChangeError::Full)?;
+                let publish = list(s).with_json(created_json(&job));
+                Ok((job, publish))
+            })
+            .await?;
+        self.inner.claim.notify_one();
         Ok(job)
     }
 
@@ -108,10 +142,12 @@ impl Runner {
     }
 
     pub async fn retry(&self, id: i64) -> Result<Job, ChangeError> {
-        self.apply(id, Update::Retry).await
+        let job = self.apply(id, Update::Retry).await?;
+        self.inner.claim.notify_one();
+        Ok(job)
     }
 
-    /// The live state of an unfinished job; `None` once it has finished (read the store).
+    /// The live state of a job running here; `None` otherwise (read the store).
     pub fn watch(&self, id: i64) -> Option<watch::Receiver<Job>> {
         let live = self.inner.live.lock().expect("live jobs lock");
         live.get(&id).map(watch::Sender::subscribe)
@@ -119,9 +155,8 @@ impl Runner {
 
     /// Stores `update`, publishes what it changed, and tells the job's followers.
     async fn apply(&self, id: i64, update: Update) -> Result<Job, ChangeError> {
-        let _turn = self.inner.turn.lock().await;
         let runner = self.inner.id;
-        let job = change::apply(&self.inner.store, &self.inner.hub, move |s| {
+        self.change(move |s| {
             let job = match s.update_job(id, &update, runner, clock::now_ms())? {
                 Updated::Applied(job) => job,
                 Updated::Refused(job) => return Err(ChangeError::Refused(job)),
@@ -129,44 +164,135 @@ impl Runner {
             };
             let publish = match update {
                 Update::Progress { .. } => Publish::everyone(live_progress(&job)),
-                Update::Start => Publish::everyone(live_card(&job)),
                 _ => list(s),
             }
             .with_json(updated_json(&job));
-            Ok::<_, ChangeError>((job, publish))
+            Ok((job, publish))
         })
-        .await?;
-        self.follow(&job);
-        Ok(job)
+        .await
     }
 
-    /// Hands the job's new state to its followers; a job that (again) waits gets a task.
+    /// One change of jobs, in turn; its jobs are handed to their followers here.
+    async fn change<T: Followed + Send + 'static>(
+        &self,
+        write: impl FnOnce(&dyn Store) -> Result<(T, Publish), ChangeError> + Send + 'static,
+    ) -> Result<T, ChangeError> {
+        let _turn = self.inner.turn.lock().await;
+        let value = change::apply(&self.inner.store, &self.inner.hub, write).await?;
+        for job in value.jobs() {
+            self.follow(job);
+        }
+        Ok(value)
+    }
+
+    /// Hands a job's new state to its followers here; a finished job's channel goes.
     fn follow(&self, job: &Job) {
         let mut live = self.inner.live.lock().expect("live jobs lock");
-        if job.state == JobState::Queued {
-            let (tx, rx) = watch::channel(job.clone());
-            live.insert(job.id, tx);
-            tokio::spawn(self.clone().drive(job.id, rx));
-        } else if let Some(tx) = live.get(&job.id) {
+        if let Some(tx) = live.get(&job.id) {
             tx.send_replace(job.clone());
-            if job.state.is_finished() {
+            if job.state.is_finished() || job.runner != self.inner.id {
                 live.remove(&job.id);
             }
         }
     }
 
-    /// One job's task: wait for a slot, then step until done, failed, cancelled or closing.
-    async fn drive(self, id: i64, mut job_rx: watch::Receiver<Job>) {
+    /// After the app has closed: waits (briefly) for the jobs' tasks to end, then gives up
+    /// their leases, so another instance takes them over at once rather than when they lapse.
+    pub async fn stop(&self) {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while self.inner.running.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if self.inner.store.is_shared() {
+            let runner = self.inner.id;
+            let released = store::call(&self.inner.store, move |s| s.renew_leases(runner, 0));
+            if let Err(e) = released.await {
+                tracing::warn!(error = %e, "could not give up the jobs' leases");
+            }
+        }
+    }
+
+    /// Claims jobs while slots are free: when woken, and every [`CLAIM_POLL`].
+    async fn claimer(self) {
         let mut closing = self.inner.hub.closing();
-        let _slot = tokio::select! {
-            biased;
-            _ = closing.wait_for(|closed| *closed) => return,
-            _ = job_rx.wait_for(|job| job.state.is_finished()) => return,
-            slot = self.inner.slots.clone().acquire_owned() => slot.expect("semaphore stays open"),
-        };
-        let Some(job) = self.settle(id, Update::Start, &mut closing).await else {
-            return;
-        };
+        loop {
+            let free = self
+                .inner
+                .concurrency
+                .saturating_sub(self.inner.running.load(Ordering::Relaxed));
+            if free > 0 {
+                match self.claim(free).await {
+                    Ok(jobs) => {
+                        for job in jobs.0 {
+                            self.run(job);
+                        }
+                    }
+                    Err(e) => tracing::debug!(error = ?e, "cannot claim jobs now"),
+                }
+            }
+            tokio::select! {
+                biased;
+                _ = closing.wait_for(|closed| *closed) => return,
+                _ = self.inner.claim.notified() => {}
+                _ = tokio::time::sleep(CLAIM_POLL) => {}
+            }
+        }
+    }
+
+    /// Claims at most `limit` jobs and shows them running.
+    async fn claim(&self, limit: usize) -> Result<Claimed, ChangeError> {
+        let runner = self.inner.id;
+        let until = clock::now_ms() + self.inner.lease.as_millis() as i64;
+        self.change(move |s| {
+            let jobs = s.claim_jobs(runner, limit, clock::now_ms(), until)?;
+            let publish = jobs.iter().fold(Publish::nothing(), |publish, job| {
+                publish
+                    .and(Audience::Everyone, live_card(job))
+                    .with_json(updated_json(job))
+            });
+            Ok((Claimed(jobs), publish))
+        })
+        .await
+    }
+
+    /// Starts the task of a job just claimed.
+    fn run(&self, job: Job) {
+        let (tx, rx) = watch::channel(job.clone());
+        self.inner
+            .live
+            .lock()
+            .expect("live jobs lock")
+            .insert(job.id, tx);
+        self.inner.running.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(self.clone().drive(job, rx));
+    }
+
+    /// Keeps the leases of the jobs running here from lapsing.
+    async fn renewer(self) {
+        let mut closing = self.inner.hub.closing();
+        let every = self.inner.lease / 3;
+        loop {
+            tokio::select! {
+                _ = closing.wait_for(|closed| *closed) => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            if self.inner.running.load(Ordering::Relaxed) == 0 {
+                continue;
+            }
+            let runner = self.inner.id;
+            let until = clock::now_ms() + self.inner.lease.as_millis() as i64;
+            let renewed = store::call(&self.inner.store, move |s| s.renew_leases(runner, until));
+            if let Err(e) = renewed.await {
+                tracing::debug!(error = %e, "cannot renew the jobs' leases now");
+            }
+        }
+    }
+
+    /// One job's task: step until done, failed, cancelled, taken over or closing.
+    async fn drive(self, job: Job, mut job_rx: watch::Receiver<Job>) {
+        let _slot = Slot(self.clone());
+        let mut closing = self.inner.hub.closing();
+        let id = job.id;
         let period = Duration::from_millis(job.interval_ms.into());
         let mut ticks = tokio::time::interval_at(Instant::now() + period, period);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Burst);
@@ -214,15 +340,55 @@ impl Runner {
             match self.apply(id, update.clone()).await {
                 Ok(job) => return Some(job),
                 Err(ChangeError::Store(e)) => {
-                    tracing::warn!(job = id, error = %e, "cannot store job progress; retrying");
+                    // An outage is logged once, by the store.
+                    if !e.is_unavailable() {
+                        tracing::warn!(job = id, error = %e, "cannot store job progress; retrying");
+                    }
                     tokio::select! {
                         _ = closing.wait_for(|closed| *closed) => return None,
                         _ = tokio::time::sleep(STORE_RETRY) => {}
                     }
                 }
-                Err(_) => return None,
+                Err(_) => {
+                    self.forget(id);
+                    return None;
+                }
             }
         }
+    }
+
+    fn forget(&self, id: i64) {
+        self.inner.live.lock().expect("live jobs lock").remove(&id);
+    }
+}
+
+/// A running job's place: given back (and the claimer woken) when its task ends.
+struct Slot(Runner);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let inner = &self.0.inner;
+        inner.running.fetch_sub(1, Ordering::Relaxed);
+        inner.claim.notify_one();
+    }
+}
+
+/// The jobs a change produced, for their followers.
+trait Followed {
+    fn jobs(&self) -> &[Job];
+}
+
+impl Followed for Job {
+    fn jobs(&self) -> &[Job] {
+        std::slice::from_ref(self)
+    }
+}
+
+struct Claimed(Vec<Job>);
+
+impl Followed for Claimed {
+    fn jobs(&self) -> &[Job] {
+        &self.0
     }
 }
 

@@ -9,7 +9,7 @@ use super::input::{Limits, Typed};
 use super::{FINISHED_SHOWN, Job, JobState, REGION, TOPIC};
 use crate::AppState;
 use crate::hub::{JsonEvent, Region, Swap, partial};
-use crate::store::{SharedStore, StoreResult, call};
+use crate::store::{Store, StoreResult};
 use crate::web::error::{ApiError, FormError};
 use crate::web::input::FormFields;
 
@@ -135,8 +135,8 @@ pub fn updated_json(job: &Job) -> JsonEvent {
 }
 
 /// The job list's region for a page or a resync.
-pub async fn regions(store: &SharedStore) -> StoreResult<Vec<Region>> {
-    let jobs = call(store, |s| s.listed_jobs(FINISHED_SHOWN)).await?;
+pub fn regions(s: &dyn Store) -> StoreResult<Vec<Region>> {
+    let jobs = s.listed_jobs(FINISHED_SHOWN)?;
     Ok(vec![Region {
         id: REGION,
         html: JobList::new(&jobs).html(),
@@ -144,8 +144,8 @@ pub async fn regions(store: &SharedStore) -> StoreResult<Vec<Region>> {
 }
 
 /// The jobs' state for a JSON resync: the queued and running ones, newest first.
-pub async fn json_state(store: &SharedStore) -> StoreResult<serde_json::Value> {
-    let active = call(store, |s| s.listed_jobs(0)).await?;
+pub fn json_state(s: &dyn Store) -> StoreResult<serde_json::Value> {
+    let active = s.listed_jobs(0)?;
     Ok(serde_json::to_value(active).expect("jobs serialize"))
 }
 

@@ -10,7 +10,7 @@ use crate::AppState;
 use crate::clock;
 use crate::config::InputLimits;
 use crate::hub::{JsonEvent, Region, Swap, push_partial};
-use crate::store::{SharedStore, StoreResult, call};
+use crate::store::{Store, StoreResult};
 use crate::web::error::{ApiError, FormError};
 use crate::web::input::FormFields;
 
@@ -78,8 +78,8 @@ pub fn live_json(stored: &Notification) -> JsonEvent {
 }
 
 /// The recent list's region for a page or a resync.
-pub async fn regions(store: &SharedStore) -> StoreResult<Vec<Region>> {
-    let recent = call(store, |s| s.recent_notifications(RECENT)).await?;
+pub fn regions(s: &dyn Store) -> StoreResult<Vec<Region>> {
+    let recent = s.recent_notifications(RECENT)?;
     Ok(vec![Region {
         id: LIST_REGION,
         html: RecentList::new(&recent).html(),
@@ -87,8 +87,8 @@ pub async fn regions(store: &SharedStore) -> StoreResult<Vec<Region>> {
 }
 
 /// The notifications' state for a JSON resync: the recent ones, newest first.
-pub async fn json_state(store: &SharedStore) -> StoreResult<serde_json::Value> {
-    let recent = call(store, |s| s.recent_notifications(RECENT)).await?;
+pub fn json_state(s: &dyn Store) -> StoreResult<serde_json::Value> {
+    let recent = s.recent_notifications(RECENT)?;
     Ok(serde_json::to_value(recent).expect("notifications serialize"))
 }
 

@@ -10,6 +10,7 @@ use super::input::{JsonBody, Typed};
 use super::views::{self, Listing, OfferForm, OffersPage};
 use super::{Created, Deleted, Offer, OfferInput, SHOWN};
 use crate::hub::Publish;
+use crate::store::call;
 use crate::web::assets;
 use crate::web::error::{ApiError, FieldError};
 use crate::web::id::{self, Id, Named};
@@ -130,7 +131,7 @@ pub async fn delete(State(state): State<AppState>, id: Id<Offer>) -> Result<Json
 /// `GET /offers?page=&per_page=`: newest first; an HTML page for browsers (`Accept: text/html`),
 /// JSON otherwise.
 pub async fn list(State(state): State<AppState>, wants: Wants, paging: Paging) -> Response {
-    let listing = match Listing::read(&state.store, paging).await {
+    let listing = match call(&state.store, move |s| Listing::read(s, paging)).await {
         Ok(listing) => listing,
         Err(e) => return wants.error(ApiError::from(e)),
     };

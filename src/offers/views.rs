@@ -11,7 +11,7 @@ use super::{BODY_REGION, Offer, SHOWN, TOPIC};
 use crate::AppState;
 use crate::clock;
 use crate::hub::{JsonEvent, Region, Swap, partial, push_partial};
-use crate::store::{SharedStore, StoreResult, call};
+use crate::store::{Store, StoreResult};
 use crate::web::error::{ApiError, FormError};
 use crate::web::input::FormFields;
 use crate::web::paging::{PER_PAGE, Paging};
@@ -128,8 +128,8 @@ pub fn deleted_json(offer: &Offer) -> JsonEvent {
 }
 
 /// The dashboard's offers table body, for a page or a resync.
-pub async fn regions(store: &SharedStore) -> StoreResult<Vec<Region>> {
-    let (newest, _) = call(store, |s| s.offers_page(0, SHOWN)).await?;
+pub fn regions(s: &dyn Store) -> StoreResult<Vec<Region>> {
+    let (newest, _) = s.offers_page(0, SHOWN)?;
     Ok(vec![Region {
         id: BODY_REGION,
         html: OfferRows::new(&newest).html(),
@@ -137,12 +137,12 @@ pub async fn regions(store: &SharedStore) -> StoreResult<Vec<Region>> {
 }
 
 /// The offers' state for a JSON resync: the newest page, as `GET /offers` answers it.
-pub async fn json_state(store: &SharedStore) -> StoreResult<serde_json::Value> {
+pub fn json_state(s: &dyn Store) -> StoreResult<serde_json::Value> {
     let newest = Paging {
         page: 1,
         per_page: PER_PAGE,
     };
-    let listing = Listing::read(store, newest).await?;
+    let listing = Listing::read(s, newest)?;
     Ok(serde_json::to_value(listing).expect("a listing serializes"))
 }
 
@@ -158,10 +158,9 @@ pub struct Listing {
 }
 
 impl Listing {
-    pub async fn read(store: &SharedStore, paging: Paging) -> StoreResult<Listing> {
+    pub fn read(s: &dyn Store, paging: Paging) -> StoreResult<Listing> {
         let Paging { page, per_page } = paging;
-        let offset = paging.offset();
-        let (offers, total) = call(store, move |s| s.offers_page(offset, per_page)).await?;
+        let (offers, total) = s.offers_page(paging.offset(), per_page)?;
         let pages = page_count(total, per_page);
         let link = |p: usize| format!("/offers?page={p}&per_page={per_page}");
         Ok(Listing {

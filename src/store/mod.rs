@@ -1,8 +1,12 @@
 //! Durable state behind traits, one per feature, so the features never see SQL.
 //!
-//! The traits are synchronous: the embedded SQLite store is, and [`call`] moves every call onto
-//! tokio's blocking pool so request handlers never stall the runtime.
+//! Two back ends implement every trait: the embedded SQLite file (the default, one instance) and
+//! PostgreSQL (`HERALD_DATABASE_URL`, any number of instances sharing it). The traits are
+//! synchronous: [`call`] moves every call onto tokio's blocking pool so request handlers never
+//! stall the runtime, and on PostgreSQL each call is one transaction, so a feature's several
+//! writes are stored together or not at all.
 
+pub mod postgres;
 mod sqlite;
 
 use std::fmt;
@@ -10,39 +14,121 @@ use std::sync::Arc;
 
 use tracing::Dispatch;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use crate::board::BoardStore;
+use crate::hub::Publish;
 use crate::import::ImportStore;
 use crate::jobs::JobStore;
 use crate::notify::NotifyStore;
 use crate::offers::OffersStore;
 use crate::web::session::SessionStore;
 
-/// Everything Herald persists.
+/// Everything Herald persists. A `&dyn Store` is the SQLite store itself, or one PostgreSQL
+/// transaction.
 pub trait Store:
-    SessionStore
-    + BoardStore
-    + NotifyStore
-    + OffersStore
-    + JobStore
-    + ImportStore
-    + Send
-    + Sync
-    + 'static
+    SessionStore + BoardStore + NotifyStore + OffersStore + JobStore + ImportStore
 {
 }
 
-impl Store for SqliteStore {}
+impl<T: SessionStore + BoardStore + NotifyStore + OffersStore + JobStore + ImportStore> Store
+    for T
+{
+}
 
-pub type SharedStore = Arc<dyn Store>;
+/// The store the app was started with.
+pub enum Backend {
+    Sqlite(SqliteStore),
+    Postgres(Box<PgStore>),
+}
+
+pub type SharedStore = Arc<Backend>;
+
+impl Backend {
+    /// Runs `f` with the store, blocking: on PostgreSQL in one transaction, committed when `f`
+    /// returns `Ok`.
+    pub fn run<T, E>(&self, f: impl FnOnce(&dyn Store) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        match self {
+            Backend::Sqlite(store) => f(store),
+            Backend::Postgres(store) => store.run(f),
+        }
+    }
+
+    /// Makes a change on the shared store: `write` and the event log entries of what it
+    /// announces in one transaction; the number of its last entry. Only PostgreSQL has a shared
+    /// log (SQLite publishes through the hub, `crate::change`).
+    pub fn change<T, E>(
+        &self,
+        write: impl FnOnce(&dyn Store) -> Result<(T, Publish), E>,
+    ) -> Result<(T, Option<u64>), E>
+    where
+        E: From<StoreError>,
+    {
+        match self {
+            Backend::Sqlite(_) => Err(StoreError::new("SQLite keeps no event log").into()),
+            Backend::Postgres(store) => store.change(write),
+        }
+    }
+
+    /// Runs `f` on one consistent view of the state, with the event log's position it is at when
+    /// the store has a shared log (PostgreSQL); SQLite answers `None`: there the hub's change
+    /// lock makes a view consistent.
+    pub fn snapshot<T>(&self, f: impl FnOnce(&dyn Store) -> T) -> StoreResult<(T, Option<u64>)> {
+        match self {
+            Backend::Sqlite(store) => Ok((f(store), None)),
+            Backend::Postgres(store) => store.snapshot(f).map(|(value, at)| (value, Some(at))),
+        }
+    }
+
+    /// What the store is, for the log: the SQLite file, or PostgreSQL's host and database
+    /// (never the URL, which may hold a password).
+    pub fn describe(&self) -> String {
+        match self {
+            Backend::Sqlite(store) => store.path().display().to_string(),
+            Backend::Postgres(store) => store.target().to_string(),
+        }
+    }
+
+    /// Whether several instances share this store (and its event log).
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Backend::Postgres(_))
+    }
+}
 
 #[derive(Debug)]
-pub struct StoreError(pub String);
+pub struct StoreError {
+    message: String,
+    unavailable: bool,
+}
+
+impl StoreError {
+    pub fn new(message: impl Into<String>) -> StoreError {
+        StoreError {
+            message: message.into(),
+            unavailable: false,
+        }
+    }
+
+    /// The database cannot be reached: nothing was stored, and trying again later may work.
+    pub fn unavailable(message: impl Into<String>) -> StoreError {
+        StoreError {
+            message: message.into(),
+            unavailable: true,
+        }
+    }
+
+    pub fn is_unavailable(&self) -> bool {
+        self.unavailable
+    }
+}
 
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "storage error: {}", self.0)
+        write!(f, "storage error: {}", self.message)
     }
 }
 
@@ -59,13 +145,23 @@ where
     F: FnOnce(&dyn Store) -> Result<T, E> + Send + 'static,
 {
     let store = store.clone();
+    blocking(move || store.run(f)).await
+}
+
+/// Runs `f` on the blocking pool in the caller's span and subscriber.
+pub async fn blocking<T, E, F>(f: F) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
+    F: FnOnce() -> Result<T, E> + Send + 'static,
+{
     let span = tracing::Span::current();
     let dispatch = tracing::dispatcher::get_default(Dispatch::clone);
     tokio::task::spawn_blocking(move || {
-        tracing::dispatcher::with_default(&dispatch, || span.in_scope(|| f(&*store)))
+        tracing::dispatcher::with_default(&dispatch, || span.in_scope(f))
     })
     .await
-    .map_err(|e| StoreError(format!("store task failed: {e}")))?
+    .map_err(|e| StoreError::new(format!("store task failed: {e}")))?
 }
 
 #[cfg(test)]
@@ -94,7 +190,9 @@ mod tests {
         let seen = SpansOfEvents::default();
         let _default = tracing::subscriber::set_default(Registry::default().with(seen.clone()));
         let dir = tempfile::tempdir().unwrap();
-        let store: SharedStore = Arc::new(SqliteStore::open(&dir.path().join("t.db")).unwrap());
+        let store: SharedStore = Arc::new(Backend::Sqlite(
+            SqliteStore::open(&dir.path().join("t.db")).unwrap(),
+        ));
         call(&store, |_| {
             tracing::info!("inside the store call");
             Ok::<_, StoreError>(())

@@ -57,7 +57,16 @@ impl From<FieldError> for ApiError {
 }
 
 impl From<StoreError> for ApiError {
+    /// An outage is a 503 (logged once by the store when it begins, not here per request);
+    /// anything else a 500.
     fn from(e: StoreError) -> Self {
+        if e.is_unavailable() {
+            tracing::debug!(error = %e, "request refused: the database is unreachable");
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the database is unreachable; nothing was changed, try again shortly",
+            );
+        }
         tracing::error!(error = %e, "request failed in storage");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,

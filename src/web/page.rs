@@ -13,10 +13,11 @@ use serde::Deserialize;
 use super::assets;
 use super::error::ApiError;
 use super::negotiate::{ErrorPage, Wants};
+use super::presence::{Presence, presence_html, presence_partial};
 use super::session::{Session, Tab};
 use super::sse::live_response;
-use crate::hub::{ClientId, Region, Regions, Scope, Snapshot};
-use crate::store::{SharedStore, StoreResult};
+use crate::hub::{ClientId, Positioned, Region, Regions, Scope, Snapshot};
+use crate::store::{SharedStore, Store, StoreError, StoreResult, blocking, call};
 use crate::{AppState, board, clock, import, jobs, notify, offers};
 
 #[derive(Template, WebTemplate)]
@@ -32,6 +33,7 @@ struct Dashboard {
     jobs_form: String,
     jobs_finished_shown: usize,
     import_form: String,
+    presence: String,
 }
 
 /// `GET /`: the current state of every region, and a new tab id whose stream resumes from
@@ -54,6 +56,7 @@ pub async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Res
         jobs_form: jobs::JobForm::blank(&jobs::Limits::STANDARD).html(),
         jobs_finished_shown: jobs::FINISHED_SHOWN,
         import_form: import::ImportForm::blank(client, state.config.import.max_upload_bytes).html(),
+        presence: presence_html(state.presence.tabs()),
     };
     let mut response = page.into_response();
     let headers = response.headers_mut();
@@ -99,24 +102,92 @@ impl PageRegions {
 impl Regions for PageRegions {
     fn broadcast(&self) -> BoxFuture<'static, Vec<Region>> {
         let store = self.store.clone();
-        Box::pin(async move {
-            let mut regions = or_notice(board::regions(&store).await, &[board::REGION]);
-            regions.extend(or_notice(
-                notify::regions(&store).await,
-                &[notify::LIST_REGION],
-            ));
-            regions.extend(or_notice(
-                offers::regions(&store).await,
-                &[offers::BODY_REGION],
-            ));
-            regions.extend(or_notice(jobs::regions(&store).await, &[jobs::REGION]));
-            regions
-        })
+        Box::pin(async move { read(store, |s| shared(s)).await })
     }
 
     fn private(&self, client: ClientId) -> BoxFuture<'static, Vec<Region>> {
         let store = self.store.clone();
-        Box::pin(async move { or_notice(import::regions(&store, client).await, &[import::REGION]) })
+        Box::pin(async move { read(store, move |s| private(s, client)).await })
+    }
+
+    /// Both scopes in one database snapshot, with the event log's position it shows.
+    fn positioned(&self, client: ClientId, scope: Scope) -> BoxFuture<'static, Positioned> {
+        let store = self.store.clone();
+        Box::pin(async move {
+            let render = move |s: &dyn Store| {
+                let broadcast = if scope.broadcast {
+                    shared(s)
+                } else {
+                    Vec::new()
+                };
+                let private = if scope.private {
+                    private(s, client)
+                } else {
+                    Vec::new()
+                };
+                (broadcast, private)
+            };
+            match blocking(move || store.snapshot(render)).await {
+                Ok(((broadcast, private), at)) => Positioned {
+                    at,
+                    broadcast,
+                    private,
+                },
+                Err(e) => {
+                    let failed = |e: &StoreError, ids: &[&'static str]| {
+                        or_notice(Err(StoreError::new(e.to_string())), ids)
+                    };
+                    Positioned {
+                        at: None,
+                        broadcast: if scope.broadcast {
+                            failed(&e, SHARED_REGIONS)
+                        } else {
+                            Vec::new()
+                        },
+                        private: if scope.private {
+                            failed(&e, &[import::REGION])
+                        } else {
+                            Vec::new()
+                        },
+                    }
+                }
+            }
+        })
+    }
+}
+
+const SHARED_REGIONS: &[&str] = &[
+    board::REGION,
+    notify::LIST_REGION,
+    offers::BODY_REGION,
+    jobs::REGION,
+];
+
+/// The regions every tab shares.
+fn shared(s: &dyn Store) -> Vec<Region> {
+    let mut regions = or_notice(board::regions(s), &[board::REGION]);
+    regions.extend(or_notice(notify::regions(s), &[notify::LIST_REGION]));
+    regions.extend(or_notice(offers::regions(s), &[offers::BODY_REGION]));
+    regions.extend(or_notice(jobs::regions(s), &[jobs::REGION]));
+    regions
+}
+
+/// The regions of one tab.
+fn private(s: &dyn Store, client: ClientId) -> Vec<Region> {
+    or_notice(import::regions(s, client), &[import::REGION])
+}
+
+/// Regions read in one store call; a store that cannot be reached makes every region say so.
+async fn read(
+    store: SharedStore,
+    render: impl FnOnce(&dyn Store) -> Vec<Region> + Send + 'static,
+) -> Vec<Region> {
+    match call(&store, move |s| Ok::<_, StoreError>(render(s))).await {
+        Ok(regions) => regions,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot render the page's regions");
+            Vec::new()
+        }
     }
 }
 
@@ -139,6 +210,16 @@ fn or_notice(regions: StoreResult<Vec<Region>>, ids: &[&'static str]) -> Vec<Reg
 struct Status {
     time: String,
     stale_after_secs: u64,
+}
+
+/// What every heartbeat (and every stream's first message) carries: the connection indicator
+/// and the number of tabs open.
+pub fn beat_html(
+    heartbeat_secs: u64,
+    presence: Presence,
+) -> impl Fn() -> String + Send + Sync + 'static {
+    let status = status_html(heartbeat_secs);
+    move || status() + &presence_partial(presence.tabs())
 }
 
 /// The connection indicator, sent first on every stream and with every heartbeat; CSS marks it

@@ -336,6 +336,46 @@ async fn jobs_from_the_page_run_to_done_and_a_cancelled_one_stops() {
     }
 }
 
+/// Two instances on one PostgreSQL database, a browser on each: the board, an offer and a job's
+/// progress made through one show live in the other, and each page counts both tabs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_browsers_on_two_instances_see_the_same_live_page() {
+    let _turn = serial().await;
+    let one = common::spawn_postgres_with(|_| {}).await;
+    let two = one.another().await;
+    let driver = Driver::start().await;
+    let (a, b) = (driver.browser().await, driver.browser().await);
+    open(&a, &one.url("/")).await;
+    open(&b, &two.url("/")).await;
+    for browser in [&a, &b] {
+        wait_text(browser, "#presence", "2 tabs open").await;
+    }
+
+    post_board(&a, "written on instance one").await;
+    wait_text(&b, "#board-message .board-text", "written on instance one").await;
+    let id = add_offer(&b, "offered on instance two", "12.50").await;
+    wait_offers(&a, &[(id, "offered on instance two", "12.50")]).await;
+
+    let job = start_job(&a, 30, 60).await;
+    let seen = std::sync::Mutex::new(Vec::new());
+    wait_for("the job to be done in the other window", LIVE, async || {
+        let view = job_view(&b, job).await?;
+        seen.lock().unwrap().push(view.value);
+        (view.state == "done").then_some(())
+    })
+    .await;
+    let seen = seen.into_inner().unwrap();
+    assert!(
+        seen.iter().any(|v| *v > 0.0 && *v < 30.0),
+        "progress shown live on the other instance: {seen:?}"
+    );
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+    for browser in [&a, &b] {
+        assert_not_reloaded(browser).await;
+        assert_console_clean(browser).await;
+    }
+}
+
 /// Scenario 5: a restart on the same port and database while a page is open. The indicator goes
 /// stale, the page reconnects by itself, is resynced with what changed while the server was
 /// down, and then receives new events.
@@ -358,7 +398,9 @@ async fn a_page_survives_a_server_restart() {
         message: "set while the server was down".to_string(),
         set_at: herald::clock::now_ms(),
     };
-    app.state.store.set_message(&message).unwrap();
+    herald::store::call(&app.state.store, move |s| s.set_message(&message))
+        .await
+        .unwrap();
     let app = app.restart().await;
 
     wait_text(&browser, "#board-message", "set while the server was down").await;

@@ -2,6 +2,7 @@
 //! browser tab does (cookies, the page's stream URL, `Last-Event-ID`).
 #![allow(dead_code)] // each test binary uses part of the harness
 
+pub mod pg;
 pub mod process;
 pub mod raw;
 
@@ -72,17 +73,31 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-/// Spawns with a fresh database, after `adjust` has changed the test configuration.
+/// Spawns with a fresh database, after `adjust` has changed the test configuration: a SQLite
+/// file, or a PostgreSQL database when the run selects it (`HERALD_TEST_STORE=postgres`).
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    if pg::selected() {
+        spawn_postgres_with(adjust).await
+    } else {
+        let dir = Arc::new(TempDir::new().unwrap());
+        let mut config = test_config(&dir.path().join("herald.db"));
+        adjust(&mut config);
+        start(config, dir, "127.0.0.1:0".parse().unwrap()).await
+    }
+}
+
+/// Spawns on a fresh PostgreSQL database, whichever store the run selects.
+pub async fn spawn_postgres_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let dir = Arc::new(TempDir::new().unwrap());
-    let mut config = test_config(&dir.path().join("herald.db"));
+    let mut config = test_config(&dir.path().join("unused.db"));
+    config.database_url = Some(pg::fresh_database().await.into());
     adjust(&mut config);
     start(config, dir, "127.0.0.1:0".parse().unwrap()).await
 }
 
 async fn start(config: Config, dir: Arc<TempDir>, addr: SocketAddr) -> TestApp {
     let db = config.db.clone();
-    let App { router, state } = herald::build(config).expect("app builds");
+    let App { router, state } = herald::build(config).await.expect("app builds");
     let listener = TcpListener::bind(addr).await.expect("bind");
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -123,6 +138,12 @@ impl TestApp {
         }
     }
 
+    /// Another instance on the same (PostgreSQL) database and configuration, on its own port.
+    pub async fn another(&self) -> TestApp {
+        let config = (*self.state.config).clone();
+        start(config, self.dir.clone(), "127.0.0.1:0".parse().unwrap()).await
+    }
+
     /// Stops this server and starts a new one on the same port and database file.
     pub async fn restart(mut self) -> TestApp {
         self.stop().await;
@@ -133,6 +154,16 @@ impl TestApp {
 
     pub fn client(&self) -> Client {
         Client::new(self.addr)
+    }
+
+    /// The PostgreSQL database this instance runs on.
+    pub fn database_url(&self) -> String {
+        self.state
+            .config
+            .database_url
+            .as_deref()
+            .expect("a PostgreSQL instance")
+            .to_string()
     }
 }
 
@@ -184,6 +215,15 @@ impl Client {
             addr,
             http: HyperClient::builder(TokioExecutor::new()).build_http(),
             cookie: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The same browser (its cookie) talking to another server: a tab moving between
+    /// instances behind a load balancer.
+    pub fn at(&self, addr: SocketAddr) -> Client {
+        Client {
+            addr,
+            ..self.clone()
         }
     }
 
@@ -398,6 +438,41 @@ impl Sse {
     }
 }
 
+/// The texts of the next `count` board messages on a stream.
+pub async fn board_texts(stream: &mut Sse, count: usize) -> Vec<String> {
+    let messages = board_messages(stream, count).await;
+    messages.into_iter().map(|(_, text)| text).collect()
+}
+
+/// A tab on `reader` whose stream has received a board message written through `writer` (two
+/// instances, or one): the writer's client and the tab's stream.
+pub async fn tab_following(writer: &TestApp, reader: &TestApp) -> (Client, Sse) {
+    let browser = reader.client();
+    let tab = browser.open_tab().await;
+    let mut stream = browser.stream(&tab.stream_url).await;
+    let writing = writer.client();
+    writing.get("/send?message=before").await;
+    assert_eq!(board_texts(&mut stream, 1).await, ["before"]);
+    (writing, stream)
+}
+
+/// The next `count` board messages on a stream: each one's id and text.
+pub async fn board_messages(stream: &mut Sse, count: usize) -> Vec<(String, String)> {
+    let mut got = Vec::new();
+    while got.len() < count {
+        let e = stream.next_data().await;
+        if e.data.contains("board-message") {
+            let text = e
+                .data
+                .split("<blockquote class=\"board-text\">")
+                .nth(1)
+                .unwrap();
+            got.push((e.id.unwrap(), text.split('<').next().unwrap().to_string()));
+        }
+    }
+    got
+}
+
 fn parse(block: &str) -> Event {
     let mut event = Event::default();
     let mut data: Vec<&str> = Vec::new();
@@ -420,17 +495,27 @@ fn parse(block: &str) -> Event {
     event
 }
 
-/// Replaces what changes from run to run (cursors, times) so frames can be snapshotted.
+/// Replaces what changes from run to run (cursors, times, the tabs open, which depends on when
+/// presence was last counted) so frames can be snapshotted.
 pub fn redact(raw: &str) -> String {
     let mut out = String::new();
     for line in raw.split_inclusive('\n') {
         if line.starts_with("id: ") {
             out.push_str("id: [cursor]\n");
         } else {
-            out.push_str(&redact_times(line));
+            out.push_str(&redact_presence(&redact_times(line)));
         }
     }
     out
+}
+
+fn redact_presence(line: &str) -> String {
+    const REGION: &str = "hx-target=\"#presence\" hx-swap=\"innerHTML\">";
+    let Some(start) = line.find(REGION).map(|at| at + REGION.len()) else {
+        return line.to_string();
+    };
+    let end = start + line[start..].find('<').unwrap_or(0);
+    format!("{}[tabs]{}", &line[..start], &line[end..])
 }
 
 fn redact_times(line: &str) -> String {

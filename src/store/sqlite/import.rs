@@ -97,7 +97,7 @@ impl ImportStore for SqliteStore {
             })
             .optional()?;
         if exists.is_none() {
-            return Err(StoreError(format!("import {id} was removed")));
+            return Err(StoreError::new(format!("import {id} was removed")));
         }
         {
             let mut insert = tx.prepare_cached(

@@ -72,20 +72,7 @@ impl JobStore for SqliteStore {
         let Some(next) = update.apply(&job, runner, now) else {
             return Ok(Updated::Refused(job));
         };
-        tx.execute(
-            "UPDATE jobs SET state = ?2, moved = ?3, fail_at = ?4, error = ?5, runner = ?6,
-                             updated_at = ?7
-             WHERE id = ?1",
-            params![
-                id,
-                next.state.as_str(),
-                next.moved,
-                next.fail_at,
-                next.error,
-                next.runner,
-                next.updated_at
-            ],
-        )?;
+        store(&tx, &next)?;
         tx.commit()?;
         Ok(Updated::Applied(next))
     }
@@ -121,6 +108,49 @@ impl JobStore for SqliteStore {
         tx.commit()?;
         Ok(jobs)
     }
+
+    /// One instance owns the file, so only queued jobs are claimed: running ones were adopted
+    /// (queued again) at start.
+    fn claim_jobs(&self, runner: i64, limit: usize, now: i64, until: i64) -> StoreResult<Vec<Job>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let queued: Vec<i64> = tx
+            .prepare_cached("SELECT id FROM jobs WHERE state = 'queued' ORDER BY id LIMIT ?1")?
+            .query_map(params![limit as i64], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut claimed = Vec::new();
+        for id in queued {
+            let Some(job) = get(&tx, id)? else { continue };
+            if let Some(next) = (Update::Claim { until }).apply(&job, runner, now) {
+                store(&tx, &next)?;
+                claimed.push(next);
+            }
+        }
+        tx.commit()?;
+        Ok(claimed)
+    }
+
+    fn renew_leases(&self, _runner: i64, _until: i64) -> StoreResult<u64> {
+        Ok(0)
+    }
+}
+
+fn store(conn: &Connection, job: &Job) -> StoreResult<()> {
+    conn.execute(
+        "UPDATE jobs SET state = ?2, moved = ?3, fail_at = ?4, error = ?5, runner = ?6,
+                         updated_at = ?7
+         WHERE id = ?1",
+        params![
+            job.id,
+            job.state.as_str(),
+            job.moved,
+            job.fail_at,
+            job.error,
+            job.runner,
+            job.updated_at
+        ],
+    )?;
+    Ok(())
 }
 
 fn get(conn: &Connection, id: i64) -> StoreResult<Option<Job>> {
@@ -137,7 +167,7 @@ fn get(conn: &Connection, id: i64) -> StoreResult<Option<Job>> {
 fn read(row: &Row<'_>) -> rusqlite::Result<StoreResult<Job>> {
     let state: String = row.get(1)?;
     let Some(state) = JobState::parse(&state) else {
-        return Ok(Err(StoreError(format!(
+        return Ok(Err(StoreError::new(format!(
             "unknown job state {state:?} stored"
         ))));
     };
@@ -150,6 +180,7 @@ fn read(row: &Row<'_>) -> rusqlite::Result<StoreResult<Job>> {
         fail_at: row.get(5)?,
         error: row.get(6)?,
         runner: row.get(7)?,
+        lease_until: 0,
         created_at: row.get(8)?,
         updated_at: row.get(9)?,
     }))
@@ -184,7 +215,10 @@ mod tests {
         let a = s.insert_job(&NEW, 1, 0).unwrap().unwrap();
         let b = s.insert_job(&NEW, 1, 0).unwrap().unwrap();
         let done = s.insert_job(&NEW, 1, 0).unwrap().unwrap();
-        applied(s.update_job(a.id, &Update::Start, 1, 1).unwrap());
+        applied(
+            s.update_job(a.id, &Update::Claim { until: 9 }, 1, 1)
+                .unwrap(),
+        );
         applied(
             s.update_job(a.id, &Update::Progress { moved: 4 }, 1, 2)
                 .unwrap(),
@@ -197,9 +231,21 @@ mod tests {
         assert_eq!((adopted[0].state, adopted[0].moved), (JobState::Queued, 4));
         assert!(adopted.iter().all(|j| j.runner == 2));
 
-        let late = s.update_job(a.id, &Update::Start, 1, 4).unwrap();
+        let late = s
+            .update_job(a.id, &Update::Progress { moved: 5 }, 1, 4)
+            .unwrap();
         assert!(matches!(late, Updated::Refused(_)), "{late:?}");
-        applied(s.update_job(a.id, &Update::Start, 2, 4).unwrap());
+        let claimed = s.claim_jobs(2, 1, 4, 9).unwrap();
+        assert_eq!(claimed.len(), 1, "one at most");
+        assert_eq!(
+            (claimed[0].id, claimed[0].moved),
+            (a.id, 4),
+            "the oldest, where it was"
+        );
+        applied(
+            s.update_job(a.id, &Update::Progress { moved: 5 }, 2, 5)
+                .unwrap(),
+        );
         assert_eq!(
             s.update_job(999, &Update::Cancel, 2, 5).unwrap(),
             Updated::Missing

@@ -54,7 +54,7 @@ fn recent(conn: &Connection, limit: usize) -> StoreResult<Vec<Notification>> {
     rows.map(|row| {
         let (id, kind, title, body, created_at) = row?;
         let kind = Kind::parse(&kind)
-            .ok_or_else(|| StoreError(format!("unknown notification type {kind:?}")))?;
+            .ok_or_else(|| StoreError::new(format!("unknown notification type {kind:?}")))?;
         Ok(Notification {
             id,
             kind,

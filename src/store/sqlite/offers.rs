@@ -52,7 +52,7 @@ impl OffersStore for SqliteStore {
              VALUES (?1, ?2, ?3, ?4, ?4)",
             params![id, new.description, new.value.cents(), at],
         )?;
-        let offer = by_id(&tx, id)?.ok_or_else(|| StoreError("offer vanished".into()))?;
+        let offer = by_id(&tx, id)?.ok_or_else(|| StoreError::new("offer vanished"))?;
         // The offer pushed out of the newest `window` by this one.
         let evicted = nth_newest(&tx, window)?.map(|o| o.id);
         tx.commit()?;

@@ -37,9 +37,9 @@ impl SessionStore for SqliteStore {
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )
             .optional()?
-            .ok_or_else(|| crate::store::StoreError("client binding vanished".into()))?;
+            .ok_or_else(|| crate::store::StoreError::new("client binding vanished"))?;
         let owner = Uuid::parse_str(&owner)
-            .map_err(|e| crate::store::StoreError(format!("bad session id stored: {e}")))?;
+            .map_err(|e| crate::store::StoreError::new(format!("bad session id stored: {e}")))?;
         if owner == session && now - last_seen > TOUCH_EVERY_SECS {
             conn.execute(
                 "UPDATE clients SET last_seen = ?2 WHERE client_id = ?1",
