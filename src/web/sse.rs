@@ -17,6 +17,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::Stream;
+use socket2::SockRef;
 use tokio::net::TcpStream;
 
 use super::respond::MAX_WRITE;
@@ -84,9 +85,14 @@ impl Takeover {
     }
 }
 
+/// The fan-out's write is a plain non-blocking `send` on the descriptor, not tokio's
+/// `try_write`: that one first reads the socket's readiness from tokio's registration, a cache
+/// line of its own per socket and cold by the time a pass reaches it (~6% of Herald's CPU at
+/// 10,000 streams, BENCHMARKS.md). The registration only matters to the stream's task, whose
+/// writes go through tokio and find any stale readiness out at their first `WouldBlock`.
 impl Sink for TcpStream {
     fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
-        let written = TcpStream::try_write(self, bytes);
+        let written = SockRef::from(self).send_with_flags(bytes, libc::MSG_NOSIGNAL);
         STATS.write(Writer::Fanout, bytes.len(), &written);
         written
     }

@@ -245,7 +245,10 @@ mod tests {
         assert_eq!(ep.text(marker), "HLM3.9", "never shorter than the marker");
         ep.text_len = 20_000;
         let big = String::from_utf8(ep.publish_request(marker)).unwrap();
-        assert!(big.starts_with("POST /send HTTP/1.1\r\n"), "a long text goes in a body");
+        assert!(
+            big.starts_with("POST /send HTTP/1.1\r\n"),
+            "a long text goes in a body"
+        );
         assert!(big.ends_with(&format!("{{\"message\":\"{}\"}}", ep.text(marker))));
     }
 }
