@@ -6,18 +6,14 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{Client, Sse, WAIT, spawn_app, spawn_app_with};
+use common::regions::region_html;
+use common::{Client, Sse, WAIT, create_job, spawn_app, spawn_app_with};
+use herald::hub::list_html;
 use herald::jobs::input::Typed;
-use herald::jobs::{Job, JobCard, JobForm, JobList, JobProgress, JobState, Limits};
+use herald::jobs::{Job, JobCard, JobForm, JobProgress, JobState, Limits, live_cards};
 use herald::store::call;
 use hyper::StatusCode;
 use serde_json::{Value, json};
-
-async fn create(client: &Client, body: Value) -> i64 {
-    let resp = client.post_json("/jobs", &body.to_string()).await;
-    assert_eq!(resp.status, StatusCode::ACCEPTED, "{}", resp.body);
-    resp.json()["id"].as_i64().expect("an id")
-}
 
 async fn job(client: &Client, id: i64) -> Value {
     let resp = client.get(&format!("/jobs/{id}")).await;
@@ -117,8 +113,8 @@ async fn two_jobs_progress_independently_to_100_percent() {
     let tab = client.open_tab().await;
     let mut stream = client.stream(&tab.stream_url).await;
 
-    let a = create(&client, json!({"total": 30, "interval_ms": 10})).await;
-    let b = create(&client, json!({"total": 17, "interval_ms": 15})).await;
+    let a = create_job(&client, json!({"total": 30, "interval_ms": 10})).await;
+    let b = create_job(&client, json!({"total": 17, "interval_ms": 15})).await;
     let mut seen = Seen::default();
     seen.until_all(&mut stream, &[a, b], "done").await;
 
@@ -155,8 +151,8 @@ async fn jobs_beyond_the_concurrency_limit_wait_in_line() {
     let tab = client.open_tab().await;
     let mut stream = client.stream(&tab.stream_url).await;
 
-    let a = create(&client, json!({"total": 20, "interval_ms": 20})).await;
-    let b = create(&client, json!({"total": 5, "interval_ms": 5})).await;
+    let a = create_job(&client, json!({"total": 20, "interval_ms": 20})).await;
+    let b = create_job(&client, json!({"total": 5, "interval_ms": 5})).await;
     let mut seen = Seen::default();
     seen.until_all(&mut stream, &[a], "running").await;
     assert_eq!(job(&client, b).await["state"], "queued");
@@ -177,7 +173,7 @@ async fn fast_steps_publish_at_most_about_ten_times_a_second() {
     let mut stream = client.stream(&tab.stream_url).await;
 
     let started = tokio::time::Instant::now();
-    let id = create(&client, json!({"total": 500, "interval_ms": 1})).await;
+    let id = create_job(&client, json!({"total": 500, "interval_ms": 1})).await;
     let mut seen = Seen::default();
     seen.until_all(&mut stream, &[id], "done").await;
     let elapsed = started.elapsed();
@@ -199,8 +195,8 @@ async fn a_job_can_be_cancelled_while_running_or_queued_but_not_after() {
     let tab = client.open_tab().await;
     let mut stream = client.stream(&tab.stream_url).await;
 
-    let running = create(&client, json!({"total": 1000, "interval_ms": 5})).await;
-    let queued = create(&client, json!({"total": 5, "interval_ms": 5})).await;
+    let running = create_job(&client, json!({"total": 1000, "interval_ms": 5})).await;
+    let queued = create_job(&client, json!({"total": 5, "interval_ms": 5})).await;
     let mut seen = Seen::default();
     while seen
         .moved
@@ -270,7 +266,7 @@ async fn a_failed_job_shows_its_error_and_a_retry_resumes_after_the_last_step() 
     let tab = client.open_tab().await;
     let mut stream = client.stream(&tab.stream_url).await;
 
-    let id = create(
+    let id = create_job(
         &client,
         json!({"total": 12, "interval_ms": 5, "fail_at": 7}),
     )
@@ -316,7 +312,7 @@ async fn a_failed_job_shows_its_error_and_a_retry_resumes_after_the_last_step() 
 async fn a_restart_mid_job_resumes_from_the_last_stored_step() {
     let mut app = spawn_app().await;
     let client = app.client();
-    let id = create(&client, json!({"total": 40, "interval_ms": 30})).await;
+    let id = create_job(&client, json!({"total": 40, "interval_ms": 30})).await;
     let mut events = client.stream(&format!("/jobs/{id}/events")).await;
     let mut seen_before = 0;
     while seen_before < 5 {
@@ -404,7 +400,7 @@ async fn events_stream_the_original_demo_progress() {
 async fn a_jobs_event_stream_follows_it_to_its_end() {
     let app = spawn_app().await;
     let client = app.client();
-    let id = create(&client, json!({"total": 25, "interval_ms": 8})).await;
+    let id = create_job(&client, json!({"total": 25, "interval_ms": 8})).await;
     let mut events = client.stream(&format!("/jobs/{id}/events")).await;
     let mut moved = Vec::new();
     let end = loop {
@@ -432,7 +428,7 @@ async fn a_jobs_event_stream_follows_it_to_its_end() {
     );
     assert!(events.next().await.is_none());
 
-    let failing = create(&client, json!({"total": 3, "interval_ms": 1, "fail_at": 2})).await;
+    let failing = create_job(&client, json!({"total": 3, "interval_ms": 1, "fail_at": 2})).await;
     let mut events = client.stream(&format!("/jobs/{failing}/events")).await;
     let end = loop {
         let e = events.next().await.unwrap();
@@ -467,6 +463,7 @@ async fn the_page_form_starts_a_job_that_every_tab_sees() {
     let (alice, bob) = (app.client(), app.client());
     let b = bob.open_tab().await;
     assert!(b.page.contains("No jobs yet"));
+    assert_eq!(region_html(&b.page, "jobs-list"), "");
     let mut b_stream = bob.stream(&b.stream_url).await;
 
     let resp = alice
@@ -530,12 +527,11 @@ async fn bad_input_is_refused_with_a_reason_and_starts_nothing() {
         let resp = client.post_json(path, "").await;
         assert_eq!(resp.status, StatusCode::NOT_FOUND, "{path}");
     }
-    assert!(
-        client.open_tab().await.page.contains("No jobs yet"),
-        "nothing half-written"
-    );
+    let page = client.open_tab().await.page;
+    assert!(page.contains("No jobs yet"), "nothing half-written");
+    assert_eq!(region_html(&page, "jobs-list"), "", "nothing half-written");
 
-    let id = create(&client, json!({"total": 1000, "interval_ms": 50})).await;
+    let id = create_job(&client, json!({"total": 1000, "interval_ms": 50})).await;
     let resp = client.post_json(&format!("/jobs/{id}/retry"), "").await;
     assert_eq!(resp.status, StatusCode::CONFLICT);
     assert!(
@@ -553,7 +549,7 @@ async fn at_most_a_hundred_jobs_wait_or_run_at_once() {
     let slow = json!({"total": 10_000, "interval_ms": 10_000});
     let mut ids = Vec::new();
     for _ in 0..100 {
-        ids.push(create(&client, slow.clone()).await);
+        ids.push(create_job(&client, slow.clone()).await);
     }
     let full = client.post_json("/jobs", &slow.to_string()).await;
     assert_eq!(full.status, StatusCode::TOO_MANY_REQUESTS);
@@ -562,7 +558,7 @@ async fn at_most_a_hundred_jobs_wait_or_run_at_once() {
         .post_json(&format!("/jobs/{}/cancel", ids[50]), "")
         .await;
     assert_eq!(resp.status, StatusCode::OK);
-    create(&client, slow).await;
+    create_job(&client, slow).await;
 }
 
 #[tokio::test]
@@ -573,8 +569,8 @@ async fn a_waiting_jobs_stream_is_kept_alive() {
     })
     .await;
     let client = app.client();
-    create(&client, json!({"total": 1000, "interval_ms": 100})).await;
-    let waiting = create(&client, json!({"total": 5, "interval_ms": 5})).await;
+    create_job(&client, json!({"total": 1000, "interval_ms": 100})).await;
+    let waiting = create_job(&client, json!({"total": 5, "interval_ms": 5})).await;
     let mut events = client.stream(&format!("/jobs/{waiting}/events")).await;
     let first = events.next().await.unwrap();
     assert_eq!(first.data, r#"{"moved":0,"total":5,"percent":"0.00"}"#);
@@ -586,7 +582,7 @@ async fn a_waiting_jobs_stream_is_kept_alive() {
 async fn the_job_runner_ends_with_its_app() {
     let mut app = spawn_app().await;
     let client = app.client();
-    let id = create(&client, json!({"total": 10_000, "interval_ms": 1})).await;
+    let id = create_job(&client, json!({"total": 10_000, "interval_ms": 1})).await;
     let mut events = client.stream(&format!("/jobs/{id}/events")).await;
     events.next_data().await;
     tokio::time::timeout(WAIT, app.stop()).await.expect("stops");
@@ -600,7 +596,7 @@ async fn a_progress_message_as_every_tab_receives_it() {
     let tab = client.open_tab().await;
     let mut stream = client.stream(&tab.stream_url).await;
     // Steps slower than the publish cadence: every step is sent, so the first one is step 1.
-    let id = create(&client, json!({"total": 3, "interval_ms": 150})).await;
+    let id = create_job(&client, json!({"total": 3, "interval_ms": 150})).await;
     let event = stream.until(&format!("#job-{id}-progress")).await;
     assert!(event.id.is_some());
     insta::assert_snapshot!(event.data);
@@ -642,7 +638,66 @@ fn job_cards_in_every_state() {
 #[test]
 fn progress_fragment_and_list() {
     insta::assert_snapshot!(JobProgress::new(&sample(JobState::Running, 18, None)).html());
-    insta::assert_snapshot!("list_empty", JobList::new(&[]).html());
+    assert_eq!(list_html::<Job>(&[]), "", "the page says the list is empty");
+}
+
+/// The live messages of changes that move cards, in a list that shows two finished jobs.
+#[test]
+fn card_messages() {
+    let job = |id: i64, state: JobState| Job {
+        id,
+        moved: match state {
+            JobState::Done => 40,
+            _ if id == 8 => 12,
+            _ => 0,
+        },
+        fail_at: None,
+        ..sample(state, 0, None)
+    };
+    let ids = |jobs: &[i64]| -> Vec<String> { jobs.iter().map(|id| format!("job-{id}")).collect() };
+    let cases = [
+        (
+            "created: its card first",
+            live_cards(
+                &ids(&[6]),
+                &[job(7, JobState::Queued), job(6, JobState::Done)],
+                7,
+            ),
+        ),
+        (
+            "done: its card replaced, the oldest finished one gone",
+            live_cards(
+                &ids(&[9, 8, 7]),
+                &[job(9, JobState::Done), job(8, JobState::Done)],
+                9,
+            ),
+        ),
+        (
+            "retried: the finished one that comes back goes after it, then its card is replaced",
+            live_cards(
+                &ids(&[9, 8]),
+                &[
+                    job(9, JobState::Done),
+                    job(8, JobState::Queued),
+                    job(7, JobState::Done),
+                ],
+                8,
+            ),
+        ),
+        (
+            "cancelled, older than the finished ones shown: its card gone",
+            live_cards(
+                &ids(&[9, 8, 3]),
+                &[job(9, JobState::Done), job(8, JobState::Done)],
+                3,
+            ),
+        ),
+    ];
+    let shown: Vec<String> = cases
+        .iter()
+        .map(|(case, html)| format!("{case}:\n{html}"))
+        .collect();
+    insta::assert_snapshot!(shown.join("\n\n"));
 }
 
 #[test]

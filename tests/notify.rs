@@ -4,6 +4,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::regions::region_html;
 use common::spawn_app;
 use hyper::{Method, StatusCode};
 
@@ -45,10 +46,11 @@ async fn a_notification_reaches_every_tab_as_an_escaped_toast() {
         );
         assert!(!e.data.contains("<script>"));
         assert!(e.data.contains("Disk &#38; &#34;full&#34;"), "{}", e.data);
-        assert!(
-            e.data
-                .contains(r##"hx-target="#notifications-list" hx-swap="innerHTML""##)
-        );
+        assert!(e.data.contains(concat!(
+            r##"<hx-partial hx-target="#notifications-list" hx-swap="afterbegin">"##,
+            r##"<li id="note-1" class="note note-error">"##
+        )));
+        assert_eq!(e.data.matches("<li ").count(), 1, "one entry, not the list");
     }
 }
 
@@ -172,6 +174,11 @@ async fn bad_notifications_are_refused_with_a_reason() {
 
     let page = client.open_tab().await.page;
     assert!(page.contains("Nothing yet."), "nothing was stored");
+    assert_eq!(
+        region_html(&page, "notifications-list"),
+        "",
+        "nothing was stored"
+    );
 }
 
 #[tokio::test]

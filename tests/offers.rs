@@ -5,9 +5,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Client, Response, Sse, TestApp, redact, spawn_app, spawn_app_with};
+use common::regions::Regions;
+use common::{Client, Response, Sse, TestApp, Writers, redact, spawn_app, spawn_app_with};
 use herald::offers::money::Money;
-use herald::offers::{Offer, OfferForm, OfferRow, OfferRows, OffersPage};
+use herald::offers::{BODY_REGION, Offer, OfferForm, OfferRow, OfferRows, OffersPage};
 use herald::web::error::FieldError;
 use hyper::{Method, StatusCode};
 
@@ -368,53 +369,9 @@ async fn updates_and_deletes_arrive_live() {
     assert_eq!(mismatch.json()["field"], "id");
 }
 
-/// Applies the stream's partials to a model of the table body (row ids in order), as htmx would.
-#[derive(Default)]
-struct TableModel {
-    rows: Vec<String>,
-}
-
-impl TableModel {
-    fn apply(&mut self, data: &str) {
-        let mut rest = data;
-        while let Some(start) = rest.find("<hx-partial hx-target=\"#") {
-            let after = &rest[start + 24..];
-            let target = &after[..after.find('"').unwrap()];
-            let swap_at = after.find("hx-swap=\"").unwrap() + 9;
-            let swap = &after[swap_at..swap_at + after[swap_at..].find('"').unwrap()];
-            let body_start = after.find('>').unwrap() + 1;
-            let body_end = after.find("</hx-partial>").unwrap();
-            let ids = row_ids(&after[body_start..body_end]);
-            match (target, swap) {
-                ("offers-body", "innerHTML") => self.rows = ids,
-                ("offers-body", "afterbegin") => self.rows.splice(0..0, ids).for_each(drop),
-                ("offers-body", "beforeend") => self.rows.extend(ids),
-                (row, "delete") => self.rows.retain(|r| r != row),
-                (row, "outerHTML") => {
-                    if let Some(at) = self.rows.iter().position(|r| r == row) {
-                        self.rows.splice(at..=at, ids).for_each(drop);
-                    }
-                }
-                _ => {}
-            }
-            rest = &after[body_end..];
-        }
-    }
-}
-
-fn row_ids(html: &str) -> Vec<String> {
-    html.match_indices("<tr id=\"")
-        .map(|(at, _)| {
-            let id = &html[at + 8..];
-            id[..id.find('"').unwrap()].to_string()
-        })
-        .collect()
-}
-
+/// The ids of the rows a page's offers table shows, in order.
 fn region_rows(page: &str) -> Vec<String> {
-    let start = page.find("<tbody id=\"offers-body\">").unwrap();
-    let end = start + page[start..].find("</tbody>").unwrap();
-    row_ids(&page[start..end])
+    Regions::from_page(page, &[BODY_REGION]).ids(BODY_REGION)
 }
 
 #[tokio::test]
@@ -422,9 +379,7 @@ async fn live_updates_keep_the_bounded_table_equal_to_a_fresh_render() {
     let app = spawn_app().await;
     let client = app.client();
     let tab = client.open_tab().await;
-    let mut model = TableModel {
-        rows: region_rows(&tab.page),
-    };
+    let mut model = Regions::from_page(&tab.page, &[BODY_REGION]);
     let mut stream = client.stream(&tab.stream_url).await;
 
     // 25 creates overflow the 20 shown rows; then delete inside and outside the window, and
@@ -472,16 +427,20 @@ async fn live_updates_keep_the_bounded_table_equal_to_a_fresh_render() {
     let fresh = region_rows(&client.open_tab().await.page);
     assert_eq!(fresh.len(), 20);
     assert_eq!(fresh.first().map(String::as_str), Some("offer-26"));
-    assert_eq!(model.rows, fresh, "live updates and a fresh render agree");
+    assert_eq!(
+        model.ids(BODY_REGION),
+        fresh,
+        "live updates and a fresh render agree"
+    );
 
     // A stream whose cursor no longer means anything is resynced to the same rows.
     let mut resynced = client
         .stream_with(&tab.stream_url, &[("last-event-id", "not-a-cursor")])
         .await;
     let first = resynced.next_data().await;
-    let mut from_resync = TableModel::default();
+    let mut from_resync = Regions::from_page(&tab.page, &[BODY_REGION]);
     from_resync.apply(&first.data);
-    assert_eq!(from_resync.rows, fresh);
+    assert_eq!(from_resync.ids(BODY_REGION), fresh);
 }
 
 // ---- listing ------------------------------------------------------------------------------
@@ -835,16 +794,14 @@ async fn concurrent_writers_leave_every_tab_in_step() {
         let client = app.client();
         let tab = client.open_tab().await;
         let mut stream = client.stream(&tab.stream_url).await;
-        let mut model = TableModel {
-            rows: region_rows(&tab.page),
-        };
+        let mut model = Regions::from_page(&tab.page, &[BODY_REGION]);
         let last = last.clone();
         readers.push(tokio::spawn(async move {
             loop {
                 let event = stream.next_data().await;
                 model.apply(&event.data);
                 if event.data.contains(&last) {
-                    return model.rows;
+                    return model.ids(BODY_REGION);
                 }
             }
         }));
@@ -870,4 +827,56 @@ async fn concurrent_writers_leave_every_tab_in_step() {
             "the tab shows what a fresh page shows"
         );
     }
+}
+
+/// Deletes and creates at once (on PostgreSQL from two instances): each message says which
+/// row moves up into the table or is pushed out of it, so no two may read the table at once.
+#[tokio::test]
+async fn deletes_and_creates_at_once_leave_every_tab_in_step() {
+    let app = spawn_app().await;
+    let writers = Writers::new(&app).await;
+    let client = app.client();
+    for n in 1..=45 {
+        let body = format!(r#"{{"description": "Offer {n}", "value": {n}}}"#);
+        assert_eq!(post(&client, &body).await.status, StatusCode::CREATED);
+    }
+    let tab = client.open_tab().await;
+    let mut model = Regions::from_page(&tab.page, &[BODY_REGION]);
+    let mut stream = client.stream(&tab.stream_url).await;
+
+    let mut changes = Vec::new();
+    for n in 0..30 {
+        let writer = writers.nth(n);
+        changes.push(tokio::spawn(async move {
+            if n % 3 == 2 {
+                let body = format!(r#"{{"description": "At once {n}", "value": {n}}}"#);
+                assert_eq!(post(&writer, &body).await.status, StatusCode::CREATED);
+            } else {
+                let id = 45 - n;
+                assert_eq!(
+                    delete(&writer, &format!("/offers/{id}")).await.status,
+                    StatusCode::OK
+                );
+            }
+        }));
+    }
+    for change in changes {
+        change.await.unwrap();
+    }
+    let last = post(&client, r#"{"description": "Last", "value": 1}"#).await;
+    let last = format!("offer-{}\"", last.json()["id"]);
+    loop {
+        let event = stream.next_data().await;
+        model.apply(&event.data);
+        if event.data.contains(&last) {
+            break;
+        }
+    }
+    let fresh = region_rows(&client.open_tab().await.page);
+    assert_eq!(fresh.len(), 20);
+    assert_eq!(
+        model.ids(BODY_REGION),
+        fresh,
+        "the tab shows what a fresh page shows"
+    );
 }

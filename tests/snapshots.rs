@@ -7,7 +7,8 @@ use std::time::Duration;
 use common::{redact, spawn_app, spawn_app_with};
 use herald::board::input::Typed;
 use herald::board::{BoardForm, BoardMessage, MessageView};
-use herald::notify::{Kind, Notification, NotifyForm, RecentList, Toast};
+use herald::hub::list_html;
+use herald::notify::{Kind, Notification, NotifyForm, Toast, live};
 use herald::web::error::FieldError;
 use insta::assert_snapshot;
 
@@ -57,8 +58,20 @@ fn notification_fragments() {
         note(2, Kind::Error, "Second"),
         note(1, Kind::Success, "First"),
     ];
-    assert_snapshot!("recent_list", RecentList::new(&recent).html());
-    assert_snapshot!("recent_list_empty", RecentList::new(&[]).html());
+    assert_snapshot!("recent_list", list_html(&recent));
+    assert_eq!(
+        list_html::<Notification>(&[]),
+        "",
+        "the page says the list is empty"
+    );
+    // A third notification where the list keeps two: its toast, its entry first, the oldest
+    // entry gone.
+    let third = note(3, Kind::Info, "Third");
+    let before = ["note-2".to_string(), "note-1".to_string()];
+    assert_snapshot!(
+        "notification_live",
+        live(&third, &before, &[third.clone(), recent[0].clone()])
+    );
     assert_snapshot!("notify_form_blank", NotifyForm::blank(&limits).html());
     assert_snapshot!(
         "notify_form_sent",

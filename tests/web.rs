@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::regions::region_html;
 use common::{spawn_app, spawn_app_with};
 use hyper::{Method, StatusCode};
 
@@ -174,6 +175,9 @@ async fn json_bodies_are_strict_in_every_feature() {
     let page = client.open_tab().await.page;
     for empty in ["No message yet", "Nothing yet", "No jobs yet"] {
         assert!(page.contains(empty), "nothing was stored: {empty}");
+    }
+    for list in ["notifications-list", "jobs-list"] {
+        assert_eq!(region_html(&page, list), "", "nothing was stored: {list}");
     }
     assert_eq!(client.get("/offers").await.json()["total"], 0);
 }

@@ -9,6 +9,7 @@ pub enum Swap {
     OuterHtml,
     BeforeEnd,
     AfterBegin,
+    AfterEnd,
     Delete,
 }
 
@@ -19,6 +20,7 @@ impl Swap {
             Swap::OuterHtml => "outerHTML",
             Swap::BeforeEnd => "beforeend",
             Swap::AfterBegin => "afterbegin",
+            Swap::AfterEnd => "afterend",
             Swap::Delete => "delete",
         }
     }

@@ -5,6 +5,15 @@
 //! The store is the single source of truth: every change is a transition of [`Update::apply`],
 //! checked against the stored row in one transaction, then published (see `runner`): to pages,
 //! and as the `job.created` or `job.updated` event on the `jobs` topic of `GET /api/stream`.
+//!
+//! The dashboard's `jobs-list` region shows every queued or running job and the newest
+//! [`FINISHED_SHOWN`] finished ones, each as its card `#job-{id}`, by id, newest first: a job
+//! never moves within the list, it only enters or leaves it. Progress replaces a card's bar;
+//! any other change compares the list before and after it and sends only the difference
+//! (`hub::list_changes`): the job's card replaced or inserted where the list has it, and the
+//! cards that left deleted (a finished job past the newest [`FINISHED_SHOWN`], its own card when
+//! it finishes older than those), or the one that comes back inserted (when a retried job leaves
+//! the finished ones).
 
 mod events;
 pub mod input;
@@ -20,7 +29,7 @@ pub use events::{demo_events, job_events};
 pub use input::Limits;
 pub use routes::{cancel, create, retry, show};
 pub use runner::Runner;
-pub use views::{JobCard, JobForm, JobList, JobProgress, json_state, regions};
+pub use views::{JobCard, JobForm, JobProgress, json_state, live_cards, regions};
 
 pub const REGION: &str = "jobs-list";
 /// The jobs' topic on `GET /api/stream`.

@@ -25,9 +25,9 @@ use tokio::sync::{Notify, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 use uuid::Uuid;
 
-use super::views::{created_json, live_card, live_list, live_progress, updated_json};
-use super::{FINISHED_SHOWN, Job, NewJob, Update, Updated};
-use crate::hub::{Audience, Hub, Publish};
+use super::views::{created_json, live_card, live_cards, live_progress, updated_json};
+use super::{FINISHED_SHOWN, Job, NewJob, REGION, Update, Updated};
+use crate::hub::{Audience, Hub, Publish, list_ids};
 use crate::store::{self, SharedStore, Store, StoreError, StoreResult};
 use crate::{change, clock};
 
@@ -126,10 +126,11 @@ impl Runner {
         let runner = self.inner.id;
         let job = self
             .change(move |s| {
+                let before = shown(s)?;
                 let job = s
                     .insert_job(&new, runner, clock::now_ms())?
                     .ok_or(ChangeError::Full)?;
-                let publish = list(s).with_json(created_json(&job));
+                let publish = cards(s, &before, &job).with_json(created_json(&job));
                 Ok((job, publish))
             })
             .await?;
@@ -157,14 +158,19 @@ impl Runner {
     async fn apply(&self, id: i64, update: Update) -> Result<Job, ChangeError> {
         let runner = self.inner.id;
         self.change(move |s| {
+            // Progress changes a bar in place; any other update can move cards in or out of
+            // the list, which shows by comparing it before and after.
+            let progress = matches!(update, Update::Progress { .. });
+            let before = if progress { Vec::new() } else { shown(s)? };
             let job = match s.update_job(id, &update, runner, clock::now_ms())? {
                 Updated::Applied(job) => job,
                 Updated::Refused(job) => return Err(ChangeError::Refused(job)),
                 Updated::Missing => return Err(ChangeError::Missing),
             };
-            let publish = match update {
-                Update::Progress { .. } => Publish::everyone(live_progress(&job)),
-                _ => list(s),
+            let publish = if progress {
+                Publish::everyone(live_progress(&job))
+            } else {
+                cards(s, &before, &job)
             }
             .with_json(updated_json(&job));
             Ok((job, publish))
@@ -392,11 +398,19 @@ impl Followed for Claimed {
     }
 }
 
-/// The whole list, for changes that can add or drop a card. A list that cannot be read is not
-/// sent: the change is stored, and pages catch up on their next resync or reload.
-fn list(s: &dyn Store) -> Publish {
+/// The cards pages show before a change that can add or drop one; the list is held until the
+/// change commits, so no other such change comes between this read and its message.
+fn shown(s: &dyn Store) -> StoreResult<Vec<String>> {
+    s.hold_list(REGION)?;
+    Ok(list_ids(&s.listed_jobs(FINISHED_SHOWN)?))
+}
+
+/// The cards a change to `changed` adds, replaces or drops, against the list pages showed
+/// (`before`). A list that cannot be read is not sent: the change is stored, and pages catch up
+/// on their next resync or reload.
+fn cards(s: &dyn Store, before: &[String], changed: &Job) -> Publish {
     match s.listed_jobs(FINISHED_SHOWN) {
-        Ok(jobs) => Publish::everyone(live_list(&jobs)),
+        Ok(after) => Publish::everyone(live_cards(before, &after, changed.id)),
         Err(e) => {
             tracing::error!(error = %e, "cannot render the job list");
             Publish::nothing()

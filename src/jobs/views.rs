@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use super::input::{Limits, Typed};
 use super::{FINISHED_SHOWN, Job, JobState, REGION, TOPIC};
 use crate::AppState;
-use crate::hub::{JsonEvent, Region, Swap, partial};
+use crate::hub::{JsonEvent, Listed, Region, Swap, list_changes, list_html, partial};
 use crate::store::{Store, StoreResult};
 use crate::web::error::{ApiError, FormError};
 use crate::web::input::FormFields;
@@ -80,23 +80,15 @@ impl<'a> JobCard<'a> {
     }
 }
 
-/// The list region: one card per job, newest first.
-pub struct JobList {
-    html: String,
-}
-
-impl JobList {
-    pub fn new(jobs: &[Job]) -> Self {
-        let html = if jobs.is_empty() {
-            "<p class=\"muted\">No jobs yet. Start one above.</p>".to_string()
-        } else {
-            jobs.iter().map(|job| JobCard::new(job).html()).collect()
-        };
-        JobList { html }
+/// The list region shows each job as its card, newest first (nothing when there are none:
+/// the page says so).
+impl Listed for Job {
+    fn element_id(&self) -> String {
+        JobCard::target(self.id)
     }
 
-    pub fn html(self) -> String {
-        self.html
+    fn element(&self) -> String {
+        JobCard::new(self).html()
     }
 }
 
@@ -109,7 +101,8 @@ pub fn live_progress(job: &Job) -> String {
     )
 }
 
-/// The live message of a job that started: its card.
+/// The live message of a job that started (claimed): its card, in place. A claim never moves a
+/// card in or out of the list, so no list is read for it.
 pub fn live_card(job: &Job) -> String {
     partial(
         &JobCard::target(job.id),
@@ -118,9 +111,12 @@ pub fn live_card(job: &Job) -> String {
     )
 }
 
-/// The live message of a change that can add or drop a card: the whole list.
-pub fn live_list(jobs: &[Job]) -> String {
-    partial(REGION, Swap::InnerHtml, &JobList::new(jobs).html())
+/// The live message of any other change to job `changed`, from the list a page showed
+/// (`before`, card ids) to the list now (`after`): its card replaced, or inserted where the
+/// list puts it (by id, newest first), and the cards that left the list (finished jobs past
+/// the newest [`FINISHED_SHOWN`]) removed; see `hub::list_changes`.
+pub fn live_cards(before: &[String], after: &[Job], changed: i64) -> String {
+    list_changes(REGION, before, after, Some(&JobCard::target(changed)))
 }
 
 /// The JSON event of a new job: the job as `POST /jobs` answers it.
@@ -139,7 +135,7 @@ pub fn regions(s: &dyn Store) -> StoreResult<Vec<Region>> {
     let jobs = s.listed_jobs(FINISHED_SHOWN)?;
     Ok(vec![Region {
         id: REGION,
-        html: JobList::new(&jobs).html(),
+        html: list_html(&jobs),
     }])
 }
 

@@ -1,6 +1,11 @@
 //! Notifications (from the notifications-provider SSE demo): a typed message broadcast to every
 //! page as a toast, kept in a durable "recent" list, and sent as the `notification.created` event
 //! on the `notifications` topic of `GET /api/stream`; plus `GET /ping`.
+//!
+//! The dashboard shows the newest [`RECENT`] in the `notifications-list` region, each entry
+//! `#note-{id}`. A new notification's message is its toast plus its entry prepended, and the
+//! entry it pushes out of the list deleted (`hub::list_changes`), so the list stays equal to what
+//! [`regions`] renders without being sent whole.
 
 pub mod input;
 mod routes;
@@ -10,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::StoreResult;
 pub use routes::{form_page, ping, send};
-pub use views::{NotifyForm, NotifyPage, RecentList, Toast, json_state, regions};
+pub use views::{NotifyForm, NotifyPage, Toast, json_state, live, regions};
 
 pub const LIST_REGION: &str = "notifications-list";
 pub const TOASTS: &str = "toasts";

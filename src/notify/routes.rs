@@ -10,9 +10,9 @@ use axum::response::{IntoResponse, Response};
 
 use super::input::{JsonBody, Typed};
 use super::views::{self, NotifyForm, NotifyPage};
-use super::{Notification, RECENT};
+use super::{LIST_REGION, Notification, RECENT};
 use crate::AppState;
-use crate::hub::{Publish, frame, periodic};
+use crate::hub::{Publish, frame, list_ids, periodic};
 use crate::web::assets;
 use crate::web::error::{ApiError, FieldError};
 use crate::web::input::Input;
@@ -50,6 +50,8 @@ async fn broadcast(
     let new = new?;
     state
         .change(move |s| {
+            s.hold_list(LIST_REGION)?;
+            let before = list_ids(&s.recent_notifications(RECENT)?);
             let recent = s.add_notification(&new, RECENT)?;
             let stored = recent.first().cloned().ok_or_else(|| {
                 ApiError::new(
@@ -57,7 +59,7 @@ async fn broadcast(
                     "notification was not stored",
                 )
             })?;
-            let publish = Publish::everyone(views::live(&stored, &recent))
+            let publish = Publish::everyone(views::live(&stored, &before, &recent))
                 .with_json(views::live_json(&stored));
             Ok((stored, publish))
         })

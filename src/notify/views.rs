@@ -1,4 +1,5 @@
-//! The notifications' fragments: toasts, the recent list, the form and its page.
+//! The notifications' fragments: toasts, the recent list's entries, the live message of a new
+//! notification (and its JSON event), the form and its page.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -9,7 +10,7 @@ use super::{Kind, LIST_REGION, Notification, RECENT, TOASTS, TOPIC};
 use crate::AppState;
 use crate::clock;
 use crate::config::InputLimits;
-use crate::hub::{JsonEvent, Region, Swap, push_partial};
+use crate::hub::{JsonEvent, Listed, Region, Swap, list_changes, list_html, push_partial};
 use crate::store::{Store, StoreResult};
 use crate::web::error::{ApiError, FormError};
 use crate::web::input::FormFields;
@@ -31,30 +32,43 @@ impl<'a> Toast<'a> {
     }
 }
 
-/// The recent notifications, newest first.
+/// One entry of the recent list, as a page, a resync or a live message shows it.
 #[derive(Template)]
-#[template(path = "notify/list.html")]
-pub struct RecentList<'a> {
-    items: Vec<(&'a Notification, String, String)>,
+#[template(path = "notify/note.html")]
+struct Note<'a> {
+    n: &'a Notification,
+    datetime: String,
+    time: String,
 }
 
-impl<'a> RecentList<'a> {
-    pub fn new(recent: &'a [Notification]) -> Self {
-        RecentList {
-            items: recent
-                .iter()
-                .map(|n| (n, clock::rfc3339(n.created_at), clock::hms(n.created_at)))
-                .collect(),
+impl<'a> Note<'a> {
+    pub fn new(n: &'a Notification) -> Self {
+        Note {
+            n,
+            datetime: clock::rfc3339(n.created_at),
+            time: clock::hms(n.created_at),
         }
     }
 
     pub fn html(&self) -> String {
-        self.render().expect("notification list template renders")
+        self.render().expect("notification entry template renders")
     }
 }
 
-/// The live message of a new notification: its toast, and the recent list it is now first in.
-pub fn live(stored: &Notification, recent: &[Notification]) -> String {
+/// The recent list shows each notification as its entry.
+impl Listed for Notification {
+    fn element_id(&self) -> String {
+        format!("note-{}", self.id)
+    }
+
+    fn element(&self) -> String {
+        Note::new(self).html()
+    }
+}
+
+/// The live message of a new notification: its toast, and its entry first in the recent list
+/// that showed `before` (entry ids), the entry it pushed out of the list removed.
+pub fn live(stored: &Notification, before: &[String], recent: &[Notification]) -> String {
     let mut html = String::new();
     push_partial(
         &mut html,
@@ -62,12 +76,7 @@ pub fn live(stored: &Notification, recent: &[Notification]) -> String {
         Swap::BeforeEnd,
         &Toast::new(stored).html(),
     );
-    push_partial(
-        &mut html,
-        LIST_REGION,
-        Swap::InnerHtml,
-        &RecentList::new(recent).html(),
-    );
+    html.push_str(&list_changes(LIST_REGION, before, recent, None));
     html
 }
 
@@ -82,7 +91,7 @@ pub fn regions(s: &dyn Store) -> StoreResult<Vec<Region>> {
     let recent = s.recent_notifications(RECENT)?;
     Ok(vec![Region {
         id: LIST_REGION,
-        html: RecentList::new(&recent).html(),
+        html: list_html(&recent),
     }])
 }
 

@@ -5,7 +5,9 @@
 //! message keeps that region equal to what [`regions`] renders: a create prepends its row and
 //! deletes the row it pushes out of the window; an update replaces its row (a no-op on pages that
 //! do not show it); a delete removes its row and appends the one that moves up into the window.
-//! Rows differ from a resync only by the one-shot `offer-fresh` highlight class.
+//! Rows differ from a resync only by the one-shot `offer-fresh` highlight class. Every change
+//! holds the table (`store::ListStore`), so on PostgreSQL no two work out those rows from the
+//! same table.
 //!
 //! Each change is also the `offer.created`, `offer.updated` or `offer.deleted` event on the
 //! `offers` topic of `GET /api/stream`, with the offer as the JSON API answers it.

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::input::{JsonBody, Typed};
 use super::views::{self, Listing, OfferForm, OffersPage};
-use super::{Created, Deleted, Offer, OfferInput, SHOWN};
+use super::{BODY_REGION, Created, Deleted, Offer, OfferInput, SHOWN};
 use crate::hub::Publish;
 use crate::store::call;
 use crate::web::assets;
@@ -67,6 +67,7 @@ async fn add(state: &AppState, input: Result<OfferInput, FieldError>) -> Result<
     let at = clock::now_ms();
     state
         .change(move |s| {
+            s.hold_list(BODY_REGION)?;
             let created = s.create_offer(&input, at, SHOWN)?;
             let publish = match &created {
                 Created::New { offer, evicted } => {
@@ -99,6 +100,7 @@ pub async fn update(
     let at = clock::now_ms();
     let updated = state
         .change(move |s| {
+            s.hold_list(BODY_REGION)?;
             let updated = s.update_offer(id, &input, at)?;
             let publish = updated.as_ref().map_or_else(Publish::nothing, |o| {
                 Publish::everyone(views::updated(o)).with_json(views::updated_json(o))
@@ -116,6 +118,7 @@ pub async fn delete(State(state): State<AppState>, id: Id<Offer>) -> Result<Json
     let id = id.get();
     let deleted = state
         .change(move |s| {
+            s.hold_list(BODY_REGION)?;
             let deleted = s.delete_offer(id, SHOWN)?;
             let publish = deleted.as_ref().map_or_else(Publish::nothing, |d| {
                 Publish::everyone(views::deleted(&d.offer, d.backfill.as_ref()))

@@ -28,13 +28,23 @@ use crate::web::session::SessionStore;
 /// Everything Herald persists. A `&dyn Store` is the SQLite store itself, or one PostgreSQL
 /// transaction.
 pub trait Store:
-    SessionStore + BoardStore + NotifyStore + OffersStore + JobStore + ImportStore
+    SessionStore + BoardStore + NotifyStore + OffersStore + JobStore + ImportStore + ListStore
 {
 }
 
-impl<T: SessionStore + BoardStore + NotifyStore + OffersStore + JobStore + ImportStore> Store
-    for T
+impl<T: SessionStore + BoardStore + NotifyStore + OffersStore + JobStore + ImportStore + ListStore>
+    Store for T
 {
+}
+
+/// A live list's message is worked out from the list a change reads (the difference
+/// `hub::list_changes` finds, the row an offer pushes out of the table or pulls into it), so
+/// that must be the list the previous message left on pages: no other change to the list may
+/// come in between, and none may alter an entry the message renders.
+pub trait ListStore {
+    /// Holds the list of region `region` until the change commits; every change to the list
+    /// calls it before it reads or writes the list.
+    fn hold_list(&self, region: &str) -> StoreResult<()>;
 }
 
 /// The store the app was started with.

@@ -5,6 +5,7 @@
 pub mod pg;
 pub mod process;
 pub mod raw;
+pub mod regions;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -436,6 +437,43 @@ impl Sse {
             }
         }
     }
+}
+
+/// Clients that make changes at once: to `app`, and on PostgreSQL also to a second instance on
+/// its database, as behind a load balancer (the second runs while this lives).
+pub struct Writers {
+    _second: Option<TestApp>,
+    clients: Vec<Client>,
+}
+
+impl Writers {
+    pub async fn new(app: &TestApp) -> Writers {
+        let second = if pg::selected() {
+            Some(app.another().await)
+        } else {
+            None
+        };
+        let clients = std::iter::once(app)
+            .chain(&second)
+            .map(TestApp::client)
+            .collect();
+        Writers {
+            _second: second,
+            clients,
+        }
+    }
+
+    /// Writer `n`'s client, taking the instances in turn.
+    pub fn nth(&self, n: usize) -> Client {
+        self.clients[n % self.clients.len()].clone()
+    }
+}
+
+/// Starts a job through `POST /jobs`; its id.
+pub async fn create_job(client: &Client, body: serde_json::Value) -> i64 {
+    let resp = client.post_json("/jobs", &body.to_string()).await;
+    assert_eq!(resp.status, StatusCode::ACCEPTED, "{}", resp.body);
+    resp.json()["id"].as_i64().expect("an id")
 }
 
 /// The texts of the next `count` board messages on a stream.

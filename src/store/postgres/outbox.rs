@@ -11,10 +11,12 @@
 use super::{PgStore, Tx};
 use crate::clock;
 use crate::hub::{Audience, JsonEvent, Publish};
-use crate::store::{Store, StoreError, StoreResult};
+use crate::store::{ListStore, Store, StoreError, StoreResult};
 
 /// The advisory lock that orders the event log ("events" in ASCII).
 const EVENTS_LOCK: i64 = 0x6576_656e_7473;
+/// The advisory lock class of the live lists, one lock per region ("list" in ASCII).
+const LISTS_LOCK: i32 = 0x6c69_7374;
 /// The channel every instance listens on for new events.
 pub const CHANNEL: &str = "herald_events";
 
@@ -33,6 +35,18 @@ impl PgStore {
             let last = tx.append_events(publish)?;
             Ok((value, last))
         })
+    }
+}
+
+/// Two changes of one list on PostgreSQL can run at once (on two instances, or two requests on
+/// one): the second waits here, before it touches the list, until the first has committed.
+impl ListStore for Tx<'_> {
+    fn hold_list(&self, region: &str) -> StoreResult<()> {
+        self.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+            &[&LISTS_LOCK, &region],
+        )?;
+        Ok(())
     }
 }
 

@@ -20,11 +20,18 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::Connection;
 
-use super::{StoreError, StoreResult};
+use super::{ListStore, StoreError, StoreResult};
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: PathBuf,
+}
+
+/// Changes already run one at a time, under the hub's change lock (`crate::change`).
+impl ListStore for SqliteStore {
+    fn hold_list(&self, _region: &str) -> StoreResult<()> {
+        Ok(())
+    }
 }
 
 impl From<rusqlite::Error> for StoreError {
