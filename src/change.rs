@@ -53,7 +53,11 @@ where
             return hub.commit(|| store::call(&store, write)).await;
         }
         let writer = store.clone();
-        let (value, last) = store::blocking(move || writer.change(write)).await?;
+        let counted = move |s: &dyn Store| {
+            write(s).map(|(value, publish)| ((value, publish.count()), publish))
+        };
+        let ((value, published), last) = store::blocking(move || writer.change(counted)).await?;
+        hub.published(published);
         if let (Some(seq), Backend::Postgres(pg)) = (last, &*store) {
             pg.signals().poke();
             hub.applied(seq, APPLIED_LIMIT).await;

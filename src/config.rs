@@ -8,7 +8,7 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::Deref;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use clap::error::ErrorKind;
 use clap::parser::ValueSource;
-use clap::{CommandFactory, FromArgMatches, Parser};
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
+use ipnet::IpNet;
 
 use crate::hub::{HubConfig, Limits};
 
@@ -46,6 +47,7 @@ pub struct Config {
     pub import: ImportLimits,
     pub hub: HubConfig,
     pub connections: ConnectionLimits,
+    pub ops: Operations,
 }
 
 /// Time and size limits on every connection, so that no client can hold Herald hostage.
@@ -66,6 +68,37 @@ pub struct ConnectionLimits {
     /// Past this many open connections new ones get 503; `None`: the open-files limit minus a
     /// reserve, found at start.
     pub max_connections: Option<usize>,
+}
+
+/// How Herald presents itself to operators: logs, metrics, proxies in front, shutdown.
+#[derive(Debug, Clone)]
+pub struct Operations {
+    pub log_format: LogFormat,
+    /// Serve `GET /metrics` on this address alone (not on the app's); `None`: on the app's.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Peers whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// After a shutdown signal, how long `/readyz` answers 503 before streams are closed.
+    pub drain: Duration,
+    /// Serve HTTPS (and HTTP/2) with these PEM files; `None`: plain HTTP/1.1.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The certificate chain (leaf first) and its private key, as PEM files; read at start and
+/// again on SIGHUP.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// The shape of log lines on stderr: `Text`, one line per event for people, or `Json`, one
+/// object per line for log pipelines. (No docs on the variants: clap would show them in a long
+/// `--help` of its own.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// Bounds and pacing of CSV imports and of the mock CSV generator.
@@ -271,6 +304,50 @@ struct Args {
     /// minus a reserve)
     #[arg(long, env = "HERALD_MAX_CONNECTIONS", value_name = "N", default_value = "auto", value_parser = auto_or_count)]
     max_connections: AutoOrCount,
+    /// Log lines as `text` or `json` (one object per line)
+    #[arg(
+        long,
+        env = "HERALD_LOG_FORMAT",
+        value_name = "FORMAT",
+        default_value = "text",
+        ignore_case = true
+    )]
+    log_format: LogFormat,
+    /// Serve GET /metrics on this address only, e.g. 127.0.0.1:9100 (default: on --addr)
+    #[arg(long, env = "HERALD_METRICS_ADDR", value_name = "ADDR")]
+    metrics_addr: Option<SocketAddr>,
+    /// Comma-separated addresses or CIDRs of proxies whose X-Forwarded-For and
+    /// X-Forwarded-Proto are believed, e.g. 127.0.0.1,10.0.0.0/8
+    #[arg(long, env = "HERALD_TRUSTED_PROXIES", value_name = "LIST", value_delimiter = ',', value_parser = address_or_cidr)]
+    trusted_proxies: Vec<IpNet>,
+    /// Seconds between a shutdown signal (GET /readyz turns 503) and closing the streams, so a
+    /// load balancer stops sending new tabs first
+    #[arg(long, env = "HERALD_DRAIN_SECS", value_name = "SECS", default_value = "2", value_parser = whole::<u64>)]
+    drain_secs: u64,
+    /// PEM certificate chain for HTTPS with HTTP/2 (with --tls-key); reread on SIGHUP
+    #[arg(
+        long,
+        env = "HERALD_TLS_CERT",
+        value_name = "PATH",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert
+    #[arg(
+        long,
+        env = "HERALD_TLS_KEY",
+        value_name = "PATH",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
+}
+
+/// `10.0.0.0/8`, or one address (`127.0.0.1`, `::1`) standing for itself.
+fn address_or_cidr(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| "must be IP addresses or CIDRs (10.0.0.0/8), separated by commas".to_string())
 }
 
 /// A whole number, 0 allowed; surrounding spaces (as in an environment file) are ignored.
@@ -467,6 +544,16 @@ impl Args {
                 shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
                 max_connections: self.max_connections.0,
             },
+            ops: Operations {
+                log_format: self.log_format,
+                metrics_addr: self.metrics_addr,
+                trusted_proxies: self.trusted_proxies,
+                drain: Duration::from_secs(self.drain_secs),
+                tls: self
+                    .tls_cert
+                    .zip(self.tls_key)
+                    .map(|(cert, key)| TlsFiles { cert, key }),
+            },
         })
     }
 }
@@ -520,6 +607,10 @@ mod tests {
         assert_eq!(c.connections.send_timeout, Duration::from_secs(30));
         assert_eq!(c.connections.shutdown_grace, Duration::from_secs(10));
         assert_eq!(c.connections.max_connections, None);
+        assert_eq!(c.ops.log_format, LogFormat::Text);
+        assert_eq!(c.ops.metrics_addr, None);
+        assert!(c.ops.trusted_proxies.is_empty());
+        assert_eq!(c.ops.drain, Duration::from_secs(2));
     }
 
     #[test]
@@ -540,6 +631,43 @@ mod tests {
                 "{message}"
             );
         }
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_and_cidrs() {
+        let c = parse(&["--trusted-proxies", "127.0.0.1, 10.0.0.0/8,::1"]).unwrap();
+        let shown: Vec<String> = c
+            .ops
+            .trusted_proxies
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(shown, ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]);
+        let message = error(&["--trusted-proxies", "10.0.0.0/8,proxy.local"]);
+        assert!(
+            message.contains("--trusted-proxies") && message.contains("CIDR"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn tls_needs_both_files() {
+        let c = parse(&["--tls-cert", "/c.pem", "--tls-key", "/k.pem"]).unwrap();
+        let tls = c.ops.tls.expect("TLS on");
+        assert_eq!((tls.cert, tls.key), ("/c.pem".into(), "/k.pem".into()));
+        assert!(parse(&[]).unwrap().ops.tls.is_none());
+        let alone = error(&["--tls-cert", "/c.pem"]);
+        assert!(alone.contains("--tls-key"), "{alone}");
+        let alone = error(&["--tls-key", "/k.pem"]);
+        assert!(alone.contains("--tls-cert"), "{alone}");
+    }
+
+    #[test]
+    fn the_log_format_is_text_or_json() {
+        let c = parse(&["--log-format", "JSON"]).unwrap();
+        assert_eq!(c.ops.log_format, LogFormat::Json);
+        let message = error(&["--log-format", "xml"]);
+        assert!(message.contains("--log-format"), "{message}");
     }
 
     #[test]

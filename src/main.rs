@@ -1,7 +1,12 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use herald::config::Config;
+use std::net::SocketAddr;
+
+use herald::Listeners;
+use herald::config::{Config, LogFormat};
+use herald::web::tls::Tls;
+use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -29,12 +34,6 @@ fn main() -> ExitCode {
 }
 
 async fn run() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn")),
-        )
-        .init();
     let config = match Config::load() {
         Ok(config) => config,
         // `--help` (to stdout, 0) or a bad value (to stderr, naming the option, 2).
@@ -43,7 +42,19 @@ async fn run() -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
-    let (addr, reuse_port) = (config.addr, config.reuse_port);
+    init_logs(config.ops.log_format);
+    let (addr, reuse_port, metrics_addr) =
+        (config.addr, config.reuse_port, config.ops.metrics_addr);
+    let tls = match &config.ops.tls {
+        Some(files) => match Tls::load(&files.cert, &files.key) {
+            Ok(tls) => Some(tls),
+            Err(e) => {
+                eprintln!("herald: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     let app = match herald::build(config).await {
         Ok(app) => app,
         Err(e) => {
@@ -51,17 +62,27 @@ async fn run() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let listener = match herald::web::listen::bind(addr, reuse_port) {
-        Ok(listener) => listener,
+    let listeners = match bind(addr, reuse_port, metrics_addr).await {
+        Ok(app) => Listeners { tls, ..app },
         Err(e) => {
-            eprintln!("herald: cannot listen on {addr}: {e}");
+            eprintln!("herald: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let addr = listener.local_addr().unwrap_or(addr);
+    if let Some(metrics_addr) = metrics_addr {
+        tracing::info!(%metrics_addr, "metrics and probes on http://{metrics_addr}/metrics");
+    }
+    let scheme = match &listeners.tls {
+        Some(tls) => {
+            tokio::spawn(reload_on_hangup(tls.clone()));
+            "https"
+        }
+        None => "http",
+    };
+    let addr = listeners.app.local_addr().unwrap_or(addr);
     let store = app.state.store.describe();
-    tracing::info!(%addr, %store, "Herald is listening on http://{addr}/");
-    match herald::serve(listener, app, shutdown_signal()).await {
+    tracing::info!(%addr, %store, "Herald is listening on {scheme}://{addr}/");
+    match herald::serve(listeners, app, shutdown_signal()).await {
         Ok(()) => {
             tracing::info!("stopped cleanly");
             ExitCode::SUCCESS
@@ -70,6 +91,55 @@ async fn run() -> ExitCode {
             eprintln!("herald: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+async fn bind(
+    addr: SocketAddr,
+    reuse_port: bool,
+    metrics: Option<SocketAddr>,
+) -> Result<Listeners, String> {
+    let app = herald::web::listen::bind(addr, reuse_port)
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let metrics = match metrics {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?,
+        ),
+        None => None,
+    };
+    Ok(Listeners {
+        app,
+        metrics,
+        tls: None,
+    })
+}
+
+/// SIGHUP reads the certificate and key again (after a renewal); connections already open,
+/// and their streams, keep going.
+async fn reload_on_hangup(tls: Tls) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        return tracing::warn!("cannot listen for SIGHUP: the certificate will not reload");
+    };
+    while hangups.recv().await.is_some() {
+        match tls.reload() {
+            Ok(()) => tracing::info!("SIGHUP: reloaded the TLS certificate"),
+            Err(e) => tracing::error!(error = %e, "SIGHUP: kept the TLS certificate in use"),
+        }
+    }
+}
+
+/// Logs go to stderr (stdout stays free for `--help`), filtered by `RUST_LOG`.
+fn init_logs(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
     }
 }
 
@@ -93,5 +163,4 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
-    tracing::info!("shutting down: closing streams");
 }

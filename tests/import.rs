@@ -354,6 +354,14 @@ async fn bad_rows_are_rejected_one_by_one_and_the_import_goes_on() {
         "then one for the rest"
     );
     assert!(all.contains("3 rows imported, 8 rejected"), "{all}");
+    let metrics = browser.get("/metrics").await.body;
+    let rows = |outcome: &str| {
+        common::sample(
+            &metrics,
+            &format!("herald_import_rows_total{{outcome=\"{outcome}\"}}"),
+        )
+    };
+    assert_eq!((rows("stored"), rows("rejected")), (Some(3.0), Some(8.0)));
 }
 
 #[tokio::test]

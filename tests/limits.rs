@@ -203,6 +203,9 @@ async fn a_tab_that_takes_nothing_is_cut_loose_others_keep_receiving_and_it_resu
         find(&stalled.buf, b"m39-").is_none(),
         "the stalled tab was written to to the end"
     );
+    // Its socket took less than a message: it fell behind the fan-out, and the metrics say so.
+    let behind = common::sample(&app.metrics().await, "herald_streams_behind_total");
+    assert!(behind >= Some(1.0), "{behind:?}");
     assert_eq!(client.get("/send?message=after").await.status, 200);
     fast.until(">after</blockquote>").await;
 
@@ -267,6 +270,9 @@ fn after_sigterm_the_process_exits_within_the_grace_even_with_a_reader_that_stal
             &addr.to_string(),
             "--shutdown-grace-secs",
             "1",
+            // No drain before the streams close: this is about the grace that follows it.
+            "--drain-secs",
+            "0",
         ],
         &[],
     ));

@@ -1,8 +1,9 @@
 //! The database going away and coming back, with its own PostgreSQL cluster (stopping it would
 //! disturb every other test of a binary): writes answer 503 and store nothing while it is down,
-//! streams stay open and keep their heartbeat, and when it returns every instance catches up
-//! with nothing lost and nothing repeated. And a database that cannot be reached at start is a
-//! clear error naming its host and database, never its password.
+//! `/readyz` answers 503 meanwhile, streams stay open and keep their heartbeat, and when it
+//! returns every instance catches up with nothing lost and nothing repeated. And a database that
+//! cannot be reached at start is a clear error naming its host and database, never its
+//! password.
 
 mod common;
 
@@ -47,6 +48,16 @@ async fn writes_answer_503_while_the_database_is_down_and_streams_catch_up_after
     // The stream stays open: its heartbeat goes on.
     let beat = stream.next().await.expect("still open");
     assert!(beat.comment, "{beat:?}");
+    // A load balancer sends no new tabs here; a supervisor sees the process alive.
+    let ready = writer.get("/readyz").await;
+    assert_eq!(
+        ready.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        ready.body
+    );
+    assert!(ready.body.contains("store"), "{}", ready.body);
+    assert_eq!(writer.get("/healthz").await.status, StatusCode::OK);
 
     pg::cluster().pg_ctl("start");
     let deadline = tokio::time::Instant::now() + common::WAIT;
@@ -59,6 +70,7 @@ async fn writes_answer_503_while_the_database_is_down_and_streams_catch_up_after
         assert!(tokio::time::Instant::now() < deadline, "never came back");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert_eq!(writer.get("/readyz").await.status, StatusCode::OK);
     assert_eq!(
         board_texts(&mut stream, 1).await,
         ["after"],

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Client, TestApp, board_messages, board_texts, pg, spawn_postgres_with, tab_following,
+    Client, TestApp, board_messages, board_texts, pg, sample, spawn_postgres_with, tab_following,
 };
 use hyper::{Method, StatusCode};
 
@@ -57,6 +57,44 @@ async fn a_write_on_one_instance_reaches_the_tabs_on_every_other_once_and_in_ord
         let page = app.client().open_tab().await.page;
         assert!(page.contains("m8") && page.contains("Across"), "{page}");
     }
+}
+
+/// A message counts as published on the instance that stored it, once over the cluster, and as
+/// applied on every instance; its bytes are delivered where its tabs are.
+#[tokio::test]
+async fn metrics_count_a_message_where_it_was_published_and_where_it_was_delivered() {
+    let apps = cluster(2).await;
+    let browser = apps[1].client();
+    let tab = browser.open_tab().await;
+    let mut stream = browser.stream(&tab.stream_url).await;
+    for text in ["from-a", "from-a-again"] {
+        let sent = apps[0].client().get(&format!("/send?message={text}")).await;
+        assert_eq!(sent.status, StatusCode::OK);
+    }
+    assert_eq!(
+        board_texts(&mut stream, 2).await,
+        ["from-a", "from-a-again"]
+    );
+    // The follower of the first instance may still be reading; the second has read both.
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    let (writer, reader) = loop {
+        let writer = apps[0].client().get("/metrics").await.body;
+        let reader = apps[1].client().get("/metrics").await.body;
+        if sample(&writer, "herald_messages_applied_total") == Some(2.0) {
+            break (writer, reader);
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{writer}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let count = |text: &str, series: &str| sample(text, series).unwrap();
+    assert_eq!(count(&writer, "herald_messages_published_total"), 2.0);
+    assert_eq!(count(&reader, "herald_messages_published_total"), 0.0);
+    assert_eq!(count(&reader, "herald_messages_applied_total"), 2.0);
+    assert_eq!(count(&writer, "herald_delivered_bytes_total"), 0.0);
+    assert!(
+        count(&reader, "herald_delivered_bytes_total") >= stream.raw.len() as f64,
+        "{reader}"
+    );
 }
 
 #[tokio::test]

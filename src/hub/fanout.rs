@@ -63,6 +63,8 @@ struct Entry {
     cursor: Cursor,
     wake: Arc<Notify>,
     state: State,
+    /// Messages written to it while parked (for its line on close).
+    sent: u64,
 }
 
 enum State {
@@ -96,6 +98,8 @@ struct Job {
     cursor: Cursor,
     /// `Some` to hand the stream back, with the bytes its socket did not take.
     hand_back: Option<Vec<u8>>,
+    /// Messages in this write (what the socket did not take, its task writes next).
+    sent: u64,
 }
 
 /// A fan-out task's buffers, reused from pass to pass.
@@ -113,6 +117,10 @@ struct Prepared {
     /// Their cursor once `out` is written; `None` to hand them back (a gap, or a backlog
     /// longer than [`MAX_BATCH`]: their tasks replay or resync).
     to: Option<Cursor>,
+    /// The messages in `out` (heartbeats aside).
+    messages: u64,
+    /// Handed back for a backlog longer than [`MAX_BATCH`] (they fell behind).
+    behind: bool,
 }
 
 impl Prepared {
@@ -124,19 +132,30 @@ impl Prepared {
         out: &mut Vec<u8>,
     ) -> Prepared {
         out.clear();
+        let mut prepared = Prepared {
+            from,
+            to: None,
+            messages: 0,
+            behind: false,
+        };
         let messages = match read {
             Some(After::Messages(messages)) if messages.len() <= MAX_BATCH => messages,
-            _ => return Prepared { from, to: None },
+            Some(After::Messages(_)) => {
+                prepared.behind = true;
+                return prepared;
+            }
+            _ => return prepared,
         };
         let mut to = from;
         for (seq, data) in messages {
             to.broadcast = *seq;
-            put_message(out, to, data);
+            prepared.messages += u64::from(put_message(out, to, data));
         }
         if let Some(beat) = beat {
             put_message(out, to, beat);
         }
-        Prepared { from, to: Some(to) }
+        prepared.to = Some(to);
+        prepared
     }
 }
 
@@ -178,6 +197,7 @@ impl Fanout {
             cursor,
             wake,
             state: State::Parked,
+            sent: 0,
         });
         Some(Ticket { shard, key })
     }
@@ -201,9 +221,10 @@ impl Fanout {
         }
     }
 
-    /// Takes a parked stream back: its cursor now, and what its socket has not yet taken.
+    /// Takes a parked stream back: its cursor now, what its socket has not yet taken, and how
+    /// many messages were written to it while parked.
     /// `None` while a pass is writing to it (after [`Fanout::reclaim`] said `true`, never).
-    pub(super) fn unpark(&self, ticket: &Ticket) -> Option<(Cursor, Vec<u8>)> {
+    pub(super) fn unpark(&self, ticket: &Ticket) -> Option<(Cursor, Vec<u8>, u64)> {
         let mut entries = self.shard(ticket.shard);
         if let State::Writing(_) = entries[ticket.key].state {
             return None;
@@ -214,7 +235,7 @@ impl Fanout {
             State::HandedBack(unwritten) => unwritten,
             _ => Vec::new(),
         };
-        Some((entry.cursor, unwritten))
+        Some((entry.cursor, unwritten, entry.sent))
     }
 
     /// A parked stream's task has gone: its entry leaves now, or after the write in progress.
@@ -255,9 +276,12 @@ impl Fanout {
                     sink: entry.sink.clone(),
                     cursor: entry.cursor,
                     hand_back: None,
+                    sent: 0,
                 });
             }
         }
+        // Counted once per pass, not per stream.
+        let (mut delivered, mut behind) = (0, 0);
         // Parked cursors are nearly always equal: the log is read, and what follows a cursor
         // (its `id:` lines and messages) put into `out`, once per distinct cursor, and the same
         // bytes are written to every socket parked there, as one shared buffer.
@@ -279,16 +303,30 @@ impl Fanout {
                     out,
                 ));
             }
-            let Some(to) = prepared.as_ref().and_then(|p| p.to) else {
+            let Some(p) = &prepared else {
+                unreachable!("prepared above");
+            };
+            let Some(to) = p.to else {
                 job.hand_back = Some(Vec::new());
+                behind += u64::from(p.behind);
                 continue;
             };
             job.cursor = to;
+            job.sent += p.messages;
             if out.is_empty() {
                 // Nothing new, or only messages that show on no page (JSON events alone).
                 continue;
             }
-            job.hand_back = match catch_unwind(AssertUnwindSafe(|| job.sink.try_write(out))) {
+            let written = catch_unwind(AssertUnwindSafe(|| job.sink.try_write(out)));
+            if let Ok(Ok(n)) = written {
+                delivered += n;
+            }
+            if matches!(&written, Ok(Ok(n)) if *n < out.len())
+                || matches!(&written, Ok(Err(e)) if e.kind() == io::ErrorKind::WouldBlock)
+            {
+                behind += 1;
+            }
+            job.hand_back = match written {
                 Ok(Ok(n)) if n == out.len() => None,
                 Ok(Ok(n)) => Some(out[n..].to_vec()),
                 Ok(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => Some(out.clone()),
@@ -305,6 +343,7 @@ impl Fanout {
         for job in jobs.drain(..) {
             let entry = &mut entries[job.key];
             entry.cursor = job.cursor;
+            entry.sent += job.sent;
             let State::Writing(then) = entry.state else {
                 unreachable!("only the pass ends a write");
             };
@@ -324,6 +363,8 @@ impl Fanout {
             wake.notify_one();
         }
         gone.clear();
+        inner.counters.delivered(delivered);
+        inner.counters.fell_behind(behind);
         written
     }
 }

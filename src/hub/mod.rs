@@ -22,6 +22,7 @@
 //! database ([`Archive`]) before it is resynced. Cursors then hold the database's identity and
 //! the log's numbers, so they resume on any instance and across restarts.
 
+mod counters;
 mod cursor;
 mod fanout;
 pub mod frame;
@@ -47,6 +48,7 @@ use futures_util::future::BoxFuture;
 use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard, watch};
 use uuid::Uuid;
 
+pub use counters::Counts;
 pub use cursor::Cursor;
 pub use fanout::Sink;
 pub use json::{JsonEvent, JsonState};
@@ -208,6 +210,7 @@ struct Inner {
     heartbeat: watch::Sender<Bytes>,
     closing: watch::Sender<bool>,
     fanout: fanout::Fanout,
+    counters: counters::Counters,
 }
 
 struct ClientLog {
@@ -261,6 +264,7 @@ impl Hub {
             closing: watch::Sender::new(false),
             beat,
             fanout: fanout::Fanout::new(),
+            counters: counters::Counters::default(),
             config,
         });
         tokio::spawn(heartbeat(Arc::downgrade(&inner)));
@@ -378,6 +382,7 @@ impl Hub {
     /// starts after `upto` (under the same lock), and the archive has the rest.
     pub fn apply(&self, messages: Vec<(u64, Outgoing)>, upto: u64) {
         let clients = self.inner.clients.lock().expect("clients lock");
+        self.inner.counters.applied(messages.len());
         for (seq, message) in messages {
             let entry = Entry::new(&message.html, message.json);
             match message.audience {
@@ -463,6 +468,17 @@ impl Hub {
         }
     }
 
+    /// What the hub has done since it started (for metrics).
+    pub fn counters(&self) -> Counts {
+        self.inner.counters.counts()
+    }
+
+    /// A change here stored `messages` in the shared log: published by this instance (every
+    /// instance's follower applies them).
+    pub fn published(&self, messages: usize) {
+        self.inner.counters.published(messages);
+    }
+
     /// Sends every stream a heartbeat now, out of turn: what it shows has changed (presence).
     pub fn beat_now(&self) {
         beat(&self.inner);
@@ -490,6 +506,8 @@ impl Change<'_> {
     /// entry; returns its sequence number.
     fn append(&self, message: Outgoing) -> u64 {
         let entry = Entry::new(&message.html, message.json);
+        self.hub.inner.counters.published(1);
+        self.hub.inner.counters.applied(1);
         match message.audience {
             Audience::Everyone => self.hub.inner.broadcast.append(entry),
             Audience::Client(client) => self.hub.client_log(client).append(entry),

@@ -43,6 +43,11 @@ impl Publish {
         Publish::default().and(Audience::Client(client), html)
     }
 
+    /// How many messages the change announces.
+    pub fn count(&self) -> usize {
+        self.messages.len()
+    }
+
     /// The messages, in order: what a shared log stores.
     pub fn into_messages(self) -> Vec<Outgoing> {
         self.messages

@@ -4,8 +4,8 @@
 //! Per message, the ideal is one write per stream, by the fan-out, of the whole message. The
 //! counters say how far a run is from that: writes by the fan-out and by streams' own tasks,
 //! the bytes they carried, writes a socket took only in part or not at all, and parked streams
-//! handed back to their tasks. `GET /debug/stats` serves them (herald-load reports them per
-//! message); they are process-wide, as a metrics endpoint would read them.
+//! handed back to their tasks. `GET /metrics` serves them (`crate::metrics`; herald-load
+//! reports them per message); they are process-wide, since the socket writes know no app.
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

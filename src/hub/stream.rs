@@ -22,6 +22,10 @@ pub struct LiveStream {
     cursor: Cursor,
     /// Set until the first message is sent; `true` when that message must resync everything.
     opening: Option<bool>,
+    /// Set until the first catch-up: the stream resumed from a cursor behind the logs' heads.
+    replaying: bool,
+    /// Messages sent so far (heartbeats aside), by its task or by the fan-out.
+    messages: u64,
     broadcast_rx: watch::Receiver<u64>,
     private_rx: watch::Receiver<u64>,
     heartbeat_rx: watch::Receiver<Bytes>,
@@ -61,6 +65,7 @@ impl Hub {
             Some(Ok(c)) if c.epoch == self.inner.epoch => (c, false),
             Some(_) => (now, true),
         };
+        let replaying = cursor.broadcast < now.broadcast || cursor.private < now.private;
         let mut heartbeat_rx = self.inner.heartbeat.subscribe();
         heartbeat_rx.mark_unchanged();
         LiveStream {
@@ -74,6 +79,8 @@ impl Hub {
             regions,
             cursor,
             opening: Some(resync_all),
+            replaying,
+            messages: 0,
             wake: None,
         }
     }
@@ -126,6 +133,24 @@ impl LiveStream {
         out.freeze()
     }
 
+    /// `bytes` of what this stream's task had due reached its socket (or the HTTP/2
+    /// connection); what the fan-out writes it counts itself.
+    pub fn delivered(&self, bytes: usize) {
+        self.hub.inner.counters.delivered(bytes);
+    }
+
+    /// The tab this stream is for.
+    pub fn client(&self) -> ClientId {
+        self.client
+    }
+
+    /// Messages sent so far (heartbeats aside): the first message, each message of either log
+    /// and each resync, counted as it is handed to the socket's writer (by its task, or by the
+    /// fan-out: [`Parked::resume`] adds what that wrote).
+    pub fn messages(&self) -> u64 {
+        self.messages
+    }
+
     /// Hands a caught-up stream to the fan-out, which writes broadcast messages and heartbeats
     /// to `sink` without waking the stream's task; gives it back if a message arrived since it
     /// caught up.
@@ -143,6 +168,7 @@ impl LiveStream {
 
     /// The first message: `retry:`, the connection status and, if needed, a full resync.
     async fn open(&mut self, mut resync_all: bool) -> Bytes {
+        self.messages += 1;
         if !resync_all && let Some(archive) = &self.hub.inner.archive {
             // A cursor from an instance further along: wait until this one has caught up. One
             // still ahead after that never came from this log.
@@ -154,6 +180,7 @@ impl LiveStream {
         }
         let mut html = (self.hub.inner.beat)();
         if resync_all {
+            self.hub.inner.counters.resynced();
             let snap = self
                 .hub
                 .snapshot(self.client, Scope::ALL, &*self.regions)
@@ -185,7 +212,7 @@ impl LiveStream {
             After::Messages(messages) => {
                 for (seq, data) in messages {
                     self.cursor.broadcast = seq;
-                    put_message(&mut out, self.cursor, &data);
+                    self.messages += u64::from(put_message(&mut out, self.cursor, &data));
                 }
             }
             After::Gap => {
@@ -197,7 +224,7 @@ impl LiveStream {
             After::Messages(messages) => {
                 for (seq, data) in messages {
                     self.cursor.private = seq;
-                    put_message(&mut out, self.cursor, &data);
+                    self.messages += u64::from(put_message(&mut out, self.cursor, &data));
                 }
             }
             After::Gap => {
@@ -206,7 +233,12 @@ impl LiveStream {
                 gap.private = !self.replay(me, head, &mut out).await;
             }
         }
+        if self.replaying && !out.is_empty() {
+            self.hub.inner.counters.replayed();
+        }
+        self.replaying = false;
         if gap != Scope::default() {
+            self.hub.inner.counters.resynced();
             let snap = self.hub.snapshot(self.client, gap, &*self.regions).await;
             if gap.broadcast {
                 self.cursor.broadcast = snap.cursor.broadcast;
@@ -217,6 +249,7 @@ impl LiveStream {
             let mut html = String::new();
             push_regions(&mut html, &snap);
             put_message(&mut out, self.cursor, &frame::data_lines(&html));
+            self.messages += 1;
         }
         out.freeze()
     }
@@ -242,7 +275,8 @@ impl LiveStream {
         let end = (messages.len() < MAX_BATCH).then_some(upto);
         for (seq, html) in messages {
             self.set(private, seq);
-            put_message(out, self.cursor, &frame::data_lines(&html));
+            let sent = put_message(out, self.cursor, &frame::data_lines(&html));
+            self.messages += u64::from(sent);
         }
         if let Some(end) = end {
             self.set(private, end.max(after));
@@ -296,7 +330,7 @@ impl Parked {
     /// that first).
     pub fn resume(mut self) -> (LiveStream, Vec<u8>) {
         let mut live = self.live.take().expect("parked stream");
-        let (cursor, unwritten) = loop {
+        let (cursor, unwritten, sent) = loop {
             // Only without `woken` first can a pass be writing to it: that one non-blocking
             // write is all there is to wait for.
             match live.hub.inner.fanout.unpark(&self.ticket) {
@@ -305,6 +339,7 @@ impl Parked {
             }
         };
         live.cursor = cursor;
+        live.messages += sent;
         // The fan-out wrote the heartbeats while it was parked.
         live.heartbeat_rx.mark_unchanged();
         (live, unwritten)
@@ -340,10 +375,11 @@ fn put_id(out: &mut impl BufMut, cursor: Cursor) {
 /// One message as the stream writes it: its `id:` line, then its framed data; nothing for a
 /// message that shows on no page (a JSON event alone). The fan-out writes parked streams'
 /// messages with it too.
-pub(super) fn put_message(out: &mut impl BufMut, cursor: Cursor, data: &[u8]) {
+pub(super) fn put_message(out: &mut impl BufMut, cursor: Cursor, data: &[u8]) -> bool {
     if data.is_empty() {
-        return;
+        return false;
     }
     put_id(out, cursor);
     out.put_slice(data);
+    true
 }

@@ -174,6 +174,8 @@ pub async fn data_csv() -> Response {
                 header::CONTENT_DISPOSITION,
                 "attachment; filename=\"data.csv\"",
             ),
+            // Its name stays while its content may change with a deploy.
+            (header::CACHE_CONTROL, "no-cache"),
         ],
         include_str!("../../data.csv"),
     )

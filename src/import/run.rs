@@ -133,7 +133,7 @@ impl Importer {
 
     /// Stores `items` in one transaction and publishes what the tab must see of them.
     async fn store_and_publish(&mut self, items: Vec<Item>, bytes: u64) -> Result<(), StoreError> {
-        let first = self.rows + 1;
+        let (first, rejected_before) = (self.rows + 1, self.rejected);
         let mut rows = Vec::with_capacity(items.len());
         let mut listed = Vec::new();
         let mut out = String::new();
@@ -188,6 +188,7 @@ impl Importer {
             }
         });
         let (id, client) = (self.record.id, self.record.client);
+        let (stored, rejected) = (self.rows + 1 - first, self.rejected - rejected_before);
         self.state
             .change(move |s| {
                 let batch = Batch {
@@ -199,7 +200,9 @@ impl Importer {
                 s.store_import_batch(id, &batch)?;
                 Ok::<_, StoreError>(((), Publish::client(client, out)))
             })
-            .await
+            .await?;
+        self.state.metrics.import_rows(stored, rejected);
+        Ok(())
     }
 
     async fn finish(&mut self, status: Status, message: String) -> Result<(), StoreError> {

@@ -11,6 +11,7 @@ mod sqlite;
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Instant;
 
 use tracing::Dispatch;
 
@@ -147,7 +148,7 @@ impl std::error::Error for StoreError {}
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Runs a store call on the blocking pool, in the caller's tracing span and subscriber, so what
-/// the call logs is told apart by the request that made it.
+/// the call logs is told apart by the request that made it; its latency goes to the metrics.
 pub async fn call<T, E, F>(store: &SharedStore, f: F) -> Result<T, E>
 where
     T: Send + 'static,
@@ -155,7 +156,10 @@ where
     F: FnOnce(&dyn Store) -> Result<T, E> + Send + 'static,
 {
     let store = store.clone();
-    blocking(move || store.run(f)).await
+    let started = Instant::now();
+    let result = blocking(move || store.run(f)).await;
+    crate::metrics::store_call(started.elapsed());
+    result
 }
 
 /// Runs `f` on the blocking pool in the caller's span and subscriber.

@@ -27,11 +27,13 @@ macro_rules! asset {
 }
 
 const JS: &str = "text/javascript; charset=utf-8";
+const SVG: &str = "image/svg+xml";
 
 const ASSETS: &[Asset] = &[
     asset!("htmx.min.js", JS),
     asset!("hx-sse.min.js", JS),
     asset!("app.css", "text/css; charset=utf-8"),
+    asset!("favicon.svg", SVG),
     asset!("LICENSE", "text/plain; charset=utf-8"),
 ];
 
@@ -50,14 +52,24 @@ pub fn prefix() -> String {
 }
 
 pub async fn serve(Path((tag, name)): Path<(String, String)>) -> Response {
-    let Some(asset) = ASSETS.iter().find(|a| a.name == name) else {
-        return (StatusCode::NOT_FOUND, "no such file").into_response();
-    };
     // A stale tag (a page rendered before a deploy) still gets the file, but must not cache it.
     let cache = if tag == *TAG {
         "public, max-age=31536000, immutable"
     } else {
         "no-cache"
+    };
+    file(&name, cache)
+}
+
+/// `GET /favicon.ico`, which browsers ask for whatever the page says: the SVG icon, under a
+/// name that does not change with its content, so cached for a day only.
+pub async fn favicon() -> Response {
+    file("favicon.svg", "public, max-age=86400")
+}
+
+fn file(name: &str, cache: &'static str) -> Response {
+    let Some(asset) = ASSETS.iter().find(|a| a.name == name) else {
+        return (StatusCode::NOT_FOUND, "no such file").into_response();
     };
     (
         [

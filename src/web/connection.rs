@@ -27,18 +27,22 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Uri, header};
+use axum::middleware::AddExtension;
+use axum::{Extension, Router};
 use hyper::service::Service as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
+use tower::Layer as _;
 
+use super::client::Peer;
 use super::respond::{Framing, head, respond};
 use super::sse;
+use super::tls::Tls;
 use super::wire::{self, Stop};
 use crate::config::ConnectionLimits;
 
@@ -51,17 +55,26 @@ const MAX_HEADERS: usize = 64;
 /// stream holds none.
 const READ_SIZE: usize = 2048;
 
-type Service = TowerToHyperService<Router>;
+pub(super) type Service = TowerToHyperService<AddExtension<Router, Peer>>;
 
-/// What every connection shares: the app and the limits it serves under.
+/// What every connection shares: the app, the limits it serves under, and HTTPS if configured.
 pub struct Shared {
     pub router: Router,
     pub limits: ConnectionLimits,
+    pub tls: Option<Tls>,
+}
+
+/// The app as one connection serves it: every request, on any path, says who the
+/// connection's peer is (`web::client`).
+pub(super) fn service(shared: &Shared, peer: Peer) -> Service {
+    TowerToHyperService::new(Extension(peer).layer(shared.router.clone()))
 }
 
 /// Serves one connection until the client closes it, a limit closes it, or shutdown does.
 pub async fn serve(mut tcp: TcpStream, shared: Arc<Shared>, mut stop: Stop) {
-    let service = TowerToHyperService::new(shared.router.clone());
+    // Gone already (a client that connected and reset at once).
+    let Ok(addr) = tcp.peer_addr() else { return };
+    let service = service(&shared, Peer { addr, tls: false });
     let limits = &shared.limits;
     let mut read = Vec::new();
     let mut first = true;
@@ -276,14 +289,7 @@ async fn hyper_for_the_rest(
     limits: &ConnectionLimits,
     mut stop: Stop,
 ) {
-    let mut io = TokioIo::new(Replay {
-        read,
-        at: 0,
-        tcp,
-        send_timeout: limits.send_timeout,
-        stalled: None,
-        read_since_write: false,
-    });
+    let mut io = TokioIo::new(Replay::new(tcp, read, limits.send_timeout));
     let ended = {
         let conn = hyper_builder(limits).serve_connection(&mut io, service);
         tokio::pin!(conn);
@@ -309,7 +315,7 @@ async fn hyper_for_the_rest(
 }
 
 /// Hyper as connections handed over get it: with Herald's header timeout and largest head.
-fn hyper_builder(limits: &ConnectionLimits) -> hyper::server::conn::http1::Builder {
+pub(super) fn hyper_builder(limits: &ConnectionLimits) -> hyper::server::conn::http1::Builder {
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -324,7 +330,7 @@ const HYPER_MIN_BUF: usize = 8192;
 
 /// The socket as hyper sees it: its first reads return bytes that were already read from it,
 /// and a write the client takes nothing of for the send timeout fails.
-struct Replay {
+pub(super) struct Replay {
     read: Vec<u8>,
     at: usize,
     tcp: TcpStream,
@@ -336,6 +342,18 @@ struct Replay {
 }
 
 impl Replay {
+    /// `tcp`, whose first reads give `read` back.
+    pub(super) fn new(tcp: TcpStream, read: Vec<u8>, send_timeout: Duration) -> Replay {
+        Replay {
+            read,
+            at: 0,
+            tcp,
+            send_timeout,
+            stalled: None,
+            read_since_write: false,
+        }
+    }
+
     /// After a write: pending starts (or continues) the send timeout, progress ends it.
     fn timed(
         &mut self,

@@ -60,6 +60,11 @@ fn check(headers: &HeaderMap, token: Option<&str>, listed: &[String]) -> Result<
             if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
                 Ok(())
             } else {
+                // Whether one came, never what came: a near miss would give the token away.
+                tracing::debug!(
+                    bearer_given = !given.is_empty(),
+                    "API write refused: wrong or missing token"
+                );
                 Err(ApiError::new(
                     StatusCode::UNAUTHORIZED,
                     "missing or wrong Authorization: Bearer token",

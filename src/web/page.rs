@@ -11,6 +11,7 @@ use futures_util::future::BoxFuture;
 use serde::Deserialize;
 
 use super::assets;
+use super::client::Client;
 use super::error::ApiError;
 use super::negotiate::{ErrorPage, Wants};
 use super::presence::{Presence, presence_html, presence_partial};
@@ -38,8 +39,12 @@ struct Dashboard {
 
 /// `GET /`: the current state of every region, and a new tab id whose stream resumes from
 /// exactly that state (the cursor in the stream URL).
-pub async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let session = Session::from_headers(&headers);
+pub async fn dashboard(
+    State(state): State<AppState>,
+    client: Client,
+    headers: HeaderMap,
+) -> Response {
+    let session = Session::of(&headers, client);
     let client = state.tabs.issue(session.id);
     let snapshot = state
         .hub

@@ -24,6 +24,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::connection::{self, Shared};
+use super::tls::{self, Tls};
 use crate::config::ConnectionLimits;
 
 /// Descriptors kept for everything but connections (the database and its journal, the
@@ -37,17 +38,26 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
+    counts: Arc<Connections>,
+    tls: Option<Tls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     raise_fd_limit();
     let cap = limits.max_connections.unwrap_or_else(default_cap);
-    let shared = Arc::new(Shared { router, limits });
+    let shared = Arc::new(Shared {
+        router,
+        limits,
+        tls,
+    });
     let (stop_tx, stop_rx) = watch::channel(None);
     // Every connection holds a receiver; `closed()` resolves when the last one is dropped.
     let (done_tx, done_rx) = watch::channel(());
-    let mut spare = Spare::new();
-    let mut over_cap = Refusals::new("at the connection limit (HERALD_MAX_CONNECTIONS)");
-    let open = Arc::new(AtomicUsize::new(0));
+    let mut spare = Spare::new(counts.clone());
+    let mut over_cap = Refusals::new(
+        "at the connection limit (HERALD_MAX_CONNECTIONS)",
+        counts.clone(),
+    );
+    let open = counts.open.clone();
     let ended = Arc::new(AtomicU64::new(0));
     let trimmer = tokio::spawn(give_back_memory(ended.clone()));
     tokio::pin!(shutdown);
@@ -79,7 +89,10 @@ pub async fn serve(
         let open = open.clone();
         let ended = ended.clone();
         tokio::spawn(async move {
-            connection::serve(tcp, shared, stop).await;
+            match shared.tls.is_some() {
+                true => tls::serve(tcp, shared, stop).await,
+                false => connection::serve(tcp, shared, stop).await,
+            }
             open.fetch_sub(1, Ordering::Relaxed);
             ended.fetch_add(1, Ordering::Relaxed);
             drop(done);
@@ -103,6 +116,25 @@ pub async fn serve(
         let _ = tokio::time::timeout(CLOSING, done_tx.closed()).await;
     }
     Ok(())
+}
+
+/// Connections as an operator's metrics count them (`crate::metrics`).
+#[derive(Debug, Default)]
+pub struct Connections {
+    open: Arc<AtomicUsize>,
+    refused: AtomicU64,
+}
+
+impl Connections {
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Connections answered `503`: past the cap or at the open-files limit.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
 }
 
 /// How long connections cut at the end of the shutdown grace get to close their sockets.
@@ -200,10 +232,10 @@ struct Spare {
 }
 
 impl Spare {
-    fn new() -> Spare {
+    fn new(counts: Arc<Connections>) -> Spare {
         Spare {
             file: std::fs::File::open("/dev/null").ok(),
-            refusals: Refusals::new("out of file descriptors (the open-files limit)"),
+            refusals: Refusals::new("out of file descriptors (the open-files limit)", counts),
         }
     }
 
@@ -230,18 +262,21 @@ struct Refusals {
     why: &'static str,
     refused: u64,
     reported: Option<Instant>,
+    counts: Arc<Connections>,
 }
 
 impl Refusals {
-    fn new(why: &'static str) -> Refusals {
+    fn new(why: &'static str, counts: Arc<Connections>) -> Refusals {
         Refusals {
             why,
             refused: 0,
             reported: None,
+            counts,
         }
     }
 
     fn count(&mut self) {
+        self.counts.refused.fetch_add(1, Ordering::Relaxed);
         self.refused += 1;
         if self.reported.is_none_or(|at| at.elapsed() >= REPORT_EVERY) {
             tracing::error!(
@@ -284,7 +319,7 @@ mod tests {
         let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
-        let mut spare = Spare::new();
+        let mut spare = Spare::new(Arc::default());
         assert!(spare.file.is_some());
         spare.refuse(&listener).await;
         let mut answer = String::new();

@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use uuid::Uuid;
 
+use super::client::Client;
 use super::error::ApiError;
 use super::id;
 use super::negotiate::Wants;
@@ -37,16 +38,21 @@ pub trait SessionStore {
 pub struct Session {
     pub id: Uuid,
     pub is_new: bool,
+    /// The browser reached Herald over HTTPS, so the cookie may only travel over HTTPS.
+    pub secure: bool,
 }
 
 impl Session {
-    pub fn from_headers(headers: &HeaderMap) -> Session {
-        match cookie_session(headers) {
-            Some(id) => Session { id, is_new: false },
-            None => Session {
-                id: Uuid::new_v4(),
-                is_new: true,
-            },
+    /// The session of a request from `client` with these headers.
+    pub fn of(headers: &HeaderMap, client: Client) -> Session {
+        let (id, is_new) = match cookie_session(headers) {
+            Some(id) => (id, false),
+            None => (Uuid::new_v4(), true),
+        };
+        Session {
+            id,
+            is_new,
+            secure: client.https,
         }
     }
 
@@ -54,8 +60,9 @@ impl Session {
     pub fn set_cookie(&self) -> Option<(axum::http::HeaderName, HeaderValue)> {
         self.is_new.then(|| {
             let value = format!(
-                "{COOKIE_NAME}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age=31536000",
-                self.id.as_hyphenated()
+                "{COOKIE_NAME}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age=31536000{}",
+                self.id.as_hyphenated(),
+                if self.secure { "; Secure" } else { "" },
             );
             (
                 SET_COOKIE,
@@ -111,7 +118,7 @@ impl FromRequestParts<AppState> for Tab {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let text = id::segment(parts, state).await?;
-        let session = Session::from_headers(&parts.headers);
+        let session = Session::of(&parts.headers, Client::of_parts(parts));
         match session.own(state, &text).await {
             Ok(client) => Ok(Tab { client, session }),
             Err(e) => Err(Wants::of(&parts.headers).error(e)),
@@ -142,7 +149,7 @@ mod tests {
             COOKIE,
             format!("a=1; {COOKIE_NAME}={id}; b=2").parse().unwrap(),
         );
-        let session = Session::from_headers(&headers);
+        let session = Session::of(&headers, Client::default());
         assert_eq!(session.id, id);
         assert!(session.set_cookie().is_none());
     }
@@ -151,10 +158,21 @@ mod tests {
     fn a_missing_or_forged_cookie_starts_a_new_session() {
         let mut headers = HeaderMap::new();
         headers.insert(COOKIE, format!("{COOKIE_NAME}=not-a-uuid").parse().unwrap());
-        let session = Session::from_headers(&headers);
+        let session = Session::of(&headers, Client::default());
         assert!(session.is_new);
         let (_, cookie) = session.set_cookie().unwrap();
         let cookie = cookie.to_str().unwrap();
         assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
+        assert!(!cookie.contains("Secure"), "{cookie}");
+    }
+
+    #[test]
+    fn a_browser_on_https_gets_a_secure_cookie() {
+        let https = Client {
+            addr: None,
+            https: true,
+        };
+        let (_, cookie) = Session::of(&HeaderMap::new(), https).set_cookie().unwrap();
+        assert!(cookie.to_str().unwrap().ends_with("; Secure"), "{cookie:?}");
     }
 }

@@ -9,8 +9,11 @@
 //! exactly its SSE bytes on the wire, with no chunk framing to add.
 
 use std::convert::Infallible;
+use std::fmt;
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, header};
@@ -54,24 +57,100 @@ where
 
 /// A tab's stream as a response. A connection that writes to its socket itself takes the stream
 /// out through the [`Takeover`] extension (and parks it between messages, see [`serve`]); any
-/// other connection polls the body, which then reads the stream itself.
+/// other connection (hyper's, HTTP/2) polls the body, which then reads the stream itself.
 pub fn live_response(live: LiveStream) -> Response {
     let takeover = Takeover(Arc::new(Mutex::new(Some(live))));
     let slot = takeover.clone();
-    let body = futures_util::stream::unfold(None, move |live: Option<LiveStream>| {
+    let started = Instant::now();
+    let body = futures_util::stream::unfold(None, move |polled: Option<Polled>| {
         let slot = slot.clone();
         async move {
-            let mut live = match live {
-                Some(live) => live,
-                None => slot.take()?,
+            let mut polled = match polled {
+                Some(polled) => polled,
+                None => Polled {
+                    live: Some(slot.take()?),
+                    started,
+                    bytes: 0,
+                },
             };
-            let chunk = live.next_chunk().await?;
-            Some((Ok(chunk), Some(live)))
+            let live = polled.live.as_mut()?;
+            match live.next_chunk().await {
+                Some(chunk) => {
+                    live.delivered(chunk.len());
+                    polled.bytes += chunk.len() as u64;
+                    Some((Ok(chunk), Some(polled)))
+                }
+                None => {
+                    polled.end(Ended::ServerClosing);
+                    None
+                }
+            }
         }
     });
     let mut response = response(body);
     response.extensions_mut().insert(takeover);
     response
+}
+
+/// A tab's stream read through its response body; writes its line when the body ends or is
+/// dropped.
+struct Polled {
+    live: Option<LiveStream>,
+    started: Instant,
+    bytes: u64,
+}
+
+impl Polled {
+    fn end(&mut self, ended: Ended) {
+        if let Some(live) = self.live.take() {
+            closed(&live, self.started, self.bytes, &ended);
+        }
+    }
+}
+
+impl Drop for Polled {
+    fn drop(&mut self) {
+        // The connection dropped the body: the client went, or a limit or shutdown cut it.
+        self.end(Ended::Dropped);
+    }
+}
+
+/// Why a tab's stream ended.
+#[derive(Debug)]
+enum Ended {
+    /// The client closed the connection (or sent something on it).
+    ClientClosed,
+    /// The hub closed: shutdown, so the browser reconnects.
+    ServerClosing,
+    /// Its response body was dropped by the connection that served it.
+    Dropped,
+    /// Writing failed: the client took nothing for the send timeout, the shutdown grace ran
+    /// out, or the socket broke.
+    Write(io::Error),
+}
+
+impl fmt::Display for Ended {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ended::ClientClosed => f.write_str("client closed"),
+            Ended::ServerClosing => f.write_str("server closing"),
+            Ended::Dropped => f.write_str("response dropped"),
+            Ended::Write(e) => write!(f, "write failed: {e}"),
+        }
+    }
+}
+
+/// A stream's line on close (target `herald::stream`), beside its request's access line.
+fn closed(live: &LiveStream, started: Instant, bytes: u64, ended: &Ended) {
+    tracing::info!(
+        target: "herald::stream",
+        client = %live.client(),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        messages = live.messages(),
+        bytes,
+        ended = %ended,
+        "stream closed",
+    );
 }
 
 /// The stream inside a [`live_response`], for whichever takes it first: the connection or the
@@ -85,22 +164,31 @@ impl Takeover {
     }
 }
 
+/// A stream's socket, counting what is written to it by its task and by the fan-out.
+struct Socket {
+    tcp: TcpStream,
+    written: AtomicU64,
+}
+
 /// The fan-out's write is a plain non-blocking `send` on the descriptor, not tokio's
 /// `try_write`: that one first reads the socket's readiness from tokio's registration, a cache
 /// line of its own per socket and cold by the time a pass reaches it (~6% of Herald's CPU at
 /// 10,000 streams, BENCHMARKS.md). The registration only matters to the stream's task, whose
 /// writes go through tokio and find any stale readiness out at their first `WouldBlock`.
-impl Sink for TcpStream {
+impl Sink for Socket {
     fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
-        let written = SockRef::from(self).send_with_flags(bytes, libc::MSG_NOSIGNAL);
+        let written = SockRef::from(&self.tcp).send_with_flags(bytes, libc::MSG_NOSIGNAL);
         STATS.write(Writer::Fanout, bytes.len(), &written);
-        written
+        let n = written?;
+        self.written.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
     }
 }
 
 /// Serves `live` on `tcp` until the client goes, sends anything, takes nothing for
-/// `send_timeout`, or the hub closes. `head` is the response head, written with the first
-/// message. A tab cut loose resumes by `Last-Event-ID` when it reconnects.
+/// `send_timeout`, or the hub closes; then writes the stream's line. `head` is the response
+/// head, written with the first message. A tab cut loose resumes by `Last-Event-ID` when it
+/// reconnects.
 pub async fn serve(
     tcp: TcpStream,
     head: Vec<u8>,
@@ -108,19 +196,29 @@ pub async fn serve(
     limits: &ConnectionLimits,
     stop: &mut Stop,
 ) {
-    let tcp = Arc::new(tcp);
-    if let Err(e) = follow(&tcp, head, live, limits, stop).await {
-        tracing::trace!(error = %e, "stream ended with an error");
-    }
+    let started = Instant::now();
+    let socket = Arc::new(Socket {
+        tcp,
+        written: AtomicU64::new(0),
+    });
+    let (live, ended) = follow(&socket, head, live, limits, stop).await;
+    closed(
+        &live,
+        started,
+        socket.written.load(Ordering::Relaxed),
+        &ended,
+    );
 }
 
 async fn follow(
-    tcp: &Arc<TcpStream>,
+    socket: &Arc<Socket>,
     mut pending: Vec<u8>,
     mut live: LiveStream,
     limits: &ConnectionLimits,
     stop: &mut Stop,
-) -> io::Result<()> {
+) -> (LiveStream, Ended) {
+    // The head goes out with the first message, but is not the stream's.
+    let mut head = pending.len();
     loop {
         let due = live.due().await;
         if let Due::Chunk(chunk) = &due {
@@ -129,26 +227,42 @@ async fn follow(
                 continue;
             }
         }
-        wire::write_all(tcp, &pending, limits.send_timeout, stop, Writer::Task).await?;
+        let written = wire::write_all(
+            &socket.tcp,
+            &pending,
+            limits.send_timeout,
+            stop,
+            Writer::Task,
+        );
+        if let Err(e) = written.await {
+            return (live, Ended::Write(e));
+        }
+        let body = pending.len().saturating_sub(head);
+        socket.written.fetch_add(body as u64, Ordering::Relaxed);
+        live.delivered(body);
+        head = 0;
         pending = Vec::new();
         match due {
             Due::Chunk(_) => continue,
-            Due::Closed => return Ok(()),
+            Due::Closed => return (live, Ended::ServerClosing),
             Due::CaughtUp => {}
         }
-        live = match live.park(tcp.clone()) {
+        live = match live.park(socket.clone()) {
             Park::Behind(live) => live,
             Park::Parked(mut parked) => {
-                loop {
+                let gone = loop {
                     tokio::select! {
-                        () = parked.woken() => break,
-                        gone = client_gone(tcp) => if gone {
-                            return Ok(());
+                        () = parked.woken() => break false,
+                        gone = client_gone(&socket.tcp) => if gone {
+                            break true;
                         },
                     }
+                };
+                let (live, unwritten) = parked.resume();
+                if gone {
+                    return (live, Ended::ClientClosed);
                 }
                 STATS.hand_back();
-                let (live, unwritten) = parked.resume();
                 pending = unwritten;
                 live
             }

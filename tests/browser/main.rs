@@ -9,6 +9,7 @@
 mod common;
 mod dashboard;
 mod front;
+mod nginx;
 mod webdriver;
 
 use std::path::Path;
@@ -560,11 +561,22 @@ async fn the_page_loads_only_htmx_and_logs_no_errors() {
     browser.goto(&app.url("/send-notification")).await;
     wait_element(&browser, "#notify-form").await;
     assert_console_clean(&browser).await;
-    assert_eq!(
-        app.client().get("/favicon.ico").await.status,
-        StatusCode::NOT_FOUND,
-        "the page must not need a favicon request"
-    );
+    // The icon the layout names is served, so no page's icon request fails; so is the
+    // `/favicon.ico` a browser asks for when a page names none.
+    let icon = browser
+        .execute(
+            "return document.querySelector('link[rel=icon]').href",
+            vec![],
+        )
+        .await;
+    let icon = icon.as_str().expect("the layout names an icon");
+    let path = icon.trim_start_matches(&app.url(""));
+    assert!(path.ends_with("/favicon.svg"), "{icon}");
+    for path in [path, "/favicon.ico"] {
+        let resp = app.client().get(path).await;
+        assert_eq!(resp.status, StatusCode::OK, "{path}");
+        assert_eq!(resp.header("content-type"), "image/svg+xml", "{path}");
+    }
 }
 
 /// The file names of script paths, in order.
@@ -818,4 +830,236 @@ mod import {
             resp.body
         );
     }
+}
+
+/// Starts recording when the board first shows `needle` (`window.heraldSeenAt`, ms since the
+/// epoch): a DOM observer, so nothing polls and no timer is throttled.
+async fn watch_board(browser: &webdriver::Browser, needle: &str) {
+    browser
+        .execute(
+            "const needle = arguments[0];
+             window.heraldSeenAt = null;
+             const check = () => {
+                 const text = document.querySelector('#board-message')?.textContent ?? '';
+                 if (window.heraldSeenAt === null && text.includes(needle)) {
+                     window.heraldSeenAt = Date.now();
+                 }
+             };
+             new MutationObserver(check).observe(document.body,
+                 {subtree: true, childList: true, characterData: true});",
+            vec![Value::from(needle)],
+        )
+        .await;
+}
+
+/// When the board showed what [`watch_board`] waits for, once it has.
+async fn board_seen_at(browser: &webdriver::Browser) -> u64 {
+    wait_for("the board to show the message", LIVE, async || {
+        browser
+            .execute("return window.heraldSeenAt", vec![])
+            .await
+            .as_u64()
+    })
+    .await
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Publishes `message` and asserts every window showed it within a second (so nothing between
+/// Herald and the browser buffers it).
+async fn publish_to_all_within_a_second(
+    app: &common::TestApp,
+    browser: &webdriver::Browser,
+    windows: &[fantoccini::wd::WindowHandle],
+    message: &str,
+) {
+    for window in windows {
+        browser.switch_to(window).await;
+        watch_board(browser, message).await;
+    }
+    let sent = now_ms();
+    publish(app, message).await;
+    for window in windows {
+        browser.switch_to(window).await;
+        let took = board_seen_at(browser).await.saturating_sub(sent);
+        assert!(took < 1000, "{message:?} took {took} ms to show");
+        assert_not_reloaded(browser).await;
+    }
+}
+
+/// Scenario 9: Herald behind nginx with the shipped `docs/deploy/nginx.conf` (TLS and HTTP/2
+/// to the browser, HTTP/1.1 keep-alive upstream): messages reach every window within a second,
+/// and the windows stay live across `nginx -s reload`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_nginx_messages_arrive_at_once_and_tabs_survive_a_reload() {
+    let _turn = serial().await;
+    let app = spawn_app_with(|c| {
+        c.ops.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let nginx = nginx::Nginx::start(app.addr).await;
+    let driver = Driver::start().await;
+    let browser = driver.browser_with(&["--ignore-certificate-errors"]).await;
+    let mut windows = vec![browser.window().await];
+    for _ in 1..3 {
+        windows.push(browser.new_window().await);
+    }
+    for window in &windows {
+        browser.switch_to(window).await;
+        open(&browser, &nginx.url("/")).await;
+        let protocol = browser
+            .execute(
+                "return performance.getEntriesByType('navigation')[0].nextHopProtocol",
+                vec![],
+            )
+            .await;
+        assert_eq!(protocol, json!("h2"), "nginx speaks HTTP/2 to browsers");
+    }
+    // nginx said the browser came over HTTPS (X-Forwarded-Proto), and Herald trusts it.
+    let cookies = browser.cookies().await;
+    let session = cookies
+        .iter()
+        .find(|c| c.name() == "herald_session")
+        .expect("a session cookie");
+    assert_eq!(session.secure(), Some(true), "{session:?}");
+    assert_eq!(session.http_only(), Some(true), "{session:?}");
+
+    publish_to_all_within_a_second(&app, &browser, &windows, "through nginx, at once").await;
+    nginx.reload().await;
+    publish_to_all_within_a_second(&app, &browser, &windows, "after nginx reloaded").await;
+
+    // A page loaded after the reload works too, and nginx logged no error.
+    let late = browser.new_window().await;
+    browser.switch_to(&late).await;
+    open(&browser, &nginx.url("/")).await;
+    wait_text(&browser, "#board-message", "after nginx reloaded").await;
+    for window in windows.iter().chain([&late]) {
+        browser.switch_to(window).await;
+        assert_console_clean(&browser).await;
+    }
+    let log = nginx.error_log();
+    assert!(!log.contains("[error]") && !log.contains("[crit]"), "{log}");
+}
+
+/// Opens `count` windows of `browser` (the current one first), each on `url`, and waits until
+/// every one is live.
+async fn live_windows(
+    browser: &webdriver::Browser,
+    url: &str,
+    count: usize,
+) -> Vec<fantoccini::wd::WindowHandle> {
+    let mut windows = vec![browser.window().await];
+    for _ in 1..count {
+        windows.push(browser.new_window().await);
+    }
+    for window in &windows {
+        browser.switch_to(window).await;
+        open(browser, url).await;
+    }
+    windows
+}
+
+/// Types `message` into the board form and submits it, without waiting for the answer.
+async fn submit_board(browser: &webdriver::Browser, message: &str) {
+    let input = wait_element(browser, "#board-input").await;
+    browser.clear(&input).await;
+    browser.send_keys(&input, message).await;
+    let button = wait_element(browser, "#board-form button[type=submit]").await;
+    browser.click(&button).await;
+}
+
+/// The board form's confirmation, if it shows one for `message`'s post within `wait`.
+async fn board_answered(browser: &webdriver::Browser, wait: Duration) -> bool {
+    dashboard::wait_for_or(wait, async || {
+        browser
+            .text_of("#board-form .form-ok")
+            .await
+            .filter(|t| t.contains("Posted to every open page"))
+    })
+    .await
+    .is_some()
+}
+
+/// Scenario 10: over Herald's own HTTPS and HTTP/2 (a certificate made at test time), ten
+/// windows of one browser stay live, each stream one HTTP/2 stream on one connection, and a
+/// form posted in the tenth is answered at once while the other nine streams are open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http2_ten_windows_stay_live_and_the_tenth_posts_at_once() {
+    let _turn = serial().await;
+    let dir = tempfile::TempDir::new().unwrap();
+    let cert = common::tls::self_signed(dir.path(), "herald");
+    let files = herald::config::TlsFiles {
+        cert: cert.cert.clone(),
+        key: cert.key.clone(),
+    };
+    let app = spawn_app_with(|c| c.ops.tls = Some(files)).await;
+    let driver = Driver::start().await;
+    let browser = driver.browser_with(&["--ignore-certificate-errors"]).await;
+    let url = format!("https://localhost:{}/", app.addr.port());
+    let windows = live_windows(&browser, &url, 10).await;
+    let protocol = browser
+        .execute(
+            "return performance.getEntriesByType('navigation')[0].nextHopProtocol",
+            vec![],
+        )
+        .await;
+    assert_eq!(protocol, json!("h2"));
+    assert_eq!(app.state.hub.open_streams(), 10);
+    assert_eq!(
+        app.state.connections.open(),
+        1,
+        "ten pages and ten streams on one connection"
+    );
+
+    // The tenth window is the current one: its form goes out beside nine open streams.
+    submit_board(&browser, "from the tenth window").await;
+    assert!(
+        board_answered(&browser, Duration::from_secs(2)).await,
+        "the form is answered at once"
+    );
+    for window in &windows {
+        browser.switch_to(window).await;
+        wait_text(&browser, "#board-message", "from the tenth window").await;
+        assert_not_reloaded(&browser).await;
+    }
+    assert_console_clean(&browser).await;
+}
+
+/// Scenario 11, what HTTP/2 replaces: over plain HTTP/1.1 six windows hold all six
+/// connections a browser opens to one host, so a form posted in one of them waits until a
+/// connection is released (here: another window closes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http11_six_windows_stall_a_form_until_one_closes() {
+    let _turn = serial().await;
+    let app = spawn_app().await;
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    let windows = live_windows(&browser, &app.url("/"), 6).await;
+    assert_eq!(app.state.hub.open_streams(), 6);
+
+    submit_board(&browser, "waiting for a connection").await;
+    assert!(
+        !board_answered(&browser, Duration::from_secs(3)).await,
+        "with six streams open, the post should wait for a connection"
+    );
+    let shown = app.client().get("/").await.body;
+    assert!(
+        !shown.contains("waiting for a connection"),
+        "nor did it reach the server"
+    );
+
+    // Another window closes: its stream's connection is free, and the post goes out.
+    browser.switch_to(&windows[0]).await;
+    browser.close_window().await;
+    browser.switch_to(&windows[5]).await;
+    assert!(
+        board_answered(&browser, common::WAIT).await,
+        "the post goes out once a connection is free"
+    );
+    wait_text(&browser, "#board-message", "waiting for a connection").await;
 }

@@ -82,8 +82,17 @@ impl Driver {
 
     /// A new browser with its own profile (so its own cookies and connection pool).
     pub async fn browser(&self) -> Browser {
+        self.browser_with(&[]).await
+    }
+
+    /// [`Driver::browser`] with more Chromium flags.
+    pub async fn browser_with(&self, extra: &[&str]) -> Browser {
         let profile = TempDir::new().expect("profile dir");
-        let mut args: Vec<String> = CHROME_ARGS.iter().map(|a| a.to_string()).collect();
+        let mut args: Vec<String> = CHROME_ARGS
+            .iter()
+            .chain(extra)
+            .map(|a| a.to_string())
+            .collect();
         args.push(format!("--user-data-dir={}", profile.path().display()));
         let caps: Capabilities = serde_json::from_value(json!({
             "browserName": "chrome",
@@ -243,6 +252,11 @@ impl Browser {
         run(script, self.client.execute(script, args)).await
     }
 
+    /// The cookies the browser holds for the current page's site (with their flags).
+    pub async fn cookies(&self) -> Vec<fantoccini::cookies::Cookie<'static>> {
+        run("cookies", self.client.get_all_cookies()).await
+    }
+
     /// Console messages logged since the last call (Chromium clears the buffer as it is read).
     pub async fn console(&self) -> Vec<LogEntry> {
         let list = run("console log", self.client.issue_cmd(BrowserLog)).await;
@@ -287,6 +301,11 @@ impl Browser {
     /// Restores the current window to `width`×`height` (from minimised, it becomes visible).
     pub async fn resize(&self, width: u32, height: u32) {
         run("resize", self.client.set_window_size(width, height)).await
+    }
+
+    /// Closes the current window (its page and its connections' use go with it).
+    pub async fn close_window(&self) {
+        run("close window", self.client.close_window()).await
     }
 
     pub async fn windows(&self) -> Vec<WindowHandle> {

@@ -6,6 +6,7 @@ pub mod pg;
 pub mod process;
 pub mod raw;
 pub mod regions;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -51,6 +52,7 @@ pub fn test_config(db: &Path) -> Config {
         // Above the 16 KB Herald's own loop parses, so heads between the two go to hyper and
         // are served (tests/http1.rs); tests/limits.rs sets the default.
         ("max-header-bytes", "65536"),
+        ("drain-secs", "0"),
     ];
     let flags = args
         .iter()
@@ -61,6 +63,12 @@ pub fn test_config(db: &Path) -> Config {
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// `https` when the configuration names a certificate.
+    pub scheme: &'static str,
+    /// Herald's HTTPS, to reload its certificate as SIGHUP does.
+    pub tls: Option<herald::web::tls::Tls>,
+    /// Where `/metrics` is served when the configuration gives it an address of its own.
+    pub metrics_addr: Option<SocketAddr>,
     pub db: PathBuf,
     pub state: AppState,
     /// The app's router, to call without a connection.
@@ -101,16 +109,33 @@ async fn start(config: Config, dir: Arc<TempDir>, addr: SocketAddr) -> TestApp {
     let App { router, state } = herald::build(config).await.expect("app builds");
     let listener = TcpListener::bind(addr).await.expect("bind");
     let addr = listener.local_addr().unwrap();
+    let metrics = match state.config.ops.metrics_addr {
+        Some(at) => Some(TcpListener::bind(at).await.expect("bind metrics")),
+        None => None,
+    };
+    let metrics_addr = metrics.as_ref().map(|l| l.local_addr().unwrap());
+    let tls = state.config.ops.tls.as_ref().map(|files| {
+        herald::web::tls::Tls::load(&files.cert, &files.key).expect("the certificate loads")
+    });
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let (stop, stopped) = oneshot::channel::<()>();
     let app = App {
         router: router.clone(),
         state: state.clone(),
     };
-    let task = tokio::spawn(herald::serve(listener, app, async {
+    let listeners = herald::Listeners {
+        app: listener,
+        metrics,
+        tls: tls.clone(),
+    };
+    let task = tokio::spawn(herald::serve(listeners, app, async {
         let _ = stopped.await;
     }));
     TestApp {
         addr,
+        scheme,
+        tls,
+        metrics_addr,
         db,
         state,
         router,
@@ -122,14 +147,19 @@ async fn start(config: Config, dir: Arc<TempDir>, addr: SocketAddr) -> TestApp {
 
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
+    }
+
+    /// Starts a graceful shutdown, as SIGTERM does, without waiting for it.
+    pub fn signal_stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
     }
 
     /// Graceful shutdown, as on SIGTERM; returns once the server has drained.
     pub async fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.signal_stop();
         if let Some(task) = self.task.take() {
             tokio::time::timeout(WAIT, task)
                 .await
@@ -151,6 +181,19 @@ impl TestApp {
         let mut config = (*self.state.config).clone();
         config.db = self.db.clone();
         start(config, self.dir.clone(), self.addr).await
+    }
+
+    /// `/metrics` asked of the app's router without a connection: also once the server has
+    /// stopped, when every stream's client has read all that was written to it.
+    pub async fn metrics(&self) -> String {
+        use tower::ServiceExt as _;
+        let request = Request::get("/metrics")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let resp = self.router.clone().oneshot(request).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(body.to_vec()).unwrap()
     }
 
     pub fn client(&self) -> Client {
@@ -178,6 +221,7 @@ impl Drop for TestApp {
 
 pub struct Response {
     pub status: StatusCode,
+    pub version: hyper::Version,
     pub headers: hyper::HeaderMap,
     pub body: String,
 }
@@ -199,8 +243,16 @@ impl Response {
 #[derive(Clone)]
 pub struct Client {
     addr: SocketAddr,
-    http: HyperClient<HttpConnector, Full<Bytes>>,
+    scheme: &'static str,
+    http: Transport,
     cookie: Arc<Mutex<Option<String>>>,
+}
+
+/// Plain HTTP/1.1, or HTTPS with HTTP/2 or HTTP/1.1 as ALPN chose.
+#[derive(Clone)]
+enum Transport {
+    Plain(HyperClient<HttpConnector, Full<Bytes>>),
+    Tls(HyperClient<tls::Https, Full<Bytes>>),
 }
 
 /// A tab: its client id and the stream URL its page rendered.
@@ -214,7 +266,19 @@ impl Client {
     pub fn new(addr: SocketAddr) -> Client {
         Client {
             addr,
-            http: HyperClient::builder(TokioExecutor::new()).build_http(),
+            scheme: "http",
+            http: Transport::Plain(HyperClient::builder(TokioExecutor::new()).build_http()),
+            cookie: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// A browser on HTTPS through `https` (HTTP/2 when it negotiates it: then every request
+    /// and stream of this client shares one connection).
+    pub fn https(addr: SocketAddr, https: tls::Https) -> Client {
+        Client {
+            addr,
+            scheme: "https",
+            http: Transport::Tls(HyperClient::builder(TokioExecutor::new()).build(https)),
             cookie: Arc::new(Mutex::new(None)),
         }
     }
@@ -235,19 +299,30 @@ impl Client {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Response {
-        let incoming = self.send(method, path, headers, body).await;
-        let status = incoming.status();
-        let headers = incoming.headers().clone();
-        let bytes = tokio::time::timeout(WAIT, incoming.into_body().collect())
+        let (head, bytes) = self.request_bytes(method, path, headers, body).await;
+        Response {
+            status: head.status,
+            version: head.version,
+            headers: head.headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    /// An answer with its body as bytes (compressed bodies are not text).
+    pub async fn request_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> (hyper::http::response::Parts, Bytes) {
+        let (head, body) = self.send(method, path, headers, body).await.into_parts();
+        let bytes = tokio::time::timeout(WAIT, body.collect())
             .await
             .expect("body in time")
             .expect("body")
             .to_bytes();
-        Response {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-        }
+        (head, bytes)
     }
 
     async fn send(
@@ -259,7 +334,7 @@ impl Client {
     ) -> hyper::Response<Incoming> {
         let mut req = Request::builder()
             .method(method)
-            .uri(format!("http://{}{path}", self.addr));
+            .uri(format!("{}://{}{path}", self.scheme, self.addr));
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -267,7 +342,11 @@ impl Client {
             req = req.header("cookie", cookie);
         }
         let req = req.body(Full::new(body.into())).unwrap();
-        let resp = tokio::time::timeout(WAIT, self.http.request(req))
+        let sent = match &self.http {
+            Transport::Plain(http) => http.request(req),
+            Transport::Tls(http) => http.request(req),
+        };
+        let resp = tokio::time::timeout(WAIT, sent)
             .await
             .expect("response in time")
             .expect("request succeeds");
@@ -330,6 +409,7 @@ impl Client {
         assert_eq!(resp.status(), StatusCode::OK, "stream {path}");
         assert_eq!(resp.headers()["content-type"], "text/event-stream");
         Sse {
+            headers: resp.headers().clone(),
             body: resp.into_body(),
             buffer: String::new(),
             raw: String::new(),
@@ -360,6 +440,7 @@ pub struct Event {
 
 /// Reads an SSE body message by message.
 pub struct Sse {
+    pub headers: hyper::HeaderMap,
     body: Incoming,
     buffer: String,
     /// Everything received, byte for byte.
@@ -476,6 +557,20 @@ pub async fn create_job(client: &Client, body: serde_json::Value) -> i64 {
     resp.json()["id"].as_i64().expect("an id")
 }
 
+/// A tab's stream that has replayed one board message (sent before it opened, so its task
+/// wrote it) and then received two live ones (the fan-out writes those on a plain connection).
+pub async fn replayed_then_live(client: &Client) -> Sse {
+    let tab = client.open_tab().await;
+    client.get("/send?message=replayed").await;
+    let mut stream = client.stream(&tab.stream_url).await;
+    stream.until("replayed").await;
+    for text in ["live-one", "live-two"] {
+        client.get(&format!("/send?message={text}")).await;
+        stream.until(text).await;
+    }
+    stream
+}
+
 /// The texts of the next `count` board messages on a stream.
 pub async fn board_texts(stream: &mut Sse, count: usize) -> Vec<String> {
     let messages = board_messages(stream, count).await;
@@ -531,6 +626,17 @@ fn parse(block: &str) -> Event {
     }
     event.data = data.join("\n");
     event
+}
+
+/// The value of one sample in Prometheus text: `series` is the name with its labels as
+/// written (`herald_http_requests_total{method="GET",route="/",status="200"}`).
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().ok())?
+        })
 }
 
 /// Replaces what changes from run to run (cursors, times, the tabs open, which depends on when

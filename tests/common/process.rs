@@ -1,5 +1,7 @@
 //! The real `herald` binary as an operator runs it.
 
+use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -28,12 +30,17 @@ impl Running {
 
     /// Sends SIGTERM, as a deploy does.
     pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends the signal named (`HUP`, `TERM`, …), as `kill` does.
+    pub fn signal(&self, name: &str) {
         let pid = self.0.as_ref().expect("running").id().to_string();
         let status = Command::new("kill")
-            .args(["-TERM", &pid])
+            .args([&format!("-{name}"), &pid])
             .status()
             .expect("kill runs");
-        assert!(status.success(), "kill -TERM {pid}");
+        assert!(status.success(), "kill -{name} {pid}");
     }
 
     /// Waits up to [`WAIT`] for it to exit by itself.
@@ -67,4 +74,40 @@ impl Drop for Running {
 /// Runs a command that is expected to exit by itself.
 pub fn finish(command: Command) -> Output {
     Running::start(command).exited()
+}
+
+/// A loopback address nothing listens on now, for a `herald` to be started on.
+pub fn free_addr() -> SocketAddr {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    free.local_addr().expect("its address")
+}
+
+/// Waits up to [`WAIT`] until something accepts connections at `addr`.
+pub fn wait_listening(addr: SocketAddr) {
+    let deadline = Instant::now() + WAIT;
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nothing listening on {addr} in time"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `herald` with a fresh database in `dir`, on a free loopback port, with `args` and `env`
+/// beside them; returns once it listens.
+pub fn serve(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Running, SocketAddr) {
+    let db = dir.join("herald.db");
+    let addr = free_addr();
+    let addr_text = addr.to_string();
+    let mut all = vec![
+        "--db",
+        db.to_str().expect("a UTF-8 path"),
+        "--addr",
+        &addr_text,
+    ];
+    all.extend_from_slice(args);
+    let server = Running::start(herald(&all, env));
+    wait_listening(addr);
+    (server, addr)
 }

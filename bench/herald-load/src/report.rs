@@ -76,7 +76,7 @@ pub struct Report {
     /// Stream body bytes per read.
     #[serde(default)]
     pub tool_bytes_per_read: Option<f64>,
-    /// Herald's write path over the publish phase (`GET /debug/stats`, after minus before).
+    /// Herald's write path over the publish phase (`GET /metrics`, after minus before).
     #[serde(default)]
     pub server_counts: Option<ServerCounts>,
     pub p50_ms: Option<f64>,
@@ -114,9 +114,10 @@ pub struct Phase {
     pub max_ms: f64,
 }
 
-/// Herald's counters of the stream write path: the JSON of `GET /debug/stats`, whose type is
-/// `hub::stats::Counts` in the server. Declared again here rather than shared, since the tool
-/// must not depend on the server's crate (and the server not on the tool's).
+/// Herald's counters of the stream write path, as `GET /metrics` shows them
+/// (`herald_stream_fanout_writes_total` and the like; `hub::stats::Counts` in the server).
+/// Declared again here rather than shared, since the tool must not depend on the server's crate
+/// (and the server not on the tool's).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServerCounts {
     pub fanout_writes: u64,
@@ -131,6 +132,26 @@ pub struct ServerCounts {
 }
 
 impl ServerCounts {
+    /// The counters in a Prometheus text page; `None` unless the write path's are there.
+    pub fn from_metrics(text: &str) -> Option<ServerCounts> {
+        let sample = |name: &str| {
+            let series = format!("herald_{name}_total");
+            text.lines().find_map(|line| {
+                let (key, value) = line.split_once(' ')?;
+                (key == series).then(|| value.trim().parse::<u64>().ok())?
+            })
+        };
+        Some(ServerCounts {
+            fanout_writes: sample("stream_fanout_writes")?,
+            task_writes: sample("stream_task_writes")?,
+            response_writes: sample("response_writes")?,
+            bytes_written: sample("stream_write_bytes")?,
+            partial_writes: sample("stream_partial_writes")?,
+            would_block: sample("stream_blocked_writes")?,
+            hand_backs: sample("stream_hand_backs")?,
+        })
+    }
+
     /// What happened between `before` and `self`.
     pub fn since(&self, before: &ServerCounts) -> ServerCounts {
         ServerCounts {
@@ -773,6 +794,38 @@ mod tests {
                 "| r1 | herald | 300 | 50% | 25% | 0.25 s | 1.5 ms | 1.000 | 75% | 300 | 2, 100 | 102 | 0.50 |"
             ),
             "{table}"
+        );
+    }
+
+    #[test]
+    fn server_counts_are_read_from_the_metrics_page() {
+        let page = "# HELP herald_stream_fanout_writes Write system calls.\n\
+            # TYPE herald_stream_fanout_writes counter\n\
+            herald_stream_fanout_writes_total 900\n\
+            herald_stream_task_writes_total 12\n\
+            herald_response_writes_total 5\n\
+            herald_stream_write_bytes_total 270000\n\
+            herald_stream_partial_writes_total 2\n\
+            herald_stream_blocked_writes_total 1\n\
+            herald_stream_hand_backs_total 3\n\
+            herald_streams_open 10\n";
+        assert_eq!(
+            ServerCounts::from_metrics(page),
+            Some(ServerCounts {
+                fanout_writes: 900,
+                task_writes: 12,
+                response_writes: 5,
+                bytes_written: 270_000,
+                partial_writes: 2,
+                would_block: 1,
+                hand_backs: 3,
+            })
+        );
+        let without = page.replace("herald_stream_hand_backs_total 3\n", "");
+        assert_eq!(
+            ServerCounts::from_metrics(&without),
+            None,
+            "a Herald without them"
         );
     }
 

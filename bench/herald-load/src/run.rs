@@ -210,7 +210,7 @@ async fn warm_up(endpoint: &Endpoint) -> io::Result<usize> {
     }
 }
 
-/// Herald's write-path counters (`GET /debug/stats`); `None` for a peer, or a Herald without
+/// Herald's write-path counters (from `GET /metrics`); `None` for a peer, or a Herald without
 /// them.
 pub async fn server_counts(endpoint: &Endpoint) -> Option<ServerCounts> {
     if endpoint.target != Target::Herald {
@@ -218,9 +218,9 @@ pub async fn server_counts(endpoint: &Endpoint) -> Option<ServerCounts> {
     }
     let ask = async {
         let mut conn = Conn::new(http::connect(endpoint.addr, None).await.ok()?);
-        let request = http::request("GET", "/debug/stats", &endpoint.host(), &[], b"");
+        let request = http::request("GET", "/metrics", &endpoint.host(), &[], b"");
         let (head, body) = exchange(&mut conn, &request).await.ok()?;
-        (head.status == 200).then(|| serde_json::from_slice(&body).ok())?
+        (head.status == 200).then(|| ServerCounts::from_metrics(&String::from_utf8_lossy(&body)))?
     };
     tokio::time::timeout(Duration::from_secs(5), ask)
         .await
