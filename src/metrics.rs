@@ -23,6 +23,7 @@ use prometheus_client::registry::Registry;
 
 use crate::AppState;
 use crate::hub::Hub;
+use crate::hub::stats::STATS;
 use crate::jobs::{self, JobState};
 use crate::store::{self, StoreError};
 use crate::web::serve::Connections;
@@ -281,7 +282,48 @@ impl Collector for Live {
                 c.behind,
             ),
         ];
-        for (name, help, value) in counters {
+        let w = STATS.counts();
+        let write_path = [
+            (
+                "stream_fanout_writes",
+                "Write system calls the fan-out made on parked streams' sockets (whole process)",
+                w.fanout_writes,
+            ),
+            (
+                "stream_task_writes",
+                "Write system calls streams' own tasks made: first messages, catch-ups, private \
+                 messages, what a socket did not take from the fan-out (whole process)",
+                w.task_writes,
+            ),
+            (
+                "response_writes",
+                "Write system calls answering requests on Herald's own HTTP/1.1 loop (whole \
+                 process)",
+                w.response_writes,
+            ),
+            (
+                "stream_write_bytes",
+                "Bytes the stream writes above put on the wire, response heads included (whole \
+                 process)",
+                w.bytes_written,
+            ),
+            (
+                "stream_partial_writes",
+                "Stream writes the socket took only part of (whole process)",
+                w.partial_writes,
+            ),
+            (
+                "stream_blocked_writes",
+                "Stream writes the socket took nothing of, its send buffer full (whole process)",
+                w.would_block,
+            ),
+            (
+                "stream_hand_backs",
+                "Parked streams woken to be served by their own task again (whole process)",
+                w.hand_backs,
+            ),
+        ];
+        for (name, help, value) in counters.into_iter().chain(write_path) {
             let counter = ConstCounter::new(value);
             counter.encode(encoder.encode_descriptor(
                 name,

@@ -212,3 +212,48 @@ async fn shutdown_ends_streams_with_a_complete_body() {
         assert!(s.ended);
     }
 }
+
+/// The stream write path's counters in `GET /metrics`, which herald-load reads to report the
+/// writes a message costs. They are process-wide and other tests run beside this one, so only
+/// lower bounds hold.
+#[tokio::test]
+async fn metrics_count_the_bytes_written_to_streams_and_their_hand_backs() {
+    let mut app = spawn_app().await;
+    let client = app.client();
+    let tab = client.open_tab().await;
+    let mut stream = client.stream(&tab.stream_url).await;
+    stream.next().await.unwrap();
+    let counter = |text: &str, name: &str| {
+        let series = format!("herald_{name}_total");
+        common::sample(text, &series).unwrap_or_else(|| panic!("no {series} in {text}"))
+    };
+    let before = app.metrics().await;
+    let mut framed = 0;
+    for i in 0..3 {
+        client.get(&format!("/send?message=m{i}")).await;
+        stream.until(&format!(">m{i}<")).await;
+        framed += stream.last_frame.len() as u64;
+    }
+    let after = app.metrics().await;
+    let grew = |name| counter(&after, name) - counter(&before, name);
+    assert!(
+        grew("stream_write_bytes") >= framed as f64,
+        "{before} -> {after}"
+    );
+    assert!(grew("stream_fanout_writes") + grew("stream_task_writes") >= 1.0);
+    for name in [
+        "stream_partial_writes",
+        "stream_blocked_writes",
+        "response_writes",
+    ] {
+        counter(&after, name);
+    }
+
+    let hand_backs = herald::hub::stats::STATS.counts().hand_backs;
+    app.stop().await;
+    while stream.next().await.is_some() {}
+    assert!(
+        herald::hub::stats::STATS.counts().hand_backs > hand_backs,
+        "closing hands every parked stream back to its task"
+    );
+}

@@ -46,6 +46,12 @@ pub trait Sink: Send + Sync + 'static {
 const SHARDS: usize = 64;
 /// A parked stream further behind than this is handed back to its task to catch up.
 const MAX_BATCH: usize = 64;
+/// A fan-out task lets other tasks run after writing to this many streams (about a
+/// millisecond's work), not after every shard: a yield costs as much as a few writes.
+const YIELD_EVERY: usize = 128;
+/// A pass's output buffer is kept between broadcasts up to this size, so the usual message
+/// costs no allocation.
+const KEEP_OUT: usize = 64 << 10;
 
 pub(super) struct Fanout {
     shards: Box<[Mutex<Slab<Entry>>]>,
@@ -103,6 +109,54 @@ struct Scratch {
     out: Vec<u8>,
     gone: Vec<Entry>,
     wakes: Vec<Arc<Notify>>,
+}
+
+/// What a pass writes to the streams parked at one cursor.
+struct Prepared {
+    from: Cursor,
+    /// Their cursor once `out` is written; `None` to hand them back (a gap, or a backlog
+    /// longer than [`MAX_BATCH`]: their tasks replay or resync).
+    to: Option<Cursor>,
+    /// The messages in `out` (heartbeats aside).
+    messages: u64,
+    /// Handed back for a backlog longer than [`MAX_BATCH`] (they fell behind).
+    behind: bool,
+}
+
+impl Prepared {
+    /// Puts into `out` what follows `from` in the broadcast log (`read`), and `beat`.
+    fn new(
+        from: Cursor,
+        read: Option<&After>,
+        beat: Option<&Bytes>,
+        out: &mut Vec<u8>,
+    ) -> Prepared {
+        out.clear();
+        let mut prepared = Prepared {
+            from,
+            to: None,
+            messages: 0,
+            behind: false,
+        };
+        let messages = match read {
+            Some(After::Messages(messages)) if messages.len() <= MAX_BATCH => messages,
+            Some(After::Messages(_)) => {
+                prepared.behind = true;
+                return prepared;
+            }
+            _ => return prepared,
+        };
+        let mut to = from;
+        for (seq, data) in messages {
+            to.broadcast = *seq;
+            prepared.messages += u64::from(put_message(out, to, data));
+        }
+        if let Some(beat) = beat {
+            put_message(out, to, beat);
+        }
+        prepared.to = Some(to);
+        prepared
+    }
 }
 
 impl Fanout {
@@ -200,7 +254,14 @@ impl Fanout {
 
     /// Writes what follows each parked cursor in shard `shard` (and `beat`, if a heartbeat is
     /// due) to its socket.
-    fn pass(&self, inner: &Inner, shard: usize, beat: Option<&Bytes>, scratch: &mut Scratch) {
+    /// Returns how many streams it wrote to.
+    fn pass(
+        &self,
+        inner: &Inner,
+        shard: usize,
+        beat: Option<&Bytes>,
+        scratch: &mut Scratch,
+    ) -> usize {
         let Scratch {
             jobs,
             out,
@@ -221,35 +282,39 @@ impl Fanout {
         }
         // Counted once per pass, not per stream.
         let (mut delivered, mut behind) = (0, 0);
-        // Parked cursors are nearly always equal: read the log once per distinct cursor.
+        // Parked cursors are nearly always equal: the log is read, and what follows a cursor
+        // (its `id:` lines and messages) put into `out`, once per distinct cursor, and the same
+        // bytes are written to every socket parked there, as one shared buffer.
         let mut read: Option<(u64, After)> = None;
+        let mut prepared: Option<Prepared> = None;
         for job in jobs.iter_mut() {
-            let at = job.cursor.broadcast;
-            if read.as_ref().is_none_or(|(c, _)| *c != at) {
-                read = Some((at, inner.broadcast.after(at, MAX_BATCH + 1)));
+            let from = job.cursor;
+            if prepared.as_ref().is_none_or(|p| p.from != from) {
+                if read.as_ref().is_none_or(|(c, _)| *c != from.broadcast) {
+                    read = Some((
+                        from.broadcast,
+                        inner.broadcast.after(from.broadcast, MAX_BATCH + 1),
+                    ));
+                }
+                prepared = Some(Prepared::new(
+                    from,
+                    read.as_ref().map(|(_, a)| a),
+                    beat,
+                    out,
+                ));
             }
-            let Some((_, After::Messages(messages))) = &read else {
+            let Some(p) = &prepared else {
+                unreachable!("prepared above");
+            };
+            let Some(to) = p.to else {
                 job.hand_back = Some(Vec::new());
+                behind += u64::from(p.behind);
                 continue;
             };
-            if messages.len() > MAX_BATCH {
-                job.hand_back = Some(Vec::new());
-                behind += 1;
-                continue;
-            }
-            if messages.is_empty() && beat.is_none() {
-                continue;
-            }
-            out.clear();
-            for (seq, data) in messages {
-                job.cursor.broadcast = *seq;
-                job.sent += u64::from(put_message(out, job.cursor, data));
-            }
-            if let Some(beat) = beat {
-                put_message(out, job.cursor, beat);
-            }
+            job.cursor = to;
+            job.sent += p.messages;
             if out.is_empty() {
-                // Only messages that show on no page (JSON events alone).
+                // Nothing new, or only messages that show on no page (JSON events alone).
                 continue;
             }
             let written = catch_unwind(AssertUnwindSafe(|| job.sink.try_write(out)));
@@ -273,6 +338,7 @@ impl Fanout {
                 }
             };
         }
+        let written = jobs.len();
         let mut entries = self.shard(shard);
         for job in jobs.drain(..) {
             let entry = &mut entries[job.key];
@@ -299,11 +365,13 @@ impl Fanout {
         gone.clear();
         inner.counters.delivered(delivered);
         inner.counters.fell_behind(behind);
+        written
     }
 }
 
 /// One of the fan-out tasks: on each broadcast or heartbeat, a pass over its share of the
-/// shards, yielding between shards so that requests are served during a long fan-out.
+/// shards, yielding after every [`YIELD_EVERY`] streams so that requests are served during a
+/// long fan-out.
 ///
 /// The receivers are subscribed by the caller, before anything can be published.
 pub(super) async fn run(
@@ -325,15 +393,21 @@ pub(super) async fn run(
                 Err(_) => return,
             },
         };
+        let mut unyielded = 0;
         for shard in (part..SHARDS).step_by(parts) {
             let Some(inner) = hub.upgrade() else { return };
-            inner
+            unyielded += inner
                 .fanout
                 .pass(&inner, shard, beat.as_ref(), &mut scratch);
             drop(inner);
-            tokio::task::yield_now().await;
+            if unyielded >= YIELD_EVERY {
+                unyielded = 0;
+                tokio::task::yield_now().await;
+            }
         }
         // A burst of large messages must not leave a large buffer behind.
-        scratch.out = Vec::new();
+        if scratch.out.capacity() > KEEP_OUT {
+            scratch.out = Vec::new();
+        }
     }
 }

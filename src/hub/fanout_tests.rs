@@ -106,6 +106,15 @@ async fn woken(parked: &mut Parked) {
         .expect("woken in time");
 }
 
+/// The broadcast and private positions of each `id:` line.
+fn ids_of(text: &str) -> Vec<(u64, u64)> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .map(|id| id.parse::<Cursor>().unwrap())
+        .map(|c| (c.broadcast, c.private))
+        .collect()
+}
+
 fn data_of(text: &str) -> Vec<&str> {
     text.lines()
         .filter_map(|l| l.strip_prefix("data: "))
@@ -156,6 +165,49 @@ async fn a_parked_stream_gets_broadcasts_written_to_its_socket_once_and_in_order
         data_of(&wire.text()).len(),
         3,
         "the fan-out no longer writes"
+    );
+}
+
+#[tokio::test]
+async fn streams_parked_at_different_cursors_each_get_their_own_ids() {
+    let hub = hub();
+    // Every private message moves the counter new tabs' logs start from, so each pair of
+    // streams parks at its own private position; 130 streams fill every shard twice over.
+    let mut streams = Vec::new();
+    for n in 0..130 {
+        if n % 2 == 0 {
+            hub.change()
+                .await
+                .publish(Audience::Client(client()), "elsewhere");
+        }
+        let wire = Wire::new(usize::MAX);
+        let mut live = hub.stream(client(), None, Arc::new(Nothing));
+        let Due::Chunk(first) = live.due().await else {
+            panic!("first message");
+        };
+        let private = ids_of(std::str::from_utf8(&first).unwrap())[0].1;
+        assert!(matches!(live.due().await, Due::CaughtUp));
+        streams.push((parked(live, &wire), wire, private));
+    }
+    hub.change().await.publish(Audience::Everyone, "m1");
+    hub.change().await.publish(Audience::Everyone, "m2");
+    eventually("both messages on every wire", || {
+        streams
+            .iter()
+            .all(|(_, wire, _)| data_of(&wire.text()).len() == 2)
+    })
+    .await;
+    for (_, wire, private) in &streams {
+        assert_eq!(ids_of(&wire.text()), [(1, *private), (2, *private)]);
+        assert_eq!(data_of(&wire.text()), ["m1", "m2"]);
+    }
+    assert_eq!(
+        streams
+            .iter()
+            .map(|(_, _, p)| p)
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
+        65
     );
 }
 

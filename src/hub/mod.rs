@@ -33,6 +33,7 @@ mod log;
 mod partial;
 pub mod periodic;
 mod publish;
+pub mod stats;
 mod stream;
 
 use std::collections::HashMap;

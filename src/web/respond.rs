@@ -20,6 +20,7 @@ use tokio::net::TcpStream;
 
 use super::connection::{MAX_HEAD, read_ready};
 use super::wire::{self, Stop};
+use crate::hub::stats::Writer;
 
 /// Ready frames of a streamed body are gathered up to this size before one write.
 pub(super) const MAX_WRITE: usize = 64 * 1024;
@@ -70,7 +71,9 @@ pub(super) async fn respond(
     let mut out = head(&parts, framing, close);
     drop(parts);
     let mut left = match framing {
-        Framing::None => return wire::write_all(tcp, &out, send_timeout, stop).await,
+        Framing::None => {
+            return wire::write_all(tcp, &out, send_timeout, stop, Writer::Response).await;
+        }
         Framing::Length(len) => len,
         _ => u64::MAX,
     };
@@ -79,7 +82,7 @@ pub(super) async fn respond(
             Some(frame) => frame,
             None => {
                 if !out.is_empty() {
-                    wire::write_all(tcp, &out, send_timeout, stop).await?;
+                    wire::write_all(tcp, &out, send_timeout, stop, Writer::Response).await?;
                 }
                 // An idle stream keeps no write buffer.
                 out = Vec::new();
@@ -108,19 +111,19 @@ pub(super) async fn respond(
             }
         }
         if out.len() >= MAX_WRITE {
-            wire::write_all(tcp, &out, send_timeout, stop).await?;
+            wire::write_all(tcp, &out, send_timeout, stop, Writer::Response).await?;
             out.clear();
         }
     }
     match framing {
         Framing::Chunked => out.extend_from_slice(b"0\r\n\r\n"),
         Framing::Length(_) if left > 0 => {
-            wire::write_all(tcp, &out, send_timeout, stop).await?;
+            wire::write_all(tcp, &out, send_timeout, stop, Writer::Response).await?;
             return Err(io::Error::other("the body is shorter than its length"));
         }
         _ => {}
     }
-    wire::write_all(tcp, &out, send_timeout, stop).await
+    wire::write_all(tcp, &out, send_timeout, stop, Writer::Response).await
 }
 
 type Frame = Option<Result<hyper::body::Frame<bytes::Bytes>, axum::Error>>;

@@ -20,11 +20,13 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::Stream;
+use socket2::SockRef;
 use tokio::net::TcpStream;
 
 use super::respond::MAX_WRITE;
 use super::wire::{self, Stop};
 use crate::config::ConnectionLimits;
+use crate::hub::stats::{STATS, Writer};
 use crate::hub::{Due, LiveStream, Park, Sink};
 
 /// Where a resumable stream starts: `Last-Event-ID` (a reconnect) wins over the `?cursor=` in
@@ -168,9 +170,16 @@ struct Socket {
     written: AtomicU64,
 }
 
+/// The fan-out's write is a plain non-blocking `send` on the descriptor, not tokio's
+/// `try_write`: that one first reads the socket's readiness from tokio's registration, a cache
+/// line of its own per socket and cold by the time a pass reaches it (~6% of Herald's CPU at
+/// 10,000 streams, BENCHMARKS.md). The registration only matters to the stream's task, whose
+/// writes go through tokio and find any stale readiness out at their first `WouldBlock`.
 impl Sink for Socket {
     fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
-        let n = self.tcp.try_write(bytes)?;
+        let written = SockRef::from(&self.tcp).send_with_flags(bytes, libc::MSG_NOSIGNAL);
+        STATS.write(Writer::Fanout, bytes.len(), &written);
+        let n = written?;
         self.written.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
@@ -218,7 +227,14 @@ async fn follow(
                 continue;
             }
         }
-        if let Err(e) = wire::write_all(&socket.tcp, &pending, limits.send_timeout, stop).await {
+        let written = wire::write_all(
+            &socket.tcp,
+            &pending,
+            limits.send_timeout,
+            stop,
+            Writer::Task,
+        );
+        if let Err(e) = written.await {
             return (live, Ended::Write(e));
         }
         let body = pending.len().saturating_sub(head);
@@ -246,6 +262,7 @@ async fn follow(
                 if gone {
                     return (live, Ended::ClientClosed);
                 }
+                STATS.hand_back();
                 pending = unwritten;
                 live
             }

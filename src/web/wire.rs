@@ -8,20 +8,25 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::hub::stats::{STATS, Writer};
+
 /// What a connection knows of the server's state: `None` while it serves; once shutdown
 /// begins, the deadline by which every connection must be closed.
 pub type Stop = watch::Receiver<Option<Instant>>;
 
-/// Writes all of `bytes`; `Err` when the client went away, took nothing for `send_timeout`,
-/// or the shutdown deadline passed.
+/// Writes all of `bytes`, each system call counted as `by`'s (`hub::stats`); `Err` when the
+/// client went away, took nothing for `send_timeout`, or the shutdown deadline passed.
 pub async fn write_all(
     tcp: &TcpStream,
     mut bytes: &[u8],
     send_timeout: Duration,
     stop: &mut Stop,
+    by: Writer,
 ) -> io::Result<()> {
     while !bytes.is_empty() {
-        match tcp.try_write(bytes) {
+        let written = tcp.try_write(bytes);
+        STATS.write(by, bytes.len(), &written);
+        match written {
             Ok(n) => bytes = &bytes[n..],
             // Boxed: a connection's task is as large as its largest wait, an open stream keeps
             // that size for its whole life, and this wait (two timers) is the rare one.
@@ -104,6 +109,7 @@ mod tests {
             &vec![b'x'; 16 << 20],
             Duration::from_millis(200),
             &mut stop,
+            Writer::Task,
         )
         .await
         .unwrap_err();
@@ -116,7 +122,13 @@ mod tests {
         let (server, _client) = stalled_pair().await;
         let (tx, mut stop) = watch::channel(None);
         let bytes = vec![b'x'; 16 << 20];
-        let write = write_all(&server, &bytes, Duration::from_secs(3600), &mut stop);
+        let write = write_all(
+            &server,
+            &bytes,
+            Duration::from_secs(3600),
+            &mut stop,
+            Writer::Task,
+        );
         tx.send_replace(Some(Instant::now() + Duration::from_millis(100)));
         let err = tokio::time::timeout(Duration::from_secs(5), write)
             .await

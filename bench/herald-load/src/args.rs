@@ -18,6 +18,8 @@ pub enum Target {
     Herald,
     Nchan,
     Node,
+    /// The least an SSE fan-out can do (`../shared/peers/floor`): the limit to compare with.
+    Floor,
 }
 
 impl Target {
@@ -26,6 +28,7 @@ impl Target {
             Target::Herald => "herald",
             Target::Nchan => "nchan",
             Target::Node => "node",
+            Target::Floor => "floor",
         }
     }
 }
@@ -84,6 +87,11 @@ pub struct Args {
     /// open and close N streams (--streams at a time), RSS before/after
     #[arg(long, value_name = "N", value_parser = positive::<u64>, help_heading = MODES)]
     pub churn: Option<u64>,
+    /// soak Herald: N connects and disconnects and --stalled stalled or slow readers among
+    /// --streams healthy streams, publishing all along; RSS and the healthy streams' latency
+    /// before and after
+    #[arg(long, value_name = "N", value_parser = positive::<u64>, help_heading = MODES)]
+    pub soak: Option<u64>,
 
     /// start the server(s) on a free port and stop them afterwards
     #[arg(long, help_heading = SERVER)]
@@ -123,6 +131,26 @@ pub struct Args {
     /// nginx.conf and server.js
     #[arg(long, value_name = "DIR", default_value = "../shared/peers", help_heading = SERVER)]
     pub peers_dir: PathBuf,
+    /// the floor peer's binary (cargo build --release --manifest-path
+    /// ../shared/peers/floor/Cargo.toml --target-dir target/peers)
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "target/peers/release/floor",
+        help_heading = SERVER
+    )]
+    pub floor_bin: PathBuf,
+    /// pin the server (nginx's workers, Node, the floor) to CPU 0 and this tool with its
+    /// workers to the other CPUs, so neither waits for the other's CPU [default: on with 2 CPUs,
+    /// off for --smoke]
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        help_heading = SERVER
+    )]
+    pub pin: Option<bool>,
     /// worker_processes for a spawned nginx
     #[arg(
         long,
@@ -178,6 +206,11 @@ pub struct Args {
         help_heading = LOAD
     )]
     pub publishers: usize,
+    /// size in bytes of each message's SSE event on the wire (id and data lines), the same for
+    /// every target: the published text is padded to it, measured per target at warm-up
+    /// [default: the marker alone]
+    #[arg(long, value_name = "BYTES", value_parser = positive::<usize>, help_heading = LOAD)]
+    pub payload: Option<usize>,
     /// Herald publish path: board (GET /send?message=) or notify (POST /send-notification)
     #[arg(long, value_name = "HOW", default_value = "board", help_heading = LOAD)]
     pub publish: PublishPath,
@@ -218,6 +251,19 @@ pub struct Args {
         help_heading = LOAD
     )]
     pub sweep_secs: f64,
+    /// --soak: stalled readers (half never read, half read 512 bytes a second) [default:
+    /// --streams]
+    #[arg(long, value_name = "N", value_parser = num::<usize>, help_heading = LOAD)]
+    pub stalled: Option<usize>,
+    /// --soak: connect-disconnect loops at a time
+    #[arg(long, value_name = "K", default_value = "100", value_parser = positive::<usize>, help_heading = LOAD)]
+    pub soak_concurrent: usize,
+    /// --soak: publishing time of each measured phase
+    #[arg(long, value_name = "SECS", default_value = "20", value_parser = sweep_secs, help_heading = LOAD)]
+    pub phase_secs: f64,
+    /// --soak: Herald's send timeout (--send-timeout-secs), when its --help lists one
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = positive::<u64>, help_heading = LOAD)]
+    pub send_timeout: u64,
     /// text on the stream that means the import finished
     #[arg(long, value_name = "TEXT", default_value = "import-done", help_heading = LOAD)]
     pub import_needle: String,
@@ -257,6 +303,10 @@ where
         args.drain = Duration::from_secs(5);
         args.max_time = args.max_time.min(Duration::from_secs(60));
     }
+    // Pinning pays on 2 CPUs, where the tool and the server would otherwise share both; the
+    // smoke test runs beside other tests and measures nothing.
+    let two_cpus = std::thread::available_parallelism().is_ok_and(|n| n.get() == 2);
+    args.pin = Some(args.pin.unwrap_or(two_cpus && !args.smoke));
     let refuse = |kind, message: &str| Err(Args::command().error(kind, message));
     // Every stream keeps one bit per message to find losses and duplicates.
     if args.streams as u128 * args.messages as u128 / 8 > 2 << 30 {
@@ -367,6 +417,8 @@ mod tests {
         );
         assert_eq!(a.peers_dir, PathBuf::from("../shared/peers"));
         assert_eq!((a.sweep_secs, a.label.as_str()), (10.0, ""));
+        assert_eq!(a.payload, None);
+        assert_eq!(a.floor_bin, PathBuf::from("target/peers/release/floor"));
         let help = Args::command().render_help().to_string();
         for shown in [
             "[default: 100]",
@@ -427,6 +479,40 @@ mod tests {
         let a = parse_str("--smoke --streams 9000").unwrap();
         assert!(a.spawn && a.streams == 50 && a.messages == 20);
         assert!(a.max_time <= Duration::from_secs(60));
+        assert_eq!(a.pin, Some(false), "the smoke test pins nothing by default");
+    }
+
+    #[test]
+    fn pin_defaults_to_the_machine_and_can_be_forced() {
+        let two = std::thread::available_parallelism().is_ok_and(|n| n.get() == 2);
+        assert_eq!(parse_str("--spawn").unwrap().pin, Some(two));
+        assert_eq!(parse_str("--spawn --pin").unwrap().pin, Some(true));
+        assert_eq!(parse_str("--spawn --pin=false").unwrap().pin, Some(false));
+        assert_eq!(parse_str("--smoke --pin").unwrap().pin, Some(true));
+    }
+
+    #[test]
+    fn payload_and_the_floor_target() {
+        let a = parse_str("--spawn --target herald,nchan,floor,node --payload 5_000").unwrap();
+        assert_eq!(
+            a.targets,
+            [Target::Herald, Target::Nchan, Target::Floor, Target::Node]
+        );
+        assert_eq!(a.payload, Some(5000));
+        assert!(parse_str("--spawn --payload 0").is_err());
+    }
+
+    #[test]
+    fn soak_takes_its_connects_and_defaults() {
+        let a = parse_str("--spawn --soak 1_000_000 --streams 10000").unwrap();
+        assert_eq!((a.soak, a.stalled), (Some(1_000_000), None));
+        assert_eq!(
+            (a.soak_concurrent, a.phase_secs, a.send_timeout),
+            (100, 20.0, 5)
+        );
+        let a = parse_str("--spawn --soak 10 --stalled 0 --phase-secs 3").unwrap();
+        assert_eq!((a.stalled, a.phase_secs), (Some(0), 3.0));
+        assert!(parse_str("--spawn --soak 0").is_err());
     }
 
     #[test]

@@ -26,29 +26,21 @@ pub async fn churn(
         streams: args.streams as u64,
         ..ctx.report(args, target.name(), "churn")
     };
-    let server = match args.url {
-        Some(addr) => Server::attach(addr, args.pids.clone()),
-        None => match Server::spawn(target, args).await {
-            Ok(s) => s,
-            Err(e) => {
-                report.error = Some(e.to_string());
-                return report;
-            }
-        },
+    let server = match Server::start(target, args).await {
+        Ok(s) => s,
+        Err(e) => {
+            report.error = Some(e.to_string());
+            return report;
+        }
     };
-    let endpoint = Arc::new(Endpoint {
-        target,
-        addr: server.addr,
-        publish: args.publish,
-        channel: args.channel.clone(),
-    });
+    let endpoint = Arc::new(Endpoint::new(target, server.addr, args));
     // A first round warms the server up, so its start-up allocations do not count as growth.
     let warm = (args.streams as u64 * 2).min(cycles);
-    let (_, error) = cycle(&endpoint, args, warm, deadline).await;
+    let (_, error) = cycle(&endpoint, args.streams, args.sources, warm, deadline).await;
     tokio::time::sleep(args.settle).await;
     report.rss_before = server.rss();
     let started = Instant::now();
-    let (done, later_error) = cycle(&endpoint, args, cycles, deadline).await;
+    let (done, later_error) = cycle(&endpoint, args.streams, args.sources, cycles, deadline).await;
     report.open_secs = started.elapsed().as_secs_f64();
     tokio::time::sleep(args.settle).await;
     report.rss_streams = server.rss();
@@ -59,20 +51,21 @@ pub async fn churn(
     report
 }
 
-/// Runs `cycles` connect-read-close cycles over `--streams` concurrent loops; returns how many
-/// completed and the first error.
-async fn cycle(
+/// Runs `cycles` connect-read-close cycles over `concurrent` loops, from `sources` addresses;
+/// returns how many completed and the first error.
+pub async fn cycle(
     endpoint: &Arc<Endpoint>,
-    args: &Args,
+    concurrent: usize,
+    sources: u8,
     cycles: u64,
     deadline: Instant,
 ) -> (u64, Option<String>) {
     let next = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicU64::new(0));
-    let loops: Vec<_> = (0..args.streams.max(1))
+    let loops: Vec<_> = (0..concurrent.max(1))
         .map(|i| {
             let (endpoint, next, done) = (endpoint.clone(), next.clone(), done.clone());
-            let source = Ipv4Addr::new(127, 0, 0, 1 + (i % args.sources as usize) as u8);
+            let source = Ipv4Addr::new(127, 0, 0, 1 + (i % sources as usize) as u8);
             tokio::spawn(async move {
                 let mut error = None;
                 while next.fetch_add(1, Relaxed) < cycles && Instant::now() < deadline {
@@ -100,7 +93,7 @@ async fn cycle(
 
 /// One tab's life: open the stream, wait for its first bytes, close.
 async fn once(endpoint: &Endpoint, source: Ipv4Addr) -> io::Result<()> {
-    let (mut conn, head) = endpoint.subscribe(Some(source)).await?;
+    let (mut conn, head) = endpoint.subscribe(Some(source), None).await?;
     let first = conn.read_body(&head, |_| false);
     // Peers send nothing until a publish; the response head is enough there.
     let wait = if endpoint.target == Target::Herald {

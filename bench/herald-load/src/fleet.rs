@@ -14,7 +14,7 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use crate::server::cpu_secs;
+use crate::server::{cpu_secs, wait_secs};
 use crate::streams::{self, Observed, Plan, Tally};
 
 /// How often a member reports how many messages its streams have received.
@@ -96,11 +96,12 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// Starts one member per plan: in this process when there is one, else as child processes.
-    pub fn start(plans: Vec<Plan>) -> io::Result<Fleet> {
+    /// Starts one member per plan: in this process if `in_process` holds (one plan), else as
+    /// child processes (each with its own open-files limit).
+    pub fn start(plans: Vec<Plan>, in_process: bool) -> io::Result<Fleet> {
         let (tx, events) = mpsc::channel(64);
         let mut members = Vec::new();
-        let in_process = plans.len() == 1;
+        let in_process = in_process && plans.len() == 1;
         for (i, plan) in plans.into_iter().enumerate() {
             if in_process {
                 let (stop_tx, stop_rx) = oneshot::channel();
@@ -170,16 +171,23 @@ impl Fleet {
     /// CPU seconds used by the processes holding the streams (this one and any workers), to
     /// show whether the tool itself was the bottleneck.
     pub fn cpu(&self) -> f64 {
-        let workers: f64 = self
-            .members
+        self.pids().into_iter().map(cpu_secs).sum()
+    }
+
+    /// Seconds the processes holding the streams have waited for a CPU.
+    pub fn waited(&self) -> f64 {
+        self.pids().into_iter().map(wait_secs).sum()
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        self.members
             .iter()
             .filter_map(|m| match m {
                 Member::Child(child, _) => child.id(),
                 Member::Local(_) => None,
             })
-            .map(cpu_secs)
-            .sum();
-        workers + cpu_secs(std::process::id())
+            .chain([std::process::id()])
+            .collect()
     }
 
     /// Waits until every member has opened its streams; returns (opened, failed) over all.

@@ -19,9 +19,22 @@ const MAX_HEADERS: usize = 32;
 /// Connects to `server` from `source` (one of 127.0.0.x), so that many streams do not run out of
 /// ephemeral ports on a single source address.
 pub async fn connect(server: SocketAddr, source: Option<Ipv4Addr>) -> io::Result<TcpStream> {
+    connect_with(server, source, None).await
+}
+
+/// [`connect`], with a receive buffer of `receive_buffer` bytes if given: a reader that stops
+/// reading then stalls the server's writes after a few messages rather than megabytes.
+pub async fn connect_with(
+    server: SocketAddr,
+    source: Option<Ipv4Addr>,
+    receive_buffer: Option<u32>,
+) -> io::Result<TcpStream> {
     let socket = TcpSocket::new_v4()?;
     if let Some(ip) = source {
         socket.bind(SocketAddr::new(IpAddr::V4(ip), 0))?;
+    }
+    if let Some(bytes) = receive_buffer {
+        socket.set_recv_buffer_size(bytes)?;
     }
     let stream = socket.connect(server).await?;
     stream.set_nodelay(true)?;
@@ -72,6 +85,8 @@ pub struct Conn {
     pub stream: TcpStream,
     buf: Vec<u8>,
     start: usize,
+    /// Reads from the socket so far (each one system call).
+    pub reads: u64,
 }
 
 impl Conn {
@@ -80,6 +95,7 @@ impl Conn {
             stream,
             buf: Vec::with_capacity(READ_BUF),
             start: 0,
+            reads: 0,
         }
     }
 
@@ -98,7 +114,9 @@ impl Conn {
             self.start = 0;
             self.buf.reserve(READ_BUF);
         }
-        self.stream.read_buf(&mut self.buf).await
+        let n = self.stream.read_buf(&mut self.buf).await?;
+        self.reads += 1;
+        Ok(n)
     }
 
     pub async fn read_head(&mut self) -> io::Result<Head> {

@@ -31,15 +31,12 @@ pub async fn import(
         rows: Some(rows),
         ..ctx.report(args, "herald", "import")
     };
-    let server = match args.url {
-        Some(addr) => Server::attach(addr, args.pids.clone()),
-        None => match Server::spawn(Target::Herald, args).await {
-            Ok(s) => s,
-            Err(e) => {
-                report.error = Some(e.to_string());
-                return report;
-            }
-        },
+    let server = match Server::start(Target::Herald, args).await {
+        Ok(s) => s,
+        Err(e) => {
+            report.error = Some(e.to_string());
+            return report;
+        }
     };
     if let Err(e) = upload(args, &server, rows, needle, deadline, &mut report).await {
         report.error = Some(format!("{e}\n{}", server.log_tail()));
@@ -56,12 +53,7 @@ async fn upload(
     deadline: Instant,
     report: &mut Report,
 ) -> io::Result<()> {
-    let endpoint = Endpoint {
-        target: Target::Herald,
-        addr: server.addr,
-        publish: args.publish,
-        channel: String::new(),
-    };
+    let endpoint = Endpoint::new(Target::Herald, server.addr, args);
     let csv = generate_csv(rows);
     let mut page = Conn::new(http::connect(server.addr, None).await?);
     let (path, cookie, _) = endpoint.load_page(&mut page).await?;

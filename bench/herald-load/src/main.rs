@@ -1,6 +1,6 @@
 //! herald-load: the load tool of BENCHMARKS.md. It opens real SSE streams against Herald, nginx +
-//! nchan or a Node broadcaster, publishes at a fixed rate, and reports memory per stream, CPU per
-//! delivery, loss, duplicates and latency percentiles. `--help` lists the options.
+//! nchan, a Node broadcaster or the floor, publishes at a fixed rate, and reports memory per
+//! stream, CPU per delivery, loss, duplicates and latency percentiles. `--help` lists the options.
 //!
 //! Its parts: options, a lean HTTP/1.1 client, SSE parsing, per-server specifics, the streams and
 //! the processes holding them, publishing, the servers, and the reports.
@@ -10,10 +10,12 @@ mod churn;
 mod fleet;
 mod http;
 mod import;
+mod pin;
 mod publish;
 mod report;
 mod run;
 mod server;
+mod soak;
 mod sse;
 mod streams;
 mod target;
@@ -29,6 +31,13 @@ use tokio::time::Instant;
 
 fn main() -> ExitCode {
     let args = args::parse(std::env::args_os()).unwrap_or_else(|e| e.exit());
+    // Before the runtime starts any thread, so that every thread and worker process inherits it.
+    if args.pin == Some(true)
+        && let Err(e) = pin::pin_self()
+    {
+        eprintln!("herald-load: {e}");
+        return ExitCode::from(2);
+    }
     // Every stream is a socket: the open-files soft limit goes up to the hard limit (failing
     // that, the streams past the old limit are reported as failed to open).
     let _ = rlimit::increase_nofile_limit(u64::MAX);
@@ -100,6 +109,10 @@ async fn measure(args: &Args) -> u8 {
     if let Some(rows) = args.import {
         let needle = &args.import_needle;
         let r = bounded(deadline, import::import(args, rows, needle, &ctx, deadline)).await;
+        all_clean &= emit(args, &r);
+        reports.push(r);
+    } else if let Some(connects) = args.soak {
+        let r = bounded(deadline, soak::soak(args, connects, &ctx, deadline)).await;
         all_clean &= emit(args, &r);
         reports.push(r);
     } else if let Some(cycles) = args.churn {

@@ -43,6 +43,42 @@ pub struct Report {
     /// The load tool's own CPU per delivery (with its workers): if the machine's cores are all
     /// busy, latency is the machine's, not the server's.
     pub client_cpu_us_per_delivery: Option<f64>,
+    /// Whether the server and the tool ran pinned apart (`--pin`).
+    #[serde(default)]
+    pub pinned: bool,
+    /// Seconds from the first publish to the last arrival, the span CPU use is taken over.
+    #[serde(default)]
+    pub publish_secs: Option<f64>,
+    /// The tool's CPU over that span (with its workers).
+    #[serde(default)]
+    pub client_cpu_secs: Option<f64>,
+    /// Seconds the server's and the tool's threads were runnable but waited for a CPU over the
+    /// publish phase: other work on the machine (or each other, unpinned).
+    #[serde(default)]
+    pub server_wait_secs: Option<f64>,
+    #[serde(default)]
+    pub client_wait_secs: Option<f64>,
+    /// How long the server took to answer a publish (p50, p99): the part of the latency
+    /// spent before the fan-out.
+    #[serde(default)]
+    pub publish_p50_ms: Option<f64>,
+    #[serde(default)]
+    pub publish_p99_ms: Option<f64>,
+    /// `--payload`: the bytes asked for each message on the wire.
+    #[serde(default)]
+    pub payload: Option<u64>,
+    /// What each published message took on the wire, as the streams measured it (mean).
+    #[serde(default)]
+    pub message_bytes: Option<f64>,
+    /// The streams' reads per message delivered (below 1: the server coalesced messages).
+    #[serde(default)]
+    pub tool_reads_per_delivery: Option<f64>,
+    /// Stream body bytes per read.
+    #[serde(default)]
+    pub tool_bytes_per_read: Option<f64>,
+    /// Herald's write path over the publish phase (`GET /metrics`, after minus before).
+    #[serde(default)]
+    pub server_counts: Option<ServerCounts>,
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
     pub p999_ms: Option<f64>,
@@ -53,7 +89,90 @@ pub struct Report {
     pub rss_growth: Option<u64>,
     /// Churn mode: streams opened and closed.
     pub churned: Option<u64>,
+    /// Soak mode: stalled and slow readers opened, and how many of them the server cut loose.
+    #[serde(default)]
+    pub stalled: Option<u64>,
+    #[serde(default)]
+    pub stalled_cut: Option<u64>,
+    /// Soak mode: Herald's send timeout in seconds, if it has one.
+    #[serde(default)]
+    pub send_timeout: Option<u64>,
+    /// Soak mode: the healthy streams' latency in each phase.
+    #[serde(default)]
+    pub phases: Vec<Phase>,
     pub error: Option<String>,
+}
+
+/// One phase of a soak: what was published, delivered to the healthy streams, and how late.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Phase {
+    pub name: String,
+    pub published: u64,
+    pub deliveries: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// Herald's counters of the stream write path, as `GET /metrics` shows them
+/// (`herald_stream_fanout_writes_total` and the like; `hub::stats::Counts` in the server).
+/// Declared again here rather than shared, since the tool must not depend on the server's crate
+/// (and the server not on the tool's).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerCounts {
+    pub fanout_writes: u64,
+    pub task_writes: u64,
+    /// Answers to requests (pages, publishes), not the stream path.
+    #[serde(default)]
+    pub response_writes: u64,
+    pub bytes_written: u64,
+    pub partial_writes: u64,
+    pub would_block: u64,
+    pub hand_backs: u64,
+}
+
+impl ServerCounts {
+    /// The counters in a Prometheus text page; `None` unless the write path's are there.
+    pub fn from_metrics(text: &str) -> Option<ServerCounts> {
+        let sample = |name: &str| {
+            let series = format!("herald_{name}_total");
+            text.lines().find_map(|line| {
+                let (key, value) = line.split_once(' ')?;
+                (key == series).then(|| value.trim().parse::<u64>().ok())?
+            })
+        };
+        Some(ServerCounts {
+            fanout_writes: sample("stream_fanout_writes")?,
+            task_writes: sample("stream_task_writes")?,
+            response_writes: sample("response_writes")?,
+            bytes_written: sample("stream_write_bytes")?,
+            partial_writes: sample("stream_partial_writes")?,
+            would_block: sample("stream_blocked_writes")?,
+            hand_backs: sample("stream_hand_backs")?,
+        })
+    }
+
+    /// What happened between `before` and `self`.
+    pub fn since(&self, before: &ServerCounts) -> ServerCounts {
+        ServerCounts {
+            fanout_writes: self.fanout_writes - before.fanout_writes,
+            task_writes: self.task_writes - before.task_writes,
+            response_writes: self.response_writes - before.response_writes,
+            bytes_written: self.bytes_written - before.bytes_written,
+            partial_writes: self.partial_writes - before.partial_writes,
+            would_block: self.would_block - before.would_block,
+            hand_backs: self.hand_backs - before.hand_backs,
+        }
+    }
+
+    pub fn writes(&self) -> u64 {
+        self.fanout_writes + self.task_writes
+    }
+
+    /// Bytes per write that put something on the wire.
+    pub fn bytes_per_write(&self) -> f64 {
+        self.bytes_written as f64 / (self.writes() - self.would_block).max(1) as f64
+    }
 }
 
 impl Report {
@@ -73,7 +192,68 @@ impl Report {
             let _ = writeln!(out, "  {name:<26} {value}");
         };
         row("target", format!("{} ({})", self.target, self.mode));
-        if let Some(churned) = self.churned {
+        if self.mode == "soak" {
+            row(
+                "healthy streams",
+                format!(
+                    "{} held of {} ({} dropped)",
+                    self.held, self.streams, self.dropped
+                ),
+            );
+            row("failed to open, any kind", self.failed.to_string());
+            row(
+                "stalled + slow readers",
+                format!(
+                    "{} opened, {} cut loose by the server (send timeout {})",
+                    self.stalled.unwrap_or(0),
+                    self.stalled_cut.unwrap_or(0),
+                    self.send_timeout
+                        .map_or("none".into(), |s| format!("{s} s"))
+                ),
+            );
+            row(
+                "connects + disconnects",
+                format!("{}", self.churned.unwrap_or(0)),
+            );
+            row(
+                "server RSS",
+                format!(
+                    "{} at the start -> {} at the end ({})",
+                    mib(self.rss_before),
+                    mib(self.rss_streams),
+                    pct(self.rss_before, self.rss_streams)
+                ),
+            );
+            for p in &self.phases {
+                row(
+                    &format!("p50/p99/max: {}", p.name),
+                    format!(
+                        "{:.1} / {:.1} / {:.1} ms ({} of {} delivered)",
+                        p.p50_ms,
+                        p.p99_ms,
+                        p.max_ms,
+                        p.deliveries,
+                        p.published * self.held
+                    ),
+                );
+            }
+            row(
+                "healthy lost / duplicated",
+                format!("{} / {}", self.lost, self.duplicated),
+            );
+            if let Some(c) = &self.server_counts {
+                row(
+                    "server, phases 2 and 3",
+                    format!(
+                        "{} writes, {} partial, {} blocked, {} hand-backs to tasks",
+                        c.writes(),
+                        c.partial_writes,
+                        c.would_block,
+                        c.hand_backs
+                    ),
+                );
+            }
+        } else if let Some(churned) = self.churned {
             row(
                 "connect + disconnect",
                 format!(
@@ -147,6 +327,72 @@ impl Report {
                         .map_or("-".into(), |u| format!("{u:.2} µs")),
                 );
                 row(
+                    "CPU used, server / tool",
+                    format!(
+                        "{} / {} of {} s{}",
+                        cpu_use(self.cpu_secs, self.publish_secs),
+                        cpu_use(self.client_cpu_secs, self.publish_secs),
+                        fmt_opt(self.publish_secs, 1),
+                        if self.pinned {
+                            " (pinned apart)"
+                        } else {
+                            " (not pinned)"
+                        }
+                    ),
+                );
+                row(
+                    "publish answered, p50/p99",
+                    format!(
+                        "{} / {} ms",
+                        fmt_opt(self.publish_p50_ms, 1),
+                        fmt_opt(self.publish_p99_ms, 1)
+                    ),
+                );
+                row(
+                    "waited for a CPU, server / tool",
+                    format!(
+                        "{} / {} s",
+                        fmt_opt(self.server_wait_secs, 2),
+                        fmt_opt(self.client_wait_secs, 2)
+                    ),
+                );
+                row(
+                    "message on the wire",
+                    format!(
+                        "{} bytes{}",
+                        fmt_opt(self.message_bytes, 0),
+                        self.payload
+                            .map_or(String::new(), |p| format!(" (--payload {p})"))
+                    ),
+                );
+                if let Some(c) = &self.server_counts {
+                    let per = |n: u64| n as f64 / self.deliveries.max(1) as f64;
+                    row(
+                        "server writes per delivery",
+                        format!(
+                            "{:.3} ({:.0}% by the fan-out, {:.0} bytes per write)",
+                            per(c.writes()),
+                            c.fanout_writes as f64 * 100.0 / c.writes().max(1) as f64,
+                            c.bytes_per_write()
+                        ),
+                    );
+                    row(
+                        "partial / blocked writes",
+                        format!(
+                            "{} / {}, {} hand-backs to tasks",
+                            c.partial_writes, c.would_block, c.hand_backs
+                        ),
+                    );
+                }
+                row(
+                    "tool reads per delivery",
+                    format!(
+                        "{} ({} bytes per read)",
+                        fmt_opt(self.tool_reads_per_delivery, 2),
+                        fmt_opt(self.tool_bytes_per_read, 0)
+                    ),
+                );
+                row(
                     "latency p50/p99/p999/max",
                     format!(
                         "{} / {} / {} / {} ms",
@@ -162,6 +408,22 @@ impl Report {
             row("first error", e.clone());
         }
         out
+    }
+}
+
+/// CPU seconds and the share of one core they are over `span` seconds.
+fn cpu_use(secs: Option<f64>, span: Option<f64>) -> String {
+    match (secs, span) {
+        (Some(c), Some(_)) => format!("{c:.2} s ({})", share(secs, span)),
+        _ => "-".into(),
+    }
+}
+
+/// The share of one core that `secs` of CPU are over `span` seconds.
+fn share(secs: Option<f64>, span: Option<f64>) -> String {
+    match (secs, span) {
+        (Some(c), Some(s)) if s > 0.0 => format!("{:.0}%", c * 100.0 / s),
+        _ => "-".into(),
     }
 }
 
@@ -193,8 +455,8 @@ pub fn markdown(reports: &[Report]) -> String {
     }
     if reports.iter().any(|r| r.mode == "fanout") {
         out.push_str(
-        "| date (UTC) | run | target | streams held, opened in | msg/s | RSS/stream | lost | dup | deliveries/s | CPU/delivery | tool CPU/delivery | p50 | p99 | p99.9 | max | note |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| date (UTC) | run | target | streams held, opened in | msg/s | bytes/msg | RSS/stream | lost | dup | deliveries/s | CPU/delivery | tool CPU/delivery | p50 | p99 | p99.9 | max | note |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
         );
     }
     // In time order; a sweep's runs (`<start>-r<rate>`) by rising rate.
@@ -209,7 +471,7 @@ pub fn markdown(reports: &[Report]) -> String {
         for r in group {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} of {} in {:.1} s | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} of {} in {:.1} s | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 r.date,
                 r.run,
                 r.target,
@@ -221,6 +483,7 @@ pub fn markdown(reports: &[Report]) -> String {
                 } else {
                     "idle".into()
                 },
+                fmt_opt(r.message_bytes, 0),
                 r.rss_per_stream
                     .map_or("-".into(), |b| format!("{:.1} KB", b / 1024.0)),
                 r.lost,
@@ -245,7 +508,7 @@ pub fn markdown(reports: &[Report]) -> String {
                 };
                 let _ = writeln!(
                     out,
-                    "| | {} | herald ÷ {} | | | {} | | | {} | {} | | {} | {} | {} | {} | |",
+                    "| | {} | herald ÷ {} | | | | {} | | | {} | {} | | {} | {} | {} | {} | |",
                     h.run,
                     peer.target,
                     ratio(h.rss_per_stream, peer.rss_per_stream),
@@ -264,6 +527,45 @@ pub fn markdown(reports: &[Report]) -> String {
             out.push('\n');
         }
     };
+    let counted: Vec<_> = reports
+        .iter()
+        .filter(|r| r.mode == "fanout" && r.publish_secs.is_some())
+        .collect();
+    if !counted.is_empty() {
+        gap(&mut out);
+        out.push_str(
+            "| run | target | bytes/msg | server CPU use | tool CPU use | server waited for a CPU | publish answered p99 | server writes/delivery | by the fan-out | bytes/write | partial, blocked writes | hand-backs | tool reads/delivery |\n\
+             |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        );
+        for r in counted {
+            let per = |n: u64| format!("{:.3}", n as f64 / r.deliveries.max(1) as f64);
+            let c = r.server_counts;
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.run,
+                r.target,
+                fmt_opt(r.message_bytes, 0),
+                share(r.cpu_secs, r.publish_secs),
+                share(r.client_cpu_secs, r.publish_secs),
+                r.server_wait_secs
+                    .map_or("-".into(), |w| format!("{w:.2} s")),
+                ms(r.publish_p99_ms),
+                c.map_or("-".into(), |c| per(c.writes())),
+                c.map_or("-".into(), |c| format!(
+                    "{:.0}%",
+                    c.fanout_writes as f64 * 100.0 / c.writes().max(1) as f64
+                )),
+                c.map_or("-".into(), |c| format!("{:.0}", c.bytes_per_write())),
+                c.map_or("-".into(), |c| format!(
+                    "{}, {}",
+                    c.partial_writes, c.would_block
+                )),
+                c.map_or("-".into(), |c| c.hand_backs.to_string()),
+                fmt_opt(r.tool_reads_per_delivery, 2),
+            );
+        }
+    }
     let mut sweeps: BTreeMap<&str, Vec<Report>> = BTreeMap::new();
     for r in reports.iter().filter(|r| r.mode == "fanout") {
         if let Some((start, _)) = r.run.split_once("-r") {
@@ -306,6 +608,34 @@ pub fn markdown(reports: &[Report]) -> String {
             );
         }
     }
+    let soaks: Vec<_> = reports.iter().filter(|r| r.mode == "soak").collect();
+    if !soaks.is_empty() {
+        gap(&mut out);
+        out.push_str("| date (UTC) | connects + disconnects | healthy streams | stalled + slow readers (cut by the server) | server RSS start → end | healthy p99 by phase | healthy lost | note |\n|---|---|---|---|---|---|---|---|\n");
+        for r in soaks {
+            let phases: Vec<String> = r
+                .phases
+                .iter()
+                .map(|p| format!("{} {:.1} ms", p.name, p.p99_ms))
+                .collect();
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} of {} | {} ({}) | {} → {} ({}) | {} | {} | {} |",
+                r.date,
+                r.churned.unwrap_or(0),
+                r.held,
+                r.streams,
+                r.stalled.unwrap_or(0),
+                r.stalled_cut.unwrap_or(0),
+                mib(r.rss_before),
+                mib(r.rss_streams),
+                pct(r.rss_before, r.rss_streams),
+                phases.join("; "),
+                r.lost,
+                note(r)
+            );
+        }
+    }
     let churns: Vec<_> = reports.iter().filter(|r| r.mode == "churn").collect();
     if !churns.is_empty() {
         gap(&mut out);
@@ -328,13 +658,19 @@ pub fn markdown(reports: &[Report]) -> String {
     out
 }
 
-/// The run's label, and the build it measured when known.
+/// The run's label, whether it ran pinned, and the build it measured when known.
 fn note(r: &Report) -> String {
-    match (r.label.is_empty(), r.commit.is_empty()) {
-        (_, true) => r.label.clone(),
-        (true, false) => format!("build {}", r.commit),
-        (false, false) => format!("{}; build {}", r.label, r.commit),
+    let mut parts = Vec::new();
+    if !r.label.is_empty() {
+        parts.push(r.label.clone());
     }
+    if r.pinned {
+        parts.push("pinned".to_string());
+    }
+    if !r.commit.is_empty() {
+        parts.push(format!("build {}", r.commit));
+    }
+    parts.join("; ")
 }
 
 fn ms(v: Option<f64>) -> String {
@@ -422,9 +758,75 @@ mod tests {
         let parsed = parse_lines(&format!("human text\n{}\n", lines.join("\n")));
         assert_eq!(parsed.len(), 3);
         let table = markdown(&parsed);
-        assert!(table.contains("| herald ÷ nchan | | | ×0.50 |"), "{table}");
-        assert!(table.contains("| herald ÷ node | | | ×2.00 |"), "{table}");
+        assert!(
+            table.contains("| herald ÷ nchan | | | | ×0.50 |"),
+            "{table}"
+        );
+        assert!(table.contains("| herald ÷ node | | | | ×2.00 |"), "{table}");
         assert!(table.contains("×0.25"), "p99 ratio to nchan: {table}");
+    }
+
+    #[test]
+    fn counters_table_gives_writes_and_cpu_per_delivery() {
+        let herald = Report {
+            deliveries: 1000,
+            publish_secs: Some(2.0),
+            cpu_secs: Some(1.0),
+            client_cpu_secs: Some(0.5),
+            server_wait_secs: Some(0.25),
+            publish_p99_ms: Some(1.5),
+            message_bytes: Some(300.0),
+            tool_reads_per_delivery: Some(0.5),
+            server_counts: Some(ServerCounts {
+                fanout_writes: 750,
+                task_writes: 250,
+                response_writes: 4,
+                bytes_written: 270_000,
+                partial_writes: 2,
+                would_block: 100,
+                hand_backs: 102,
+            }),
+            ..report("herald", 1.0, 1.0)
+        };
+        let table = markdown(&[herald]);
+        assert!(
+            table.contains(
+                "| r1 | herald | 300 | 50% | 25% | 0.25 s | 1.5 ms | 1.000 | 75% | 300 | 2, 100 | 102 | 0.50 |"
+            ),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn server_counts_are_read_from_the_metrics_page() {
+        let page = "# HELP herald_stream_fanout_writes Write system calls.\n\
+            # TYPE herald_stream_fanout_writes counter\n\
+            herald_stream_fanout_writes_total 900\n\
+            herald_stream_task_writes_total 12\n\
+            herald_response_writes_total 5\n\
+            herald_stream_write_bytes_total 270000\n\
+            herald_stream_partial_writes_total 2\n\
+            herald_stream_blocked_writes_total 1\n\
+            herald_stream_hand_backs_total 3\n\
+            herald_streams_open 10\n";
+        assert_eq!(
+            ServerCounts::from_metrics(page),
+            Some(ServerCounts {
+                fanout_writes: 900,
+                task_writes: 12,
+                response_writes: 5,
+                bytes_written: 270_000,
+                partial_writes: 2,
+                would_block: 1,
+                hand_backs: 3,
+            })
+        );
+        let without = page.replace("herald_stream_hand_backs_total 3\n", "");
+        assert_eq!(
+            ServerCounts::from_metrics(&without),
+            None,
+            "a Herald without them"
+        );
     }
 
     #[test]

@@ -10,10 +10,10 @@ use crate::args::{Args, Target};
 use crate::fleet::Fleet;
 use crate::http::{self, Conn};
 use crate::publish::publish;
-use crate::report::Report;
+use crate::report::{Report, ServerCounts};
 use crate::server::Server;
-use crate::sse::Marker;
-use crate::streams::{Plan, now_us};
+use crate::sse::{Marker, Messages};
+use crate::streams::{Plan, Reader, now_us};
 use crate::target::{Endpoint, exchange};
 
 /// Extra time allowed for the streams to open beyond what the open rate needs.
@@ -36,6 +36,7 @@ impl Context {
             machine: self.machine.clone(),
             commit: self.commit.clone(),
             label: args.label.clone(),
+            pinned: args.pin == Some(true),
             target: target.into(),
             mode: mode.into(),
             ..Report::default()
@@ -48,33 +49,22 @@ pub async fn fanout(args: &Args, target: Target, ctx: &Context, deadline: Instan
         streams: args.streams as u64,
         messages: args.messages,
         rate: args.rate,
+        payload: args.payload.map(|p| p as u64),
         ..ctx.report(args, target.name(), "fanout")
     };
-    let server = match start(args, target).await {
+    let server = match Server::start(target, args).await {
         Ok(s) => s,
         Err(e) => {
             report.error = Some(e.to_string());
             return report;
         }
     };
-    let endpoint = Endpoint {
-        target,
-        addr: server.addr,
-        publish: args.publish,
-        channel: args.channel.clone(),
-    };
-    if let Err(e) = measure(args, &endpoint, &server, deadline, &mut report).await {
+    let endpoint = Endpoint::new(target, server.addr, args);
+    if let Err(e) = measure(args, endpoint, &server, deadline, &mut report).await {
         report.error = Some(format!("{e}{}", tail(&server)));
     }
     server.stop().await;
     report
-}
-
-async fn start(args: &Args, target: Target) -> io::Result<Server> {
-    match args.url {
-        Some(addr) => Ok(Server::attach(addr, args.pids.clone())),
-        None => Server::spawn(target, args).await,
-    }
 }
 
 fn tail(server: &Server) -> String {
@@ -88,19 +78,20 @@ fn tail(server: &Server) -> String {
 
 async fn measure(
     args: &Args,
-    endpoint: &Endpoint,
+    mut endpoint: Endpoint,
     server: &Server,
     deadline: Instant,
     report: &mut Report,
 ) -> io::Result<()> {
-    tokio::time::timeout(Duration::from_secs(15), warm_up(endpoint))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "warm-up: no answer within 15 s"))??;
+    prepare(&mut endpoint, args).await?;
+    let endpoint = &endpoint;
     tokio::time::sleep(Duration::from_millis(300)).await;
     report.rss_before = server.rss();
 
     let began = Instant::now();
-    let mut fleet = Fleet::start(plans(args, endpoint))?;
+    let plans = plans(args, endpoint);
+    let in_process = plans.len() == 1;
+    let mut fleet = Fleet::start(plans, in_process)?;
     let open_by =
         (began + Duration::from_secs_f64(args.streams as f64 / args.open_rate) + OPEN_SLACK)
             .min(deadline);
@@ -114,16 +105,25 @@ async fn measure(
             Some(report.rss_streams.saturating_sub(report.rss_before) as f64 / opened as f64);
     }
 
+    let counts_before = server_counts(endpoint).await;
     let cpu_before = server.cpu();
     let client_cpu_before = fleet.cpu();
-    let published = publish(endpoint, args.messages, args.rate, args.publishers).await;
+    let waits_before = (server.waited(), fleet.waited());
+    let published = publish(endpoint, 0, args.messages, args.rate, args.publishers).await;
     report.published = published.ok();
+    report.publish_p50_ms = published.answer_ms(0.50);
+    report.publish_p99_ms = published.answer_ms(0.99);
     report.publish_failed = args.messages - report.published;
     report.expected = report.published * opened;
     let drain_by = (Instant::now() + args.drain).min(deadline);
     fleet.received(report.expected, drain_by).await;
     let cpu = server.cpu() - cpu_before;
     let client_cpu = fleet.cpu() - client_cpu_before;
+    report.server_wait_secs = Some(server.waited() - waits_before.0);
+    report.client_wait_secs = Some(fleet.waited() - waits_before.1);
+    if let (Some(before), Some(after)) = (counts_before, server_counts(endpoint).await) {
+        report.server_counts = Some(after.since(&before));
+    }
 
     let finish_by =
         (Instant::now() + Duration::from_secs(15)).min(deadline + Duration::from_secs(5));
@@ -143,6 +143,15 @@ async fn measure(
         report.cpu_secs = Some(cpu);
         report.cpu_us_per_delivery = Some(cpu * 1e6 / observed.unique as f64);
         report.client_cpu_us_per_delivery = Some(client_cpu * 1e6 / observed.unique as f64);
+        report.client_cpu_secs = Some(client_cpu);
+        report.publish_secs = Some(span as f64 / 1e6);
+        report.tool_reads_per_delivery = Some(observed.reads as f64 / observed.unique as f64);
+        report.tool_bytes_per_read =
+            Some(observed.body_bytes as f64 / observed.reads.max(1) as f64);
+        if observed.sizes.messages > 0 {
+            report.message_bytes =
+                Some(observed.sizes.bytes as f64 / observed.sizes.messages as f64);
+        }
         let h = observed.histogram();
         let ms = |us: u64| us as f64 / 1000.0;
         report.p50_ms = Some(ms(h.value_at_quantile(0.50)));
@@ -153,27 +162,70 @@ async fn measure(
     Ok(())
 }
 
-/// One page load and one publish before measuring, so first-use costs (a Herald page's first
-/// render, the first database write, lazily created pools, a peer's channel) count neither as
-/// memory per stream nor as latency. The warm-up message's number is beyond the run's, so the
-/// streams ignore it.
-async fn warm_up(endpoint: &Endpoint) -> io::Result<()> {
-    let mut conn = Conn::new(http::connect(endpoint.addr, None).await?);
-    if endpoint.target == Target::Herald {
-        endpoint.load_page(&mut conn).await?;
-    }
+/// Warms the server up ([`warm_up`]) and pads `endpoint`'s text so that each message is
+/// `--payload` bytes on the wire.
+pub async fn prepare(endpoint: &mut Endpoint, args: &Args) -> io::Result<()> {
+    let framing = tokio::time::timeout(Duration::from_secs(15), warm_up(endpoint))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "warm-up: no answer within 15 s"))??;
+    endpoint.text_len = args
+        .payload
+        .map_or(0, |bytes| bytes.saturating_sub(framing));
+    Ok(())
+}
+
+/// One stream (for Herald with its page load) and one publish before measuring, so first-use
+/// costs (a Herald page's first render, the first database write, lazily created pools, a
+/// peer's channel) count neither as memory per stream nor as latency. The warm-up message's
+/// number is beyond the run's, so the streams ignore it. Returns what the server adds around a
+/// published text on the wire (its `id:` line, HTML, `data:` prefixes), measured on that stream,
+/// so that `--payload` gives every server messages of the same size.
+async fn warm_up(endpoint: &Endpoint) -> io::Result<usize> {
+    let (mut stream, head) = endpoint.subscribe(None, None).await?;
     let marker = Marker {
         seq: WARM_UP_SEQ,
         sent_us: now_us(),
     };
-    let (head, _) = exchange(&mut conn, &endpoint.publish_request(marker)).await?;
-    if !(200..300).contains(&head.status) {
+    let mut conn = Conn::new(http::connect(endpoint.addr, None).await?);
+    let (answer, _) = exchange(&mut conn, &endpoint.publish_request(marker)).await?;
+    if !(200..300).contains(&answer.status) {
         return Err(http::bad(&format!(
             "warm-up publish: status {}",
-            head.status
+            answer.status
         )));
     }
-    Ok(())
+    let mut messages = Messages::default();
+    let arrived = |m: &Messages| m.last.is_some_and(|(seen, _)| seen == marker);
+    stream
+        .read_body(&head, |piece| {
+            messages.feed(piece, &mut |_| {});
+            !arrived(&messages)
+        })
+        .await?;
+    match messages.last {
+        Some((seen, bytes)) if seen == marker => {
+            Ok((bytes as usize).saturating_sub(endpoint.text(marker).len()))
+        }
+        _ => Err(http::bad("warm-up: the stream ended before the message")),
+    }
+}
+
+/// Herald's write-path counters (from `GET /metrics`); `None` for a peer, or a Herald without
+/// them.
+pub async fn server_counts(endpoint: &Endpoint) -> Option<ServerCounts> {
+    if endpoint.target != Target::Herald {
+        return None;
+    }
+    let ask = async {
+        let mut conn = Conn::new(http::connect(endpoint.addr, None).await.ok()?);
+        let request = http::request("GET", "/metrics", &endpoint.host(), &[], b"");
+        let (head, body) = exchange(&mut conn, &request).await.ok()?;
+        (head.status == 200).then(|| ServerCounts::from_metrics(&String::from_utf8_lossy(&body)))?
+    };
+    tokio::time::timeout(Duration::from_secs(5), ask)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Far beyond any run's message count (the loss bitmaps are sized by `--messages`).
@@ -193,6 +245,7 @@ fn plans(args: &Args, endpoint: &Endpoint) -> Vec<Plan> {
                 open_rate: args.open_rate / k as f64,
                 messages: args.messages,
                 sources: args.sources,
+                reader: Reader::Healthy,
             }
         })
         .collect()

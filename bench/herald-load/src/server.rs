@@ -10,9 +10,12 @@ use std::time::Duration;
 use tokio::process::{Child, Command};
 
 use crate::args::{Args, Target};
+use crate::pin;
 
 pub struct Server {
     pub addr: SocketAddr,
+    /// A spawned Herald's send timeout in seconds, when the tool set one (`--soak`).
+    pub send_timeout: Option<u64>,
     /// The processes whose memory and CPU count (an nginx master stands for its workers).
     pids: Vec<u32>,
     child: Option<Child>,
@@ -20,12 +23,29 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn attach(addr: SocketAddr, pids: Vec<u32>) -> Server {
-        Server {
+    /// A server started by hand; with `--pin`, moved to the server's CPU with its threads and
+    /// child processes.
+    fn attach(addr: SocketAddr, args: &Args) -> io::Result<Server> {
+        let server = Server {
             addr,
-            pids,
+            send_timeout: None,
+            pids: args.pids.clone(),
             child: None,
             dir: None,
+        };
+        if args.pin == Some(true) {
+            for pid in args.pids.iter().copied().chain(server.measured()) {
+                pin::pin_running(pid)?;
+            }
+        }
+        Ok(server)
+    }
+
+    /// The server a run measures: the one at `--url`, or `target` spawned.
+    pub async fn start(target: Target, args: &Args) -> io::Result<Server> {
+        match args.url {
+            Some(addr) => Server::attach(addr, args),
+            None => Server::spawn(target, args).await,
         }
     }
 
@@ -43,18 +63,28 @@ impl Server {
         let port = free_port()?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let log = std::fs::File::create(dir.0.join("server.log"))?;
+        let pin = args.pin == Some(true);
+        let mut send_timeout = None;
         let mut command = match target {
             Target::Herald => {
                 let bin = match &args.herald_bin {
                     Some(bin) => bin.clone(),
                     None => sibling("herald")?,
                 };
-                let mut c = Command::new(bin);
+                let mut extra = herald_args(args);
+                if args.soak.is_some()
+                    && !extra.iter().any(|a| a.starts_with(SEND_TIMEOUT))
+                    && lists(&bin, SEND_TIMEOUT)
+                {
+                    extra.extend([SEND_TIMEOUT.to_string(), args.send_timeout.to_string()]);
+                    send_timeout = Some(args.send_timeout);
+                }
+                let mut c = program(bin, pin);
                 c.arg("--addr")
                     .arg(addr.to_string())
                     .arg("--db")
                     .arg(dir.0.join("herald.db"))
-                    .args(&args.herald_args)
+                    .args(extra)
                     .env("RUST_LOG", "warn");
                 c
             }
@@ -69,7 +99,7 @@ impl Server {
                 std::fs::create_dir_all(dir.0.join("logs"))?;
                 let mut prefix = dir.0.clone().into_os_string();
                 prefix.push("/");
-                let mut c = Command::new("nginx");
+                let mut c = program("nginx", pin);
                 c.arg("-p")
                     .arg(prefix)
                     .arg("-c")
@@ -77,9 +107,21 @@ impl Server {
                 c
             }
             Target::Node => {
-                let mut c = Command::new("node");
+                let mut c = program("node", pin);
                 c.arg(args.peers_dir.join("server.js"))
                     .env("PORT", port.to_string());
+                c
+            }
+            Target::Floor => {
+                if !args.floor_bin.exists() {
+                    return Err(io::Error::other(format!(
+                        "{} not found: cargo build --release --manifest-path \
+                         ../shared/peers/floor/Cargo.toml --target-dir target/peers, or give --floor-bin",
+                        args.floor_bin.display()
+                    )));
+                }
+                let mut c = program(&args.floor_bin, pin);
+                c.arg(port.to_string());
                 c
             }
         };
@@ -93,6 +135,7 @@ impl Server {
         let pid = child.id().unwrap_or(0);
         let mut server = Server {
             addr,
+            send_timeout,
             pids: vec![pid],
             child: Some(child),
             dir: Some(dir),
@@ -162,6 +205,11 @@ impl Server {
         self.measured().into_iter().map(cpu_secs).sum()
     }
 
+    /// Time the server's threads have spent runnable but waiting for a CPU, in seconds.
+    pub fn waited(&self) -> f64 {
+        self.measured().into_iter().map(wait_secs).sum()
+    }
+
     /// Stops a spawned server with SIGTERM (a clean shutdown), then SIGKILL if it lingers.
     pub async fn stop(mut self) {
         let Some(mut child) = self.child.take() else {
@@ -178,6 +226,41 @@ impl Server {
             let _ = child.kill().await;
         }
     }
+}
+
+/// A command running `bin`, pinned to the server's CPU when `pin` holds.
+fn program(bin: impl AsRef<std::ffi::OsStr>, pin: bool) -> Command {
+    if pin {
+        let [taskset, rest @ ..] = pin::server_prefix();
+        let mut c = Command::new(taskset);
+        c.args(rest).arg(bin);
+        c
+    } else {
+        Command::new(bin)
+    }
+}
+
+/// `--herald-arg`s, and with `--payload` a message limit that lets the padded text through.
+fn herald_args(args: &Args) -> Vec<String> {
+    let mut all = args.herald_args.clone();
+    let given = all.iter().any(|a| a.starts_with("--max-message-chars"));
+    if let Some(bytes) = args.payload
+        && !given
+    {
+        all.extend(["--max-message-chars".to_string(), bytes.to_string()]);
+    }
+    all
+}
+
+/// Herald's option for closing a stream whose client has taken nothing for that long.
+const SEND_TIMEOUT: &str = "--send-timeout-secs";
+
+/// Whether `bin --help` lists `option` (a Herald without it would refuse to start).
+fn lists(bin: &std::path::Path, option: &str) -> bool {
+    std::process::Command::new(bin)
+        .arg("--help")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(option))
 }
 
 /// A binary built next to this one (`target/release/herald` beside `herald-load`).
@@ -247,6 +330,20 @@ pub fn cpu_secs(pid: u32) -> f64 {
     ticks as f64 / hz as f64
 }
 
+/// Time every thread of `pid` has spent runnable but waiting for a CPU (the run queue), in
+/// seconds: the second field of `/proc/<pid>/task/<tid>/schedstat`. On a machine shared with
+/// other work, this is how much of a run's latency is the machine's.
+pub fn wait_secs(pid: u32) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    let ns: u64 = tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+        .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum();
+    ns as f64 / 1e9
+}
+
 /// The fields of /proc/<pid>/stat after the command name (which may hold spaces).
 fn stat_fields(stat: &str) -> Option<Vec<&str>> {
     let after = &stat[stat.rfind(')')? + 1..];
@@ -275,9 +372,14 @@ pub fn machine() -> String {
             .trim()
             .to_string()
     };
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    // The machine's, not this process's: --pin leaves the tool fewer than there are.
+    let cpuinfo = read("/proc/cpuinfo");
+    let cores = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
     let mem_gb = status_kb(&read("/proc/meminfo"), "MemTotal:") as f64 / (1024.0 * 1024.0);
-    let cpu = read("/proc/cpuinfo")
+    let cpu = cpuinfo
         .lines()
         .find_map(|l| {
             l.strip_prefix("model name")?
@@ -300,6 +402,10 @@ mod tests {
         let me = std::process::id();
         assert!(rss_bytes(me) > 0);
         assert!(cpu_secs(me) >= 0.0);
+        assert!(
+            wait_secs(me) > 0.0,
+            "a process has waited for a CPU at least once"
+        );
         assert!(children(me).is_empty() || !children(me).contains(&me));
     }
 

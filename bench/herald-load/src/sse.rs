@@ -1,6 +1,8 @@
 //! SSE on the wire: splitting a decoded body into lines, and the marker each published message
 //! carries (its sequence number and send time).
 
+use serde::{Deserialize, Serialize};
+
 /// Splits bytes into lines however they arrive; keeps an incomplete line for the next call.
 #[derive(Debug, Default)]
 pub struct Lines {
@@ -29,25 +31,52 @@ fn trim_cr(line: &[u8]) -> &[u8] {
 }
 
 /// Finds the published messages in an SSE stream: the first marker in each message's data.
+/// It also measures the messages: how many bytes each marked one took on the wire (its `id:`,
+/// `data:` and other lines with their newlines, and the blank line that ends it).
 #[derive(Debug, Default)]
 pub struct Messages {
     lines: Lines,
-    /// A marker was already seen in the current message (Herald's notification list repeats
+    /// The marker of the current message, if one was seen (Herald's notification list repeats
     /// older ones after the new toast).
-    marked: bool,
+    marker: Option<Marker>,
+    /// Bytes of the current message so far.
+    bytes: u64,
+    /// Marked messages completed, and their bytes.
+    pub sizes: Sizes,
+    /// The last marked message completed, and its size.
+    pub last: Option<(Marker, u64)>,
+}
+
+/// Marked messages seen whole, and their bytes on the wire in all.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sizes {
+    pub messages: u64,
+    pub bytes: u64,
 }
 
 impl Messages {
     pub fn feed(&mut self, input: &[u8], on_message: &mut impl FnMut(Marker)) {
-        let marked = &mut self.marked;
-        self.lines.feed(input, &mut |line| {
+        let Messages {
+            lines,
+            marker,
+            bytes,
+            sizes,
+            last,
+        } = self;
+        lines.feed(input, &mut |line| {
+            *bytes += line.len() as u64 + 1;
             if line.is_empty() {
-                *marked = false;
-            } else if !*marked
+                if let Some(m) = marker.take() {
+                    sizes.messages += 1;
+                    sizes.bytes += *bytes;
+                    *last = Some((m, *bytes));
+                }
+                *bytes = 0;
+            } else if marker.is_none()
                 && line.starts_with(b"data:")
                 && let Some(m) = Marker::find(line)
             {
-                *marked = true;
+                *marker = Some(m);
                 on_message(m);
             }
         });
@@ -169,6 +198,25 @@ mod tests {
         let stream = b"id: x\ndata: HLM2.5\ndata: <li>HLM1.4</li>\n\n: heartbeat\ndata: HLM3.6\n\n";
         messages.feed(stream, &mut |m| got.push(m.seq));
         assert_eq!(got, [2, 3]);
+    }
+
+    #[test]
+    fn measures_each_marked_message_on_the_wire() {
+        let mut messages = Messages::default();
+        let stream = b"id: 7\ndata: HLM1.2xxxx\n\n: beat\ndata: none\n\nid: 8\ndata: <p>HLM2.3</p>\ndata: more\n\n";
+        for piece in stream.chunks(3) {
+            messages.feed(piece, &mut |_| {});
+        }
+        let first = "id: 7\ndata: HLM1.2xxxx\n\n".len() as u64;
+        let second = "id: 8\ndata: <p>HLM2.3</p>\ndata: more\n\n".len() as u64;
+        assert_eq!(
+            messages.sizes,
+            Sizes {
+                messages: 2,
+                bytes: first + second
+            }
+        );
+        assert_eq!(messages.last, Some((Marker { seq: 2, sent_us: 3 }, second)));
     }
 
     #[test]

@@ -9,9 +9,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
+use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
-use crate::sse::{Messages, Seen};
+use crate::sse::{Messages, Seen, Sizes};
 use crate::target::Endpoint;
 
 /// A stream that has not started by then counts as failed (a server out of file descriptors
@@ -28,7 +29,28 @@ pub struct Plan {
     pub open_rate: f64,
     pub messages: u64,
     pub sources: u8,
+    pub reader: Reader,
 }
+
+/// How a stream reads what it is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reader {
+    /// Everything, at once, as a browser does.
+    Healthy,
+    /// Nothing after the response head, until the run ends (a frozen tab, a dead network).
+    Stalled,
+    /// [`SLOW_BYTES`] a second (a phone on a poor network).
+    Slow,
+}
+
+/// What a slow reader takes a second.
+const SLOW_BYTES: usize = 512;
+/// The socket receive buffer of stalled and slow readers, so that the server's writes to them
+/// block after kilobytes rather than megabytes.
+const SMALL_RECEIVE_BUFFER: u32 = 4096;
+/// At the end, a stalled or slow reader reads what is left; this long without a byte means the
+/// server still holds the stream open.
+const QUIET: Duration = Duration::from_secs(2);
 
 /// Everything a share of streams observed; shares add up.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -44,6 +66,11 @@ pub struct Observed {
     pub last_us: u64,
     /// Latency histogram in µs as (value, count) pairs.
     pub latency: Vec<(u64, u64)>,
+    /// Reads of stream bodies, and the body bytes they brought.
+    pub reads: u64,
+    pub body_bytes: u64,
+    /// Published messages seen whole, and their bytes on the wire.
+    pub sizes: Sizes,
     pub first_error: Option<String>,
 }
 
@@ -57,6 +84,10 @@ impl Observed {
         self.lost += other.lost;
         self.last_us = self.last_us.max(other.last_us);
         self.latency.extend(other.latency);
+        self.reads += other.reads;
+        self.body_bytes += other.body_bytes;
+        self.sizes.messages += other.sizes.messages;
+        self.sizes.bytes += other.sizes.bytes;
         self.first_error = self.first_error.take().or(other.first_error);
     }
 
@@ -90,8 +121,31 @@ pub struct Tally {
     pub duplicates: AtomicU64,
     pub lost: AtomicU64,
     pub last_us: AtomicU64,
-    latency: Mutex<Option<Histogram<u64>>>,
+    reads: AtomicU64,
+    body_bytes: AtomicU64,
+    sized_messages: AtomicU64,
+    sized_bytes: AtomicU64,
+    latency: Mutex<Phases>,
     first_error: Mutex<Option<String>>,
+}
+
+/// Latency histograms by phase of a run: phase `i` holds the messages numbered from `starts[i]`
+/// up to the next phase's first (a plain run is one phase from 0).
+#[derive(Default)]
+struct Phases {
+    starts: Vec<u64>,
+    histograms: Vec<Histogram<u64>>,
+}
+
+impl Phases {
+    fn record(&mut self, seq: u64, us: u64) {
+        if self.histograms.is_empty() {
+            self.starts.push(0);
+            self.histograms.push(new_histogram());
+        }
+        let phase = self.starts.partition_point(|&first| first <= seq).max(1) - 1;
+        self.histograms[phase].saturating_record(us.max(1));
+    }
 }
 
 impl Tally {
@@ -100,14 +154,32 @@ impl Tally {
         first.get_or_insert_with(|| e.to_string());
     }
 
-    fn record_latency(&self, us: u64) {
-        let mut h = self.latency.lock().expect("tally lock");
-        h.get_or_insert_with(new_histogram)
-            .saturating_record(us.max(1));
+    fn open_failed(&self, e: impl ToString) {
+        self.error(e);
+        self.failed.fetch_add(1, Relaxed);
+    }
+
+    fn record_latency(&self, seq: u64, us: u64) {
+        self.latency.lock().expect("tally lock").record(seq, us);
+    }
+
+    /// Starts a new latency phase with message `first` (numbers only grow).
+    pub fn begin_phase(&self, first: u64) {
+        let mut phases = self.latency.lock().expect("tally lock");
+        phases.starts.push(first);
+        phases.histograms.push(new_histogram());
+    }
+
+    /// Each phase's latency histogram, in order.
+    pub fn phase_histograms(&self) -> Vec<Histogram<u64>> {
+        self.latency.lock().expect("tally lock").histograms.clone()
     }
 
     pub fn observed(&self) -> Observed {
-        let latency = self.latency.lock().expect("tally lock");
+        let mut all = new_histogram();
+        for h in &self.latency.lock().expect("tally lock").histograms {
+            all.add(h).expect("histograms share their bounds");
+        }
         Observed {
             opened: self.opened.load(Relaxed),
             failed: self.failed.load(Relaxed),
@@ -116,12 +188,17 @@ impl Tally {
             duplicates: self.duplicates.load(Relaxed),
             lost: self.lost.load(Relaxed),
             last_us: self.last_us.load(Relaxed),
-            latency: latency.as_ref().map_or_else(Vec::new, |h| {
-                h.iter_recorded()
-                    .map(|v| (v.value_iterated_to(), v.count_at_value()))
-                    .collect()
-            }),
+            latency: all
+                .iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect(),
             first_error: self.first_error.lock().expect("tally lock").clone(),
+            reads: self.reads.load(Relaxed),
+            body_bytes: self.body_bytes.load(Relaxed),
+            sizes: Sizes {
+                messages: self.sized_messages.load(Relaxed),
+                bytes: self.sized_bytes.load(Relaxed),
+            },
         }
     }
 }
@@ -143,13 +220,11 @@ pub async fn open(plan: &Plan, tally: &Arc<Tally>, stop: &Stop) {
             0,
             1 + ((plan.first + i) % plan.sources as usize) as u8,
         );
-        tokio::spawn(hold(
-            endpoint.clone(),
-            source,
-            plan.messages,
-            tally.clone(),
-            stop.clone(),
-        ));
+        let (endpoint, tally, stop) = (endpoint.clone(), tally.clone(), stop.clone());
+        match plan.reader {
+            Reader::Healthy => tokio::spawn(hold(endpoint, source, plan.messages, tally, stop)),
+            lagging => tokio::spawn(lag(endpoint, source, lagging, tally, stop)),
+        };
     }
     while tally.opened.load(Relaxed) + tally.failed.load(Relaxed) < plan.streams as u64 {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -171,28 +246,27 @@ async fn hold(
     mut stop: Stop,
 ) {
     let subscribed = tokio::select! {
-        s = tokio::time::timeout(OPEN_TIMEOUT, endpoint.subscribe(Some(source))) => {
+        s = tokio::time::timeout(OPEN_TIMEOUT, endpoint.subscribe(Some(source), None)) => {
             s.unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "no stream within 15 s")))
         }
         _ = stop.wait_for(Option::is_some) => return,
     };
     let (mut conn, head) = match subscribed {
         Ok(s) => s,
-        Err(e) => {
-            tally.error(format!("open from {source}: {e}"));
-            tally.failed.fetch_add(1, Relaxed);
-            return;
-        }
+        Err(e) => return tally.open_failed(format!("open from {source}: {e}")),
     };
     tally.opened.fetch_add(1, Relaxed);
     let mut seen = Seen::new(messages);
     let mut parser = Messages::default();
+    let reads_before = conn.reads;
+    let mut body_bytes = 0;
     let ended_early = {
         let read = conn.read_body(&head, |piece| {
+            body_bytes += piece.len() as u64;
             parser.feed(piece, &mut |m| {
                 if seen.record(m.seq) {
                     let now = now_us();
-                    tally.record_latency(now.saturating_sub(m.sent_us));
+                    tally.record_latency(m.seq, now.saturating_sub(m.sent_us));
                     tally.unique.fetch_add(1, Relaxed);
                     tally.last_us.fetch_max(now, Relaxed);
                 }
@@ -204,6 +278,12 @@ async fn hold(
             _ = stop.wait_for(Option::is_some) => None,
         }
     };
+    tally.reads.fetch_add(conn.reads - reads_before, Relaxed);
+    tally.body_bytes.fetch_add(body_bytes, Relaxed);
+    tally
+        .sized_messages
+        .fetch_add(parser.sizes.messages, Relaxed);
+    tally.sized_bytes.fetch_add(parser.sizes.bytes, Relaxed);
     if let Some(ended) = ended_early {
         tally.dropped.fetch_add(1, Relaxed);
         tally.error(match ended {
@@ -221,4 +301,82 @@ async fn hold(
     tally.lost.fetch_add(seen.missing(&published), Relaxed);
     tally.duplicates.fetch_add(seen.duplicates, Relaxed);
     tally.finished.fetch_add(1, Relaxed);
+}
+
+/// A stalled or slow reader: opens its stream with a small receive buffer, then reads nothing
+/// (or [`SLOW_BYTES`] a second) until the run ends. Then it reads what is left: a stream the
+/// server ended meanwhile (a send timeout) counts as dropped, i.e. cut loose by the server.
+async fn lag(
+    endpoint: Arc<Endpoint>,
+    source: Ipv4Addr,
+    reader: Reader,
+    tally: Arc<Tally>,
+    mut stop: Stop,
+) {
+    let opened = tokio::time::timeout(
+        OPEN_TIMEOUT,
+        endpoint.subscribe(Some(source), Some(SMALL_RECEIVE_BUFFER)),
+    );
+    let mut conn = match opened.await {
+        Ok(Ok((conn, _))) => conn,
+        Ok(Err(e)) => return tally.open_failed(format!("open from {source}: {e}")),
+        Err(_) => return tally.open_failed("no stream within 15 s"),
+    };
+    tally.opened.fetch_add(1, Relaxed);
+    let mut scrap = vec![0; SLOW_BYTES];
+    let mut ended = false;
+    if reader == Reader::Slow {
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        while !ended {
+            tokio::select! {
+                _ = every.tick() => ended = matches!(conn.stream.read(&mut scrap).await, Ok(0) | Err(_)),
+                () = stopped(&mut stop) => break,
+            }
+        }
+    } else {
+        stopped(&mut stop).await;
+    }
+    scrap.resize(64 * 1024, 0);
+    while !ended {
+        match tokio::time::timeout(QUIET, conn.stream.read(&mut scrap)).await {
+            Ok(Ok(0) | Err(_)) => ended = true,
+            Ok(Ok(_)) => {}
+            Err(_) => break,
+        }
+    }
+    if ended {
+        tally.dropped.fetch_add(1, Relaxed);
+    }
+    tally.finished.fetch_add(1, Relaxed);
+}
+
+/// Resolves when the run ends.
+async fn stopped(stop: &mut Stop) {
+    let _ = stop.wait_for(Option::is_some).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_goes_to_the_phase_of_the_messages_number() {
+        let tally = Tally::default();
+        tally.record_latency(3, 1_000);
+        assert_eq!(
+            tally.phase_histograms().len(),
+            1,
+            "a plain run is one phase"
+        );
+        tally.begin_phase(10);
+        tally.begin_phase(20);
+        tally.record_latency(9, 2_000);
+        tally.record_latency(10, 3_000);
+        tally.record_latency(25, 4_000);
+        tally.record_latency(26, 5_000);
+        let counts: Vec<u64> = tally.phase_histograms().iter().map(|h| h.len()).collect();
+        assert_eq!(counts, [2, 1, 2]);
+        let all = tally.observed().histogram();
+        assert_eq!((all.len(), all.max() / 1000), (5, 5));
+    }
 }

@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
-use crate::args::{PublishPath, Target};
+use crate::args::{Args, PublishPath, Target};
 use crate::http::{self, Conn, Head, bad};
 use crate::sse::Marker;
 
@@ -17,29 +17,53 @@ pub struct Endpoint {
     pub addr: SocketAddr,
     pub publish: PublishPath,
     pub channel: String,
+    /// Length the published text is padded to (`--payload` less this server's framing); the
+    /// marker alone when shorter.
+    pub text_len: usize,
 }
+
+/// The longest text sent in a `GET /send` query: a longer one goes as JSON in `POST /send`,
+/// since Herald refuses request heads over 16 KB (`HERALD_MAX_HEADER_BYTES`).
+const MAX_QUERY: usize = 8 * 1024;
 
 /// The largest page or publish answer read into memory.
 const MAX_BODY: usize = 4 << 20;
 
 impl Endpoint {
+    /// `target` at `addr`, publishing as `args` say, the text not padded yet.
+    pub fn new(target: Target, addr: SocketAddr, args: &Args) -> Endpoint {
+        Endpoint {
+            target,
+            addr,
+            publish: args.publish,
+            channel: args.channel.clone(),
+            text_len: 0,
+        }
+    }
+
     pub fn host(&self) -> String {
         self.addr.to_string()
     }
 
-    /// Opens one stream the way a browser does; returns the connection positioned at the start
-    /// of the event-stream body.
-    pub async fn subscribe(&self, source: Option<Ipv4Addr>) -> io::Result<(Conn, Head)> {
-        let mut conn = Conn::new(http::connect(self.addr, source).await?);
+    /// Opens one stream the way a browser does, from `source` and with `receive_buffer` bytes
+    /// of socket receive buffer if given; returns the connection positioned at the start of the
+    /// event-stream body.
+    pub async fn subscribe(
+        &self,
+        source: Option<Ipv4Addr>,
+        receive_buffer: Option<u32>,
+    ) -> io::Result<(Conn, Head)> {
+        let connect = || http::connect_with(self.addr, source, receive_buffer);
+        let mut conn = Conn::new(connect().await?);
         let (path, cookie) = match self.target {
             Target::Herald => {
                 let (path, cookie, reusable) = self.load_page(&mut conn).await?;
                 if !reusable {
-                    conn = Conn::new(http::connect(self.addr, source).await?);
+                    conn = Conn::new(connect().await?);
                 }
                 (path, cookie)
             }
-            Target::Nchan => (format!("/sub/{}", self.channel), None),
+            Target::Nchan | Target::Floor => (format!("/sub/{}", self.channel), None),
             Target::Node => ("/sub".to_string(), None),
         };
         let head = self
@@ -98,13 +122,27 @@ impl Endpoint {
         Ok((path, cookie, head.keep_alive()))
     }
 
+    /// The text published for `marker`: the marker, padded to `text_len` with characters that
+    /// no server escapes or encodes.
+    pub fn text(&self, marker: Marker) -> String {
+        let mut text = marker.text();
+        let pad = self.text_len.saturating_sub(text.len());
+        text.extend(std::iter::repeat_n('x', pad));
+        text
+    }
+
     /// The request that publishes `marker` through the server's normal publish path.
     pub fn publish_request(&self, marker: Marker) -> Vec<u8> {
         let host = self.host();
-        let text = marker.text();
+        let text = self.text(marker);
         match (self.target, self.publish) {
-            (Target::Herald, PublishPath::Board) => {
+            (Target::Herald, PublishPath::Board) if text.len() <= MAX_QUERY => {
                 http::request("GET", &format!("/send?message={text}"), &host, &[], b"")
+            }
+            (Target::Herald, PublishPath::Board) => {
+                let body = serde_json::json!({ "message": text });
+                let json = [("Content-Type", "application/json")];
+                http::request("POST", "/send", &host, &json, body.to_string().as_bytes())
             }
             (Target::Herald, PublishPath::Notify) => {
                 let body = serde_json::json!({"type": "info", "title": text, "body": "load test"});
@@ -117,7 +155,7 @@ impl Endpoint {
                     body.to_string().as_bytes(),
                 )
             }
-            (Target::Nchan, _) => {
+            (Target::Nchan | Target::Floor, _) => {
                 let plain = [("Content-Type", "text/plain")];
                 http::request(
                     "POST",
@@ -172,6 +210,7 @@ mod tests {
             addr: "127.0.0.1:1".parse().unwrap(),
             publish,
             channel: "bench".into(),
+            text_len: 0,
         };
         let text = |r: Vec<u8>| String::from_utf8(r).unwrap();
         let board = text(ep(Target::Herald, PublishPath::Board).publish_request(marker));
@@ -183,7 +222,33 @@ mod tests {
         );
         let nchan = text(ep(Target::Nchan, PublishPath::Board).publish_request(marker));
         assert!(nchan.starts_with("POST /pub/bench ") && nchan.ends_with("\r\n\r\nHLM3.9"));
+        let floor = text(ep(Target::Floor, PublishPath::Board).publish_request(marker));
+        assert!(floor.starts_with("POST /pub/bench ") && floor.ends_with("\r\n\r\nHLM3.9"));
         let node = text(ep(Target::Node, PublishPath::Board).publish_request(marker));
         assert!(node.starts_with("POST /pub ") && node.contains("Content-Length: 6\r\n"));
+    }
+
+    #[test]
+    fn pads_the_text_to_the_length_asked() {
+        let marker = Marker { seq: 3, sent_us: 9 };
+        let mut ep = Endpoint {
+            target: Target::Herald,
+            addr: "127.0.0.1:1".parse().unwrap(),
+            publish: PublishPath::Board,
+            channel: "bench".into(),
+            text_len: 40,
+        };
+        let text = ep.text(marker);
+        assert_eq!(text.len(), 40);
+        assert_eq!(crate::sse::Marker::find(text.as_bytes()), Some(marker));
+        ep.text_len = 2;
+        assert_eq!(ep.text(marker), "HLM3.9", "never shorter than the marker");
+        ep.text_len = 20_000;
+        let big = String::from_utf8(ep.publish_request(marker)).unwrap();
+        assert!(
+            big.starts_with("POST /send HTTP/1.1\r\n"),
+            "a long text goes in a body"
+        );
+        assert!(big.ends_with(&format!("{{\"message\":\"{}\"}}", ep.text(marker))));
     }
 }
