@@ -441,4 +441,4 @@ impl AsyncWrite for Replay {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -351,14 +351,7 @@ mod tests {
         );
         let shared = Arc::new(Shared {
             router: Router::new(),
-            limits: ConnectionLimits {
-                header_timeout: Duration::from_secs(10),
-                idle_timeout: Duration::from_secs(10),
-                max_header_bytes: 16 * 1024,
-                send_timeout: Duration::from_secs(10),
-                shutdown_grace: Duration::from_secs(10),
-                max_connections: None,
-            },
+            limits: connection::tests::limits(),
             tls: None,
         });
         let (_stop, stop) = watch::channel(None);

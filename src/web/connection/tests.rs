@@ -14,7 +14,8 @@ use super::*;
 
 const LIMIT: usize = 16 * 1024;
 
-fn limits() -> ConnectionLimits {
+/// Limits for tests: generous times, a 16 KB head (also the accept loop's tests).
+pub(in crate::web) fn limits() -> ConnectionLimits {
     ConnectionLimits {
         header_timeout: Duration::from_secs(10),
         idle_timeout: Duration::from_secs(10),
