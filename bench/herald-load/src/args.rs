@@ -92,6 +92,15 @@ pub struct Args {
     /// before and after
     #[arg(long, value_name = "N", value_parser = positive::<u64>, help_heading = MODES)]
     pub soak: Option<u64>,
+    /// failover: SIGKILL this Herald instance (one of --pid, at --url with others) --kill-after
+    /// seconds into publishing; every stream cut reconnects with Last-Event-ID, and the
+    /// run reports how soon each was live again and that nothing was lost, duplicated or out of
+    /// order. Publishes one message at a time, each on a fresh connection
+    #[arg(long, value_name = "PID", value_parser = positive::<u32>, help_heading = MODES)]
+    pub kill_pid: Option<u32>,
+    /// --kill-pid: seconds of publishing before the kill
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = secs, help_heading = MODES)]
+    pub kill_after: Duration,
 
     /// start the server(s) on a free port and stop them afterwards
     #[arg(long, help_heading = SERVER)]
@@ -321,6 +330,14 @@ where
             "give --spawn, or --url (and --pid) of a running server",
         );
     }
+    if let Some(pid) = args.kill_pid
+        && (args.url.is_none() || args.targets != [Target::Herald] || !args.pids.contains(&pid))
+    {
+        return refuse(
+            ErrorKind::ArgumentConflict,
+            "--kill-pid needs --url of running Herald instances, and kills one of their --pid",
+        );
+    }
     if args.url.is_some() && args.targets.len() != 1 {
         return refuse(
             ErrorKind::ArgumentConflict,
@@ -522,6 +539,25 @@ mod tests {
         let a = parse_str("report a.jsonl b.jsonl").unwrap();
         assert!(matches!(a.command, Some(Command::Report { ref files }) if files.len() == 2));
         assert!(parse_str("--spawn report a.jsonl").is_err());
+    }
+
+    #[test]
+    fn failover_kills_a_running_instance_after_a_while() {
+        let a = parse_str("--url 127.0.0.1:3000 --pid 7,8 --kill-pid 7").unwrap();
+        assert_eq!(
+            (a.kill_pid, a.kill_after),
+            (Some(7), Duration::from_secs(10))
+        );
+        let a = parse_str("--url 127.0.0.1:3000 --pid 7 --kill-pid 7 --kill-after 2.5").unwrap();
+        assert_eq!(a.kill_after, Duration::from_millis(2500));
+        for wrong in [
+            "--spawn --kill-pid 7",
+            "--url 127.0.0.1:3000 --pid 8 --kill-pid 7",
+            "--url 127.0.0.1:3000 --target nchan --kill-pid 7",
+            "--url 127.0.0.1:3000 --kill-pid 0",
+        ] {
+            assert!(parse_str(wrong).is_err(), "{wrong}");
+        }
     }
 
     #[test]

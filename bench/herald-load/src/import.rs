@@ -15,7 +15,7 @@ use crate::report::Report;
 use crate::run::Context;
 use crate::server::{Server, rss_bytes};
 use crate::sse::Lines;
-use crate::target::{Endpoint, exchange};
+use crate::target::{Endpoint, Tab, exchange};
 
 /// How often server memory is sampled for the peak.
 const SAMPLE_EVERY: Duration = Duration::from_millis(20);
@@ -57,11 +57,14 @@ async fn upload(
     let csv = generate_csv(rows);
     let mut page = Conn::new(http::connect(server.addr, None).await?);
     let (path, cookie, _) = endpoint.load_page(&mut page).await?;
-    let client = client_of(&path).ok_or_else(|| http::bad("stream URL names no client"))?;
-    let mut stream = Conn::new(http::connect(server.addr, None).await?);
-    let head = endpoint
-        .open_stream(&mut stream, &path, cookie.as_deref())
-        .await?;
+    let tab = Tab {
+        path,
+        cookie,
+        source: None,
+    };
+    let client = client_of(&tab.path).ok_or_else(|| http::bad("stream URL names no client"))?;
+    let (mut stream, head) = endpoint.open_tab(&tab, None).await?;
+    let cookie = tab.cookie;
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = server.rss();

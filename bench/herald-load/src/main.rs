@@ -1,18 +1,21 @@
 //! herald-load: the load tool of BENCHMARKS.md. It opens real SSE streams against Herald, nginx +
 //! nchan, a Node broadcaster or the floor, publishes at a fixed rate, and reports memory per
-//! stream, CPU per delivery, loss, duplicates and latency percentiles. `--help` lists the options.
+//! stream, CPU per delivery, loss, duplicates and latency percentiles; it can also kill one of
+//! several Herald instances under load and time the streams' return. `--help` lists the options.
 //!
 //! Its parts: options, a lean HTTP/1.1 client, SSE parsing, per-server specifics, the streams and
 //! the processes holding them, publishing, the servers, and the reports.
 
 mod args;
 mod churn;
+mod failover;
 mod fleet;
 mod http;
 mod import;
 mod pin;
 mod publish;
 mod report;
+mod resume;
 mod run;
 mod server;
 mod soak;
@@ -109,6 +112,10 @@ async fn measure(args: &Args) -> u8 {
     if let Some(rows) = args.import {
         let needle = &args.import_needle;
         let r = bounded(deadline, import::import(args, rows, needle, &ctx, deadline)).await;
+        all_clean &= emit(args, &r);
+        reports.push(r);
+    } else if let Some(victim) = args.kill_pid {
+        let r = bounded(deadline, failover::failover(args, victim, &ctx, deadline)).await;
         all_clean &= emit(args, &r);
         reports.push(r);
     } else if let Some(connects) = args.soak {

@@ -18,9 +18,23 @@ fn timed_out() -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer within 10 s")
 }
 
+/// How publishing uses its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connections {
+    /// Kept alive; a reused one the server has just closed is retried once on a fresh one.
+    KeptAlive,
+    /// A fresh connection for each message and no retry: while a server is being killed, a
+    /// request whose answer never came may have been stored, and sending it again could store
+    /// it twice.
+    FreshEach,
+}
+
 /// What publishing produced: which messages the server accepted, and when it started.
 pub struct Published {
     pub accepted: Vec<bool>,
+    /// Messages not accepted whose request may have reached a server anyway (no answer came):
+    /// they may be published or not.
+    pub maybe: Vec<bool>,
     /// How long each accepted publish took to be answered, in µs, sorted: the part of the
     /// latency that is the publish request itself.
     pub answer_us: Vec<u64>,
@@ -51,6 +65,7 @@ pub async fn publish(
     count: u64,
     rate: f64,
     publishers: usize,
+    connections: Connections,
 ) -> Published {
     let messages = count;
     let endpoint = Arc::new(endpoint.clone());
@@ -72,31 +87,38 @@ pub async fn publish(
                         seq: first + seq,
                         sent_us: now_us(),
                     };
-                    let sent =
-                        tokio::time::timeout(PUBLISH_TIMEOUT, send(&endpoint, &mut conn, marker));
-                    let ok = match sent.await.unwrap_or_else(|_| Err(timed_out())) {
+                    let sent = tokio::time::timeout(
+                        PUBLISH_TIMEOUT,
+                        send(&endpoint, &mut conn, marker, connections),
+                    );
+                    let outcome = match sent
+                        .await
+                        .unwrap_or_else(|_| Err(Failed::maybe(timed_out())))
+                    {
                         Ok(()) => {
                             answers.push(now_us().saturating_sub(marker.sent_us));
-                            true
+                            (true, false)
                         }
-                        Err(e) => {
+                        Err(Failed { error: e, maybe }) => {
                             error.get_or_insert(format!("publish {}: {e}", first + seq));
-                            false
+                            (false, maybe)
                         }
                     };
-                    results.push((seq, ok));
+                    results.push((seq, outcome));
                 }
                 (results, answers, error)
             })
         })
         .collect();
     let mut accepted = vec![false; messages as usize];
+    let mut maybe = vec![false; messages as usize];
     let mut answer_us = Vec::new();
     let mut first_error = None;
     for task in tasks {
         if let Ok((results, answers, error)) = task.await {
-            for (seq, ok) in results {
+            for (seq, (ok, unknown)) in results {
                 accepted[seq as usize] = ok;
+                maybe[seq as usize] = unknown;
             }
             answer_us.extend(answers);
             first_error = first_error.or(error);
@@ -105,6 +127,7 @@ pub async fn publish(
     answer_us.sort_unstable();
     Published {
         accepted,
+        maybe,
         answer_us,
         first_us,
         last_us: now_us(),
@@ -112,26 +135,51 @@ pub async fn publish(
     }
 }
 
-/// One publish request; the connection is reused while the server keeps it open. A reused
-/// connection the server has just closed (an idle timeout) is retried once on a fresh one.
-async fn send(endpoint: &Endpoint, conn: &mut Option<Conn>, marker: Marker) -> std::io::Result<()> {
+/// A publish that failed, and whether its request may have reached the server all the same.
+struct Failed {
+    error: std::io::Error,
+    maybe: bool,
+}
+
+impl Failed {
+    fn maybe(error: std::io::Error) -> Failed {
+        Failed { error, maybe: true }
+    }
+}
+
+/// One publish request; the connection is reused while the server keeps it open (when kept
+/// alive). A reused connection the server has just closed (an idle timeout) is retried once on
+/// a fresh one. Failing to connect stores nothing, nor does an answer other than 2xx; anything
+/// else may have.
+async fn send(
+    endpoint: &Endpoint,
+    conn: &mut Option<Conn>,
+    marker: Marker,
+    connections: Connections,
+) -> Result<(), Failed> {
     let request = endpoint.publish_request(marker);
     let answer = match conn.take() {
         Some(mut c) => match exchange(&mut c, &request).await {
             Ok(answer) => Ok((c, answer)),
-            Err(_) => fresh(endpoint, &request).await,
+            Err(_) => fresh(endpoint, &request)
+                .await
+                .map_err(|f| Failed { maybe: true, ..f }),
         },
         None => fresh(endpoint, &request).await,
     };
     let (c, (head, body)) = answer?;
     if !(200..300).contains(&head.status) {
-        return Err(http::bad(&format!(
+        let error = http::bad(&format!(
             "status {}: {}",
             head.status,
             String::from_utf8_lossy(&body[..body.len().min(200)])
-        )));
+        ));
+        return Err(Failed {
+            error,
+            maybe: false,
+        });
     }
-    if head.keep_alive() {
+    if head.keep_alive() && connections == Connections::KeptAlive {
         *conn = Some(c);
     }
     Ok(())
@@ -140,9 +188,15 @@ async fn send(endpoint: &Endpoint, conn: &mut Option<Conn>, marker: Marker) -> s
 async fn fresh(
     endpoint: &Endpoint,
     request: &[u8],
-) -> std::io::Result<(Conn, (http::Head, Vec<u8>))> {
-    let mut c = Conn::new(http::connect(endpoint.addr, None).await?);
-    let answer = exchange(&mut c, request).await?;
+) -> Result<(Conn, (http::Head, Vec<u8>)), Failed> {
+    let stream = http::connect(endpoint.addr, None)
+        .await
+        .map_err(|error| Failed {
+            error,
+            maybe: false,
+        })?;
+    let mut c = Conn::new(stream);
+    let answer = exchange(&mut c, request).await.map_err(Failed::maybe)?;
     Ok((c, answer))
 }
 
@@ -154,6 +208,7 @@ mod tests {
     fn answer_quantiles_come_from_the_sorted_times() {
         let mut p = Published {
             accepted: Vec::new(),
+            maybe: Vec::new(),
             answer_us: (1..=100).map(|i| i * 1000).collect(),
             first_us: 0,
             last_us: 0,

@@ -100,7 +100,64 @@ pub struct Report {
     /// Soak mode: the healthy streams' latency in each phase.
     #[serde(default)]
     pub phases: Vec<Phase>,
+    /// Failover mode: the instance killed, and how its streams came back.
+    #[serde(default)]
+    pub failover: Option<Failover>,
     pub error: Option<String>,
+}
+
+/// A failover run: one instance killed with SIGKILL while publishing, every stream it held
+/// reconnecting (to the survivors) with `Last-Event-ID`. Times are from the kill. A stream is
+/// *live* again when, after its reconnect was answered 200 with an event stream, a published
+/// message (replayed or new) was dispatched on it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Failover {
+    /// Seconds of publishing before the kill.
+    pub kill_after_secs: f64,
+    /// Streams whose connection ended after the kill (those the killed instance held), and
+    /// before it (none should).
+    pub cut: u64,
+    pub cut_before_kill: u64,
+    /// Cut streams whose last reconnect was answered, and that were live again by the end.
+    pub reconnected: u64,
+    pub live: u64,
+    /// Reconnect attempts of the cut streams (one each when the first one works).
+    pub attempts: u64,
+    /// Until the last cut stream's reconnect was answered, and until it was live.
+    pub last_answered_ms: Option<f64>,
+    pub last_live_ms: Option<f64>,
+    /// The cut streams' time to live, p50 and p99.
+    pub live_p50_ms: Option<f64>,
+    pub live_p99_ms: Option<f64>,
+    /// Publishes whose answer never came (the instance died mid-request): stored or not. Those
+    /// that reached any stream were stored, and must then reach every stream: the deliveries of
+    /// them missing count as lost (and in `maybe_lost`).
+    pub maybe: u64,
+    pub maybe_stored: u64,
+    pub maybe_lost: u64,
+    /// Deliveries of messages whose publish was refused (never stored, by its answer).
+    pub refused_delivered: u64,
+    /// Messages a stream got after one with a higher number (published one at a time, so
+    /// numbers are commit order).
+    pub out_of_order: u64,
+    /// Herald resyncs the streams got (the regions' state instead of the messages missed).
+    pub resyncs: u64,
+    /// The survivors' own counts (`GET /metrics` at the end, since they started; no stream
+    /// resumed before the kill): streams resumed by replaying what they missed, resyncs sent.
+    pub server_replays: Option<u64>,
+    pub server_resyncs: Option<u64>,
+}
+
+impl Failover {
+    /// Whether every stream cut came back and resumed exactly where it was.
+    pub fn clean(&self) -> bool {
+        self.cut_before_kill == 0
+            && self.live == self.cut
+            && self.maybe_lost == 0
+            && self.refused_delivered == 0
+            && self.out_of_order == 0
+            && self.resyncs == 0
+    }
 }
 
 /// One phase of a soak: what was published, delivered to the healthy streams, and how late.
@@ -131,16 +188,19 @@ pub struct ServerCounts {
     pub hand_backs: u64,
 }
 
+/// Herald's counter `herald_<name>_total` in a Prometheus text page.
+pub fn counter(text: &str, name: &str) -> Option<u64> {
+    let series = format!("herald_{name}_total");
+    text.lines().find_map(|line| {
+        let (key, value) = line.split_once(' ')?;
+        (key == series).then(|| value.trim().parse::<u64>().ok())?
+    })
+}
+
 impl ServerCounts {
     /// The counters in a Prometheus text page; `None` unless the write path's are there.
     pub fn from_metrics(text: &str) -> Option<ServerCounts> {
-        let sample = |name: &str| {
-            let series = format!("herald_{name}_total");
-            text.lines().find_map(|line| {
-                let (key, value) = line.split_once(' ')?;
-                (key == series).then(|| value.trim().parse::<u64>().ok())?
-            })
-        };
+        let sample = |name: &str| counter(text, name);
         Some(ServerCounts {
             fanout_writes: sample("stream_fanout_writes")?,
             task_writes: sample("stream_task_writes")?,
@@ -184,6 +244,7 @@ impl Report {
             && self.duplicated == 0
             && self.publish_failed == 0
             && self.error.is_none()
+            && self.failover.as_ref().is_none_or(Failover::clean)
     }
 
     pub fn human(&self) -> String {
@@ -192,7 +253,90 @@ impl Report {
             let _ = writeln!(out, "  {name:<26} {value}");
         };
         row("target", format!("{} ({})", self.target, self.mode));
-        if self.mode == "soak" {
+        if let Some(f) = &self.failover {
+            row(
+                "streams held",
+                format!(
+                    "{} of {} ({} failed to open) in {:.1} s",
+                    self.held, self.streams, self.failed, self.open_secs
+                ),
+            );
+            row(
+                "published",
+                format!(
+                    "{} answered 2xx, {} no answer (maybe), {} refused, of {} at {}/s",
+                    self.published, f.maybe, self.publish_failed, self.messages, self.rate
+                ),
+            );
+            row(
+                "killed",
+                format!("{:.1} s into publishing (SIGKILL)", f.kill_after_secs),
+            );
+            row(
+                "streams cut by the kill",
+                format!("{} ({} cut before it)", f.cut, f.cut_before_kill),
+            );
+            row(
+                "reconnected / live again",
+                format!("{} / {} ({} attempts)", f.reconnected, f.live, f.attempts),
+            );
+            row(
+                "last reconnect answered",
+                format!("{} after the kill", ms(f.last_answered_ms)),
+            );
+            row(
+                "last stream live again",
+                format!("{} after the kill", ms(f.last_live_ms)),
+            );
+            row(
+                "time to live, p50/p99",
+                format!("{} / {}", ms(f.live_p50_ms), ms(f.live_p99_ms)),
+            );
+            row(
+                "",
+                "(live: a reconnect answered 200, then a published message".into(),
+            );
+            row(
+                "",
+                " dispatched on it, replayed or new; from the kill)".into(),
+            );
+            row(
+                "deliveries",
+                format!("{} of {} expected", self.deliveries, self.expected),
+            );
+            row(
+                "lost / duplicated",
+                format!(
+                    "{} / {} ({} out of order)",
+                    self.lost, self.duplicated, f.out_of_order
+                ),
+            );
+            row(
+                "maybe-published",
+                format!(
+                    "{} stored ({} deliveries of them lost), {} refused yet delivered",
+                    f.maybe_stored, f.maybe_lost, f.refused_delivered
+                ),
+            );
+            row(
+                "replays / resyncs",
+                format!(
+                    "{} / {} by the survivors' count, {} resyncs seen",
+                    f.server_replays.map_or("-".into(), |n| n.to_string()),
+                    f.server_resyncs.map_or("-".into(), |n| n.to_string()),
+                    f.resyncs
+                ),
+            );
+            row(
+                "delivery p50/p99/max",
+                format!(
+                    "{} / {} / {}",
+                    ms(self.p50_ms),
+                    ms(self.p99_ms),
+                    ms(self.max_ms)
+                ),
+            );
+        } else if self.mode == "soak" {
             row(
                 "healthy streams",
                 format!(
@@ -636,6 +780,37 @@ pub fn markdown(reports: &[Report]) -> String {
             );
         }
     }
+    let failovers: Vec<_> = reports.iter().filter(|r| r.failover.is_some()).collect();
+    if !failovers.is_empty() {
+        gap(&mut out);
+        out.push_str("| date (UTC) | streams | killed after | cut | reconnected / live | last live after the kill | time to live p50 / p99 | published (maybe) | lost / duplicated / out of order | maybe stored | replays / resyncs | note |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        for r in failovers {
+            let f = r.failover.as_ref().expect("filtered");
+            let _ = writeln!(
+                out,
+                "| {} | {} of {} | {:.0} s | {} | {} / {} | {} | {} / {} | {} ({}) | {} / {} / {} | {} | {} / {} | {} |",
+                r.date,
+                r.held,
+                r.streams,
+                f.kill_after_secs,
+                f.cut,
+                f.reconnected,
+                f.live,
+                ms(f.last_live_ms),
+                ms(f.live_p50_ms),
+                ms(f.live_p99_ms),
+                r.published,
+                f.maybe,
+                r.lost,
+                r.duplicated,
+                f.out_of_order,
+                f.maybe_stored,
+                f.server_replays.map_or("-".into(), |n| n.to_string()),
+                f.server_resyncs.map_or("-".into(), |n| n.to_string()),
+                note(r)
+            );
+        }
+    }
     let churns: Vec<_> = reports.iter().filter(|r| r.mode == "churn").collect();
     if !churns.is_empty() {
         gap(&mut out);
@@ -851,6 +1026,64 @@ mod tests {
         let text = saturation(&reports);
         assert!(text.contains("herald   199 deliveries/s"), "{text}");
         assert!(text.contains("nchan    100 deliveries/s"), "{text}");
+    }
+
+    #[test]
+    fn a_failover_run_has_its_own_table_and_is_clean_only_if_all_came_back() {
+        let f = Failover {
+            kill_after_secs: 10.0,
+            cut: 5000,
+            reconnected: 5000,
+            live: 5000,
+            last_live_ms: Some(812.5),
+            live_p50_ms: Some(300.0),
+            live_p99_ms: Some(700.0),
+            maybe: 1,
+            server_replays: Some(4990),
+            server_resyncs: Some(0),
+            ..Failover::default()
+        };
+        let r = Report {
+            mode: "failover".into(),
+            published: 299,
+            failover: Some(f.clone()),
+            ..report("herald", 1.0, 1.0)
+        };
+        assert!(r.clean());
+        let line = serde_json::to_string(&r).unwrap();
+        let table = markdown(&parse_lines(&line));
+        assert!(
+            table.contains("| 10 of 10 | 10 s | 5000 | 5000 / 5000 | 812.5 ms | 300.0 ms / 700.0 ms | 299 (1) | 0 / 0 / 0 | 0 | 4990 / 0 |"),
+            "{table}"
+        );
+        assert!(
+            !table.contains("| r1 | herald |"),
+            "not a fan-out row: {table}"
+        );
+        for dirty in [
+            Failover {
+                live: 4999,
+                ..f.clone()
+            },
+            Failover {
+                out_of_order: 1,
+                ..f.clone()
+            },
+            Failover {
+                maybe_lost: 1,
+                ..f.clone()
+            },
+            Failover {
+                resyncs: 1,
+                ..f.clone()
+            },
+        ] {
+            let r = Report {
+                failover: Some(dirty),
+                ..r.clone()
+            };
+            assert!(!r.clean(), "{:?}", r.failover);
+        }
     }
 
     #[test]

@@ -9,11 +9,11 @@ use tokio::time::Instant;
 use crate::args::{Args, Target};
 use crate::fleet::Fleet;
 use crate::http::{self, Conn};
-use crate::publish::publish;
+use crate::publish::{Connections, publish};
 use crate::report::{Report, ServerCounts};
 use crate::server::Server;
 use crate::sse::{Marker, Messages};
-use crate::streams::{Plan, Reader, now_us};
+use crate::streams::{Observed, Plan, Reader, now_us};
 use crate::target::{Endpoint, exchange};
 
 /// Extra time allowed for the streams to open beyond what the open rate needs.
@@ -89,7 +89,7 @@ async fn measure(
     report.rss_before = server.rss();
 
     let began = Instant::now();
-    let plans = plans(args, endpoint);
+    let plans = plans(args, endpoint, Reader::Healthy);
     let in_process = plans.len() == 1;
     let mut fleet = Fleet::start(plans, in_process)?;
     let open_by =
@@ -109,7 +109,15 @@ async fn measure(
     let cpu_before = server.cpu();
     let client_cpu_before = fleet.cpu();
     let waits_before = (server.waited(), fleet.waited());
-    let published = publish(endpoint, 0, args.messages, args.rate, args.publishers).await;
+    let published = publish(
+        endpoint,
+        0,
+        args.messages,
+        args.rate,
+        args.publishers,
+        Connections::KeptAlive,
+    )
+    .await;
     report.published = published.ok();
     report.publish_p50_ms = published.answer_ms(0.50);
     report.publish_p99_ms = published.answer_ms(0.99);
@@ -152,14 +160,19 @@ async fn measure(
             report.message_bytes =
                 Some(observed.sizes.bytes as f64 / observed.sizes.messages as f64);
         }
-        let h = observed.histogram();
-        let ms = |us: u64| us as f64 / 1000.0;
-        report.p50_ms = Some(ms(h.value_at_quantile(0.50)));
-        report.p99_ms = Some(ms(h.value_at_quantile(0.99)));
-        report.p999_ms = Some(ms(h.value_at_quantile(0.999)));
-        report.max_ms = Some(ms(h.max()));
+        latency(report, &observed);
     }
     Ok(())
+}
+
+/// The delivery latency percentiles of what the streams observed.
+pub fn latency(report: &mut Report, observed: &Observed) {
+    let h = observed.histogram();
+    let ms = |us: u64| us as f64 / 1000.0;
+    report.p50_ms = Some(ms(h.value_at_quantile(0.50)));
+    report.p99_ms = Some(ms(h.value_at_quantile(0.99)));
+    report.p999_ms = Some(ms(h.value_at_quantile(0.999)));
+    report.max_ms = Some(ms(h.max()));
 }
 
 /// Warms the server up ([`warm_up`]) and pads `endpoint`'s text so that each message is
@@ -213,6 +226,12 @@ async fn warm_up(endpoint: &Endpoint) -> io::Result<usize> {
 /// Herald's write-path counters (from `GET /metrics`); `None` for a peer, or a Herald without
 /// them.
 pub async fn server_counts(endpoint: &Endpoint) -> Option<ServerCounts> {
+    ServerCounts::from_metrics(&metrics(endpoint).await?)
+}
+
+/// Herald's `GET /metrics` page (from whichever instance answers at the address); `None` for a
+/// peer, or when none came within 5 s.
+pub async fn metrics(endpoint: &Endpoint) -> Option<String> {
     if endpoint.target != Target::Herald {
         return None;
     }
@@ -220,7 +239,7 @@ pub async fn server_counts(endpoint: &Endpoint) -> Option<ServerCounts> {
         let mut conn = Conn::new(http::connect(endpoint.addr, None).await.ok()?);
         let request = http::request("GET", "/metrics", &endpoint.host(), &[], b"");
         let (head, body) = exchange(&mut conn, &request).await.ok()?;
-        (head.status == 200).then(|| ServerCounts::from_metrics(&String::from_utf8_lossy(&body)))?
+        (head.status == 200).then(|| String::from_utf8_lossy(&body).into_owned())
     };
     tokio::time::timeout(Duration::from_secs(5), ask)
         .await
@@ -231,8 +250,8 @@ pub async fn server_counts(endpoint: &Endpoint) -> Option<ServerCounts> {
 /// Far beyond any run's message count (the loss bitmaps are sized by `--messages`).
 const WARM_UP_SEQ: u64 = 1 << 40;
 
-/// The streams split over `--processes` shares.
-fn plans(args: &Args, endpoint: &Endpoint) -> Vec<Plan> {
+/// The streams split over `--processes` shares, each read by `reader`.
+pub fn plans(args: &Args, endpoint: &Endpoint, reader: Reader) -> Vec<Plan> {
     let k = args.processes.min(args.streams.max(1));
     (0..k)
         .map(|i| {
@@ -245,7 +264,7 @@ fn plans(args: &Args, endpoint: &Endpoint) -> Vec<Plan> {
                 open_rate: args.open_rate / k as f64,
                 messages: args.messages,
                 sources: args.sources,
-                reader: Reader::Healthy,
+                reader,
             }
         })
         .collect()

@@ -216,8 +216,8 @@ impl Server {
             return;
         };
         if let Some(pid) = child.id() {
-            // SAFETY: kill(2) on the pid of our own child, which has not been reaped yet.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+            // Our own child, not reaped yet: the pid is still its.
+            let _ = signal(pid, libc::SIGTERM);
         }
         if tokio::time::timeout(Duration::from_secs(5), child.wait())
             .await
@@ -301,6 +301,17 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Sends `signal` to process `pid`.
+pub fn signal(pid: u32, signal: libc::c_int) -> io::Result<()> {
+    let pid = libc::pid_t::try_from(pid).map_err(io::Error::other)?;
+    // SAFETY: kill(2) takes no pointers; whichever process the pid names, memory is untouched.
+    if unsafe { libc::kill(pid, signal) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 

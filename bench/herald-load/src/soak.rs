@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use crate::args::{Args, Target};
 use crate::churn;
 use crate::fleet::Fleet;
-use crate::publish::publish;
+use crate::publish::{Connections, publish};
 use crate::report::{Phase, Report};
 use crate::run::{Context, prepare, server_counts};
 use crate::server::Server;
@@ -212,6 +212,7 @@ impl Phases<'_> {
             count,
             self.args.rate,
             self.args.publishers,
+            Connections::KeptAlive,
         )
         .await;
         if let Some((_, n)) = self.names.last_mut() {

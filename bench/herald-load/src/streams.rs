@@ -12,12 +12,13 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
+use crate::resume::{self, Timeline};
 use crate::sse::{Messages, Seen, Sizes};
 use crate::target::Endpoint;
 
 /// A stream that has not started by then counts as failed (a server out of file descriptors
 /// leaves connections unaccepted in its backlog).
-const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
+pub const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// What one process's share of the streams should do.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -41,6 +42,9 @@ pub enum Reader {
     Stalled,
     /// [`SLOW_BYTES`] a second (a phone on a poor network).
     Slow,
+    /// Everything, reconnecting with `Last-Event-ID` whenever the connection ends, as a
+    /// browser tab does (`resume.rs`).
+    Resuming,
 }
 
 /// What a slow reader takes a second.
@@ -72,6 +76,18 @@ pub struct Observed {
     /// Published messages seen whole, and their bytes on the wire.
     pub sizes: Sizes,
     pub first_error: Option<String>,
+    /// Resuming streams: each one's [`Timeline`], and how many of them received each message
+    /// number (to tell a message that may or may not have been published, stored, from one
+    /// some streams missed).
+    #[serde(default)]
+    pub timelines: Vec<Timeline>,
+    #[serde(default)]
+    pub arrivals: Vec<u64>,
+    /// Resuming streams: messages received after one with a higher number, and Herald resyncs.
+    #[serde(default)]
+    pub out_of_order: u64,
+    #[serde(default)]
+    pub resyncs: u64,
 }
 
 impl Observed {
@@ -89,6 +105,10 @@ impl Observed {
         self.sizes.messages += other.sizes.messages;
         self.sizes.bytes += other.sizes.bytes;
         self.first_error = self.first_error.take().or(other.first_error);
+        self.timelines.extend(other.timelines);
+        add_arrivals(&mut self.arrivals, &other.arrivals);
+        self.out_of_order += other.out_of_order;
+        self.resyncs += other.resyncs;
     }
 
     pub fn histogram(&self) -> Histogram<u64> {
@@ -97,6 +117,16 @@ impl Observed {
             h.saturating_record_n(value, count);
         }
         h
+    }
+}
+
+/// Adds `more`'s per-message counts to `into`'s.
+fn add_arrivals(into: &mut Vec<u64>, more: &[u64]) {
+    if into.len() < more.len() {
+        into.resize(more.len(), 0);
+    }
+    for (total, n) in into.iter_mut().zip(more) {
+        *total += n;
     }
 }
 
@@ -127,6 +157,16 @@ pub struct Tally {
     sized_bytes: AtomicU64,
     latency: Mutex<Phases>,
     first_error: Mutex<Option<String>>,
+    /// What resuming streams leave behind (see [`Observed`]).
+    resumed: Mutex<Resumed>,
+}
+
+#[derive(Default)]
+struct Resumed {
+    timelines: Vec<Timeline>,
+    arrivals: Vec<u64>,
+    out_of_order: u64,
+    resyncs: u64,
 }
 
 /// Latency histograms by phase of a run: phase `i` holds the messages numbered from `starts[i]`
@@ -149,17 +189,28 @@ impl Phases {
 }
 
 impl Tally {
+    /// A resuming stream's account at the end of the run.
+    pub fn resumed(&self, seen: &Seen, resyncs: u64, timeline: Timeline) {
+        let mut r = self.resumed.lock().expect("tally lock");
+        let messages = seen.numbers();
+        let mine: Vec<u64> = (0..messages).map(|seq| u64::from(seen.has(seq))).collect();
+        add_arrivals(&mut r.arrivals, &mine);
+        r.timelines.push(timeline);
+        r.out_of_order += seen.out_of_order;
+        r.resyncs += resyncs;
+    }
+
     fn error(&self, e: impl ToString) {
         let mut first = self.first_error.lock().expect("tally lock");
         first.get_or_insert_with(|| e.to_string());
     }
 
-    fn open_failed(&self, e: impl ToString) {
+    pub fn open_failed(&self, e: impl ToString) {
         self.error(e);
         self.failed.fetch_add(1, Relaxed);
     }
 
-    fn record_latency(&self, seq: u64, us: u64) {
+    pub fn record_latency(&self, seq: u64, us: u64) {
         self.latency.lock().expect("tally lock").record(seq, us);
     }
 
@@ -176,6 +227,7 @@ impl Tally {
     }
 
     pub fn observed(&self) -> Observed {
+        let resumed = self.resumed.lock().expect("tally lock");
         let mut all = new_histogram();
         for h in &self.latency.lock().expect("tally lock").histograms {
             all.add(h).expect("histograms share their bounds");
@@ -199,6 +251,10 @@ impl Tally {
                 messages: self.sized_messages.load(Relaxed),
                 bytes: self.sized_bytes.load(Relaxed),
             },
+            timelines: resumed.timelines.clone(),
+            arrivals: resumed.arrivals.clone(),
+            out_of_order: resumed.out_of_order,
+            resyncs: resumed.resyncs,
         }
     }
 }
@@ -223,6 +279,9 @@ pub async fn open(plan: &Plan, tally: &Arc<Tally>, stop: &Stop) {
         let (endpoint, tally, stop) = (endpoint.clone(), tally.clone(), stop.clone());
         match plan.reader {
             Reader::Healthy => tokio::spawn(hold(endpoint, source, plan.messages, tally, stop)),
+            Reader::Resuming => {
+                tokio::spawn(resume::hold(endpoint, source, plan.messages, tally, stop))
+            }
             lagging => tokio::spawn(lag(endpoint, source, lagging, tally, stop)),
         };
     }

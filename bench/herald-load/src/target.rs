@@ -53,6 +53,16 @@ impl Endpoint {
         source: Option<Ipv4Addr>,
         receive_buffer: Option<u32>,
     ) -> io::Result<(Conn, Head)> {
+        let (conn, head, _) = self.subscribe_tab(source, receive_buffer).await?;
+        Ok((conn, head))
+    }
+
+    /// [`Endpoint::subscribe`], also returning the stream's [`Tab`], to reopen it with.
+    pub async fn subscribe_tab(
+        &self,
+        source: Option<Ipv4Addr>,
+        receive_buffer: Option<u32>,
+    ) -> io::Result<(Conn, Head, Tab)> {
         let connect = || http::connect_with(self.addr, source, receive_buffer);
         let mut conn = Conn::new(connect().await?);
         let (path, cookie) = match self.target {
@@ -66,26 +76,41 @@ impl Endpoint {
             Target::Nchan | Target::Floor => (format!("/sub/{}", self.channel), None),
             Target::Node => ("/sub".to_string(), None),
         };
-        let head = self
-            .open_stream(&mut conn, &path, cookie.as_deref())
-            .await?;
+        let tab = Tab {
+            path,
+            cookie,
+            source,
+        };
+        let head = self.open_stream(&mut conn, &tab, None).await?;
+        Ok((conn, head, tab))
+    }
+
+    /// Opens `tab`'s stream on a new connection; reopens it as a browser's `EventSource` does
+    /// given the last id received (`Last-Event-ID`).
+    pub async fn open_tab(&self, tab: &Tab, last_id: Option<&str>) -> io::Result<(Conn, Head)> {
+        let mut conn = Conn::new(http::connect(self.addr, tab.source).await?);
+        let head = self.open_stream(&mut conn, tab, last_id).await?;
         Ok((conn, head))
     }
 
-    /// Requests the event stream at `path` on `conn` and checks that one started.
-    pub async fn open_stream(
+    /// Requests `tab`'s event stream on `conn` and checks that one started.
+    async fn open_stream(
         &self,
         conn: &mut Conn,
-        path: &str,
-        cookie: Option<&str>,
+        tab: &Tab,
+        last_id: Option<&str>,
     ) -> io::Result<Head> {
         let mut headers = vec![
             ("Accept", "text/event-stream"),
             ("Cache-Control", "no-cache"),
         ];
-        if let Some(cookie) = cookie {
+        if let Some(cookie) = &tab.cookie {
             headers.push(("Cookie", cookie));
         }
+        if let Some(id) = last_id {
+            headers.push(("Last-Event-ID", id));
+        }
+        let path = &tab.path;
         conn.send(&http::request("GET", path, &self.host(), &headers, b""))
             .await?;
         let head = conn.read_head().await?;
@@ -171,6 +196,15 @@ impl Endpoint {
             }
         }
     }
+}
+
+/// Where a browser tab's stream is: its URL (a Herald tab's names the tab), the session cookie,
+/// and the source address it connects from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tab {
+    pub path: String,
+    pub cookie: Option<String>,
+    pub source: Option<Ipv4Addr>,
 }
 
 /// The stream URL a Herald page names in its one `hx-sse:connect` attribute.
