@@ -129,6 +129,7 @@ async fn drive(
         resyncs: observed.resyncs,
         server_replays,
         server_resyncs,
+        retry_error: observed.retry_error.clone(),
         ..back
     });
     Ok(())

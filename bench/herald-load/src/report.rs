@@ -121,8 +121,11 @@ pub struct Failover {
     /// Cut streams whose last reconnect was answered, and that were live again by the end.
     pub reconnected: u64,
     pub live: u64,
-    /// Reconnect attempts of the cut streams (one each when the first one works).
+    /// Reconnect attempts of the cut streams (one each when the first one works), and why the
+    /// first that failed did.
     pub attempts: u64,
+    #[serde(default)]
+    pub retry_error: Option<String>,
     /// Until the last cut stream's reconnect was answered, and until it was live.
     pub last_answered_ms: Option<f64>,
     pub last_live_ms: Option<f64>,
@@ -280,6 +283,9 @@ impl Report {
                 "reconnected / live again",
                 format!("{} / {} ({} attempts)", f.reconnected, f.live, f.attempts),
             );
+            if let Some(e) = &f.retry_error {
+                row("first failed attempt", e.clone());
+            }
             row(
                 "last reconnect answered",
                 format!("{} after the kill", ms(f.last_answered_ms)),

@@ -119,13 +119,18 @@ pub async fn hold(
                 let id = parser.last_id.as_deref();
                 tokio::time::timeout(ATTEMPT_TIMEOUT, endpoint.open_tab(&tab, id)).await
             };
-            tokio::select! {
-                opened = attempt => if let Ok(Ok((c, h))) = opened {
+            let opened = tokio::select! {
+                opened = attempt => opened,
+                _ = stop.wait_for(Option::is_some) => break 'run,
+            };
+            match opened {
+                Ok(Ok((c, h))) => {
                     (conn, head) = (c, h);
                     timeline.answered(now_us());
                     break;
-                },
-                _ = stop.wait_for(Option::is_some) => break 'run,
+                }
+                Ok(Err(e)) => tally.retry_failed(e),
+                Err(_) => tally.retry_failed("no answer within 5 s"),
             }
         }
     }

@@ -88,6 +88,9 @@ pub struct Observed {
     pub out_of_order: u64,
     #[serde(default)]
     pub resyncs: u64,
+    /// Why the first failed reconnect attempt failed.
+    #[serde(default)]
+    pub retry_error: Option<String>,
 }
 
 impl Observed {
@@ -109,6 +112,7 @@ impl Observed {
         add_arrivals(&mut self.arrivals, &other.arrivals);
         self.out_of_order += other.out_of_order;
         self.resyncs += other.resyncs;
+        self.retry_error = self.retry_error.take().or(other.retry_error);
     }
 
     pub fn histogram(&self) -> Histogram<u64> {
@@ -167,6 +171,7 @@ struct Resumed {
     arrivals: Vec<u64>,
     out_of_order: u64,
     resyncs: u64,
+    retry_error: Option<String>,
 }
 
 /// Latency histograms by phase of a run: phase `i` holds the messages numbered from `starts[i]`
@@ -198,6 +203,12 @@ impl Tally {
         r.timelines.push(timeline);
         r.out_of_order += seen.out_of_order;
         r.resyncs += resyncs;
+    }
+
+    /// A resuming stream's reconnect attempt failed (it tries again).
+    pub fn retry_failed(&self, e: impl ToString) {
+        let mut r = self.resumed.lock().expect("tally lock");
+        r.retry_error.get_or_insert_with(|| e.to_string());
     }
 
     fn error(&self, e: impl ToString) {
@@ -255,6 +266,7 @@ impl Tally {
             arrivals: resumed.arrivals.clone(),
             out_of_order: resumed.out_of_order,
             resyncs: resumed.resyncs,
+            retry_error: resumed.retry_error.clone(),
         }
     }
 }
