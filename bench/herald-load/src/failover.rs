@@ -91,6 +91,8 @@ async fn drive(
         .count() as u64;
     report.published = published.ok();
     report.publish_failed = refused;
+    report.publish_p50_ms = published.answer_ms(0.50);
+    report.publish_p99_ms = published.answer_ms(0.99);
     report.expected = report.published * opened;
     if refused > 0 {
         report.error = published.first_error.clone();
@@ -130,6 +132,7 @@ async fn drive(
         server_replays,
         server_resyncs,
         retry_error: observed.retry_error.clone(),
+        publish_max_ms: published.answer_ms(1.0),
         ..back
     });
     Ok(())

@@ -126,6 +126,9 @@ pub struct Failover {
     pub attempts: u64,
     #[serde(default)]
     pub retry_error: Option<String>,
+    /// The slowest publish answer (the kill and the reconnects may hold publishing up).
+    #[serde(default)]
+    pub publish_max_ms: Option<f64>,
     /// Until the last cut stream's reconnect was answered, and until it was live.
     pub last_answered_ms: Option<f64>,
     pub last_live_ms: Option<f64>,
@@ -269,6 +272,15 @@ impl Report {
                 format!(
                     "{} answered 2xx, {} no answer (maybe), {} refused, of {} at {}/s",
                     self.published, f.maybe, self.publish_failed, self.messages, self.rate
+                ),
+            );
+            row(
+                "publish answered p50/p99/max",
+                format!(
+                    "{} / {} / {}",
+                    ms(self.publish_p50_ms),
+                    ms(self.publish_p99_ms),
+                    ms(f.publish_max_ms)
                 ),
             );
             row(
