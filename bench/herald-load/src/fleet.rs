@@ -24,7 +24,7 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 pub enum Event {
     Opened { opened: u64, failed: u64 },
     Progress { unique: u64 },
-    Done(Observed),
+    Done(Box<Observed>),
 }
 
 /// Runs one share of the streams: opens them, reports progress until `stop` brings the
@@ -54,7 +54,7 @@ pub async fn work(plan: Plan, events: mpsc::Sender<Event>, stop: oneshot::Receiv
     };
     stop_tx.send_replace(Some(Arc::new(published)));
     let _ = tokio::time::timeout(Duration::from_secs(10), streams::finished(&tally)).await;
-    let _ = events.send(Event::Done(tally.observed())).await;
+    let _ = events.send(Event::Done(Box::new(tally.observed()))).await;
 }
 
 /// A child process's side: `work` with stdout for events and stdin for the stop.
@@ -160,7 +160,7 @@ impl Fleet {
                         self.status[i].opened = Some((opened, failed))
                     }
                     Event::Progress { unique } => self.status[i].unique = unique,
-                    Event::Done(observed) => self.status[i].done = Some(observed),
+                    Event::Done(observed) => self.status[i].done = Some(*observed),
                 },
                 Ok(None) | Err(_) => return false,
             }
