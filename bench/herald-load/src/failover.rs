@@ -14,17 +14,13 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::args::{Args, Target};
-use crate::fleet::Fleet;
 use crate::publish::{Connections, publish};
 use crate::report::{self, Failover, Report};
 use crate::resume::Timeline;
-use crate::run::{Context, latency, metrics, plans, prepare};
+use crate::run::{Context, latency, metrics, open_streams, prepare};
 use crate::server::{self, Server};
 use crate::streams::{Reader, now_us};
 use crate::target::Endpoint;
-
-/// Extra time allowed for the streams to open beyond what the open rate needs.
-const OPEN_SLACK: Duration = Duration::from_secs(30);
 
 pub async fn failover(args: &Args, victim: u32, ctx: &Context, deadline: Instant) -> Report {
     let mut report = Report {
@@ -57,21 +53,8 @@ async fn drive(
 ) -> io::Result<()> {
     let mut endpoint = Endpoint::new(Target::Herald, server.addr, args);
     prepare(&mut endpoint, args).await?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    report.rss_before = server.rss();
-
-    let began = Instant::now();
-    let plans = plans(args, &endpoint, Reader::Resuming);
-    let in_process = plans.len() == 1;
-    let mut fleet = Fleet::start(plans, in_process)?;
-    let open_by =
-        (began + Duration::from_secs_f64(args.streams as f64 / args.open_rate) + OPEN_SLACK)
-            .min(deadline);
-    let (opened, failed) = fleet.opened(open_by).await?;
-    report.open_secs = began.elapsed().as_secs_f64();
-    report.failed = failed;
-    tokio::time::sleep(args.settle).await;
-    report.rss_streams = server.rss();
+    let (mut fleet, opened) =
+        open_streams(args, &endpoint, server, Reader::Resuming, deadline, report).await?;
 
     // One publisher, so that message numbers are commit order; a fresh connection each, so that
     // after the kill every publish goes to a survivor.

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::sse::{Messages, Seen};
-use crate::streams::{OPEN_TIMEOUT, Stop, Tally, now_us};
+use crate::streams::{OPEN_TIMEOUT, Stop, Tally, count_losses, now_us};
 use crate::target::Endpoint;
 
 /// One reconnect attempt (connect, request, response head) not answered by then is abandoned.
@@ -134,15 +134,7 @@ pub async fn hold(
             }
         }
     }
-    let published = stop
-        .wait_for(Option::is_some)
-        .await
-        .map(|p| (*p).clone())
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    tally.lost.fetch_add(seen.missing(&published), Relaxed);
-    tally.duplicates.fetch_add(seen.duplicates, Relaxed);
+    count_losses(&mut stop, &seen, &tally).await;
     tally.resumed(&seen, parser.resyncs, timeline);
     tally.finished.fetch_add(1, Relaxed);
 }

@@ -85,25 +85,8 @@ async fn measure(
 ) -> io::Result<()> {
     prepare(&mut endpoint, args).await?;
     let endpoint = &endpoint;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    report.rss_before = server.rss();
-
-    let began = Instant::now();
-    let plans = plans(args, endpoint, Reader::Healthy);
-    let in_process = plans.len() == 1;
-    let mut fleet = Fleet::start(plans, in_process)?;
-    let open_by =
-        (began + Duration::from_secs_f64(args.streams as f64 / args.open_rate) + OPEN_SLACK)
-            .min(deadline);
-    let (opened, failed) = fleet.opened(open_by).await?;
-    report.open_secs = began.elapsed().as_secs_f64();
-    report.failed = failed;
-    tokio::time::sleep(args.settle).await;
-    report.rss_streams = server.rss();
-    if opened > 0 {
-        report.rss_per_stream =
-            Some(report.rss_streams.saturating_sub(report.rss_before) as f64 / opened as f64);
-    }
+    let (mut fleet, opened) =
+        open_streams(args, endpoint, server, Reader::Healthy, deadline, report).await?;
 
     let counts_before = server_counts(endpoint).await;
     let cpu_before = server.cpu();
@@ -173,6 +156,37 @@ pub fn latency(report: &mut Report, observed: &Observed) {
     report.p99_ms = Some(ms(h.value_at_quantile(0.99)));
     report.p999_ms = Some(ms(h.value_at_quantile(0.999)));
     report.max_ms = Some(ms(h.max()));
+}
+
+/// Measures the server's memory idle, opens the streams (each read by `reader`) and measures
+/// it again after `--settle`; returns the fleet holding them and how many opened.
+pub async fn open_streams(
+    args: &Args,
+    endpoint: &Endpoint,
+    server: &Server,
+    reader: Reader,
+    deadline: Instant,
+    report: &mut Report,
+) -> io::Result<(Fleet, u64)> {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    report.rss_before = server.rss();
+    let began = Instant::now();
+    let plans = plans(args, endpoint, reader);
+    let in_process = plans.len() == 1;
+    let mut fleet = Fleet::start(plans, in_process)?;
+    let open_by =
+        (began + Duration::from_secs_f64(args.streams as f64 / args.open_rate) + OPEN_SLACK)
+            .min(deadline);
+    let (opened, failed) = fleet.opened(open_by).await?;
+    report.open_secs = began.elapsed().as_secs_f64();
+    report.failed = failed;
+    tokio::time::sleep(args.settle).await;
+    report.rss_streams = server.rss();
+    if opened > 0 {
+        report.rss_per_stream =
+            Some(report.rss_streams.saturating_sub(report.rss_before) as f64 / opened as f64);
+    }
+    Ok((fleet, opened))
 }
 
 /// Warms the server up ([`warm_up`]) and pads `endpoint`'s text so that each message is
@@ -251,7 +265,7 @@ pub async fn metrics(endpoint: &Endpoint) -> Option<String> {
 const WARM_UP_SEQ: u64 = 1 << 40;
 
 /// The streams split over `--processes` shares, each read by `reader`.
-pub fn plans(args: &Args, endpoint: &Endpoint, reader: Reader) -> Vec<Plan> {
+fn plans(args: &Args, endpoint: &Endpoint, reader: Reader) -> Vec<Plan> {
     let k = args.processes.min(args.streams.max(1));
     (0..k)
         .map(|i| {

@@ -362,6 +362,13 @@ async fn hold(
             Err(e) => format!("a stream failed: {e}"),
         });
     }
+    count_losses(&mut stop, &seen, &tally).await;
+    tally.finished.fetch_add(1, Relaxed);
+}
+
+/// Waits for the run's end, then counts what `seen` lost of the messages accepted, and its
+/// duplicates.
+pub async fn count_losses(stop: &mut Stop, seen: &Seen, tally: &Tally) {
     let published = stop
         .wait_for(Option::is_some)
         .await
@@ -371,7 +378,6 @@ async fn hold(
         .unwrap_or_default();
     tally.lost.fetch_add(seen.missing(&published), Relaxed);
     tally.duplicates.fetch_add(seen.duplicates, Relaxed);
-    tally.finished.fetch_add(1, Relaxed);
 }
 
 /// A stalled or slow reader: opens its stream with a small receive buffer, then reads nothing
