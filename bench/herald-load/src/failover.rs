@@ -101,6 +101,16 @@ async fn drive(
     report.lost = observed.lost + tally.maybe_lost;
     report.duplicated = observed.duplicates;
     report.error = report.error.take().or(observed.first_error.clone());
+    // Only the one killed may be gone: a survivor that died too is the run's error.
+    if let Some(gone) = args
+        .pids
+        .iter()
+        .find(|&&p| p != victim && !server::alive(p))
+    {
+        report.error = Some(format!(
+            "instance {gone} (not the one killed) was gone at the end"
+        ));
+    }
     if observed.unique > 0 {
         latency(report, &observed);
     }

@@ -355,6 +355,15 @@ pub fn wait_secs(pid: u32) -> f64 {
     ns as f64 / 1e9
 }
 
+/// Whether process `pid` is running: it exists and has not exited (a zombie has).
+pub fn alive(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The state is field 3, the first after the command name.
+    stat_fields(&stat)
+        .and_then(|f| f.first().copied())
+        .is_some_and(|state| !matches!(state, "Z" | "X"))
+}
+
 /// The fields of /proc/<pid>/stat after the command name (which may hold spaces).
 fn stat_fields(stat: &str) -> Option<Vec<&str>> {
     let after = &stat[stat.rfind(')')? + 1..];
@@ -426,5 +435,11 @@ mod tests {
         let f = stat_fields(stat).unwrap();
         assert_eq!(f[1], "7");
         assert_eq!((f[11], f[12]), ("150", "25"));
+    }
+
+    #[test]
+    fn this_process_is_alive_and_an_unused_pid_is_not() {
+        assert!(alive(std::process::id()));
+        assert!(!alive(u32::MAX));
     }
 }
