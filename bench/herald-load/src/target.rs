@@ -100,19 +100,8 @@ impl Endpoint {
         tab: &Tab,
         last_id: Option<&str>,
     ) -> io::Result<Head> {
-        let mut headers = vec![
-            ("Accept", "text/event-stream"),
-            ("Cache-Control", "no-cache"),
-        ];
-        if let Some(cookie) = &tab.cookie {
-            headers.push(("Cookie", cookie));
-        }
-        if let Some(id) = last_id {
-            headers.push(("Last-Event-ID", id));
-        }
+        conn.send(&self.stream_request(tab, last_id)).await?;
         let path = &tab.path;
-        conn.send(&http::request("GET", path, &self.host(), &headers, b""))
-            .await?;
         let head = conn.read_head().await?;
         let is_sse = head
             .header("content-type")
@@ -125,6 +114,22 @@ impl Endpoint {
             )));
         }
         Ok(head)
+    }
+
+    /// The request for `tab`'s event stream, as an `EventSource` sends it: the tab's URL and
+    /// cookie, and `Last-Event-ID` when resuming after that id.
+    fn stream_request(&self, tab: &Tab, last_id: Option<&str>) -> Vec<u8> {
+        let mut headers = vec![
+            ("Accept", "text/event-stream"),
+            ("Cache-Control", "no-cache"),
+        ];
+        if let Some(cookie) = &tab.cookie {
+            headers.push(("Cookie", cookie));
+        }
+        if let Some(id) = last_id {
+            headers.push(("Last-Event-ID", id));
+        }
+        http::request("GET", &tab.path, &self.host(), &headers, b"")
     }
 
     /// `GET /` on Herald: the tab's stream URL (from `hx-sse:connect`), the session cookie, and
@@ -260,6 +265,39 @@ mod tests {
         assert!(floor.starts_with("POST /pub/bench ") && floor.ends_with("\r\n\r\nHLM3.9"));
         let node = text(ep(Target::Node, PublishPath::Board).publish_request(marker));
         assert!(node.starts_with("POST /pub ") && node.contains("Content-Length: 6\r\n"));
+    }
+
+    #[test]
+    fn a_tab_reopens_its_own_stream_with_the_last_id() {
+        let ep = Endpoint {
+            target: Target::Herald,
+            addr: "127.0.0.1:1".parse().unwrap(),
+            publish: PublishPath::Board,
+            channel: "bench".into(),
+            text_len: 0,
+        };
+        let tab = Tab {
+            path: "/sse/ab-cd?cursor=1f-0-0".into(),
+            cookie: Some("herald_session=s1".into()),
+            source: None,
+        };
+        let text = |r: Vec<u8>| String::from_utf8(r).unwrap();
+        let first = text(ep.stream_request(&tab, None));
+        assert!(
+            first.starts_with("GET /sse/ab-cd?cursor=1f-0-0 HTTP/1.1\r\n"),
+            "{first}"
+        );
+        assert!(
+            first.contains("\r\nCookie: herald_session=s1\r\n"),
+            "{first}"
+        );
+        assert!(!first.contains("Last-Event-ID"), "{first}");
+        let again = text(ep.stream_request(&tab, Some("1f-42-0")));
+        assert_eq!(
+            again,
+            first.replace("\r\n\r\n", "\r\nLast-Event-ID: 1f-42-0\r\n\r\n"),
+            "the same request, resuming after the last id"
+        );
     }
 
     #[test]
