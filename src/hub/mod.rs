@@ -268,16 +268,7 @@ impl Hub {
             config,
         });
         tokio::spawn(heartbeat(Arc::downgrade(&inner)));
-        let parts = std::thread::available_parallelism().map_or(1, |n| n.get());
-        for part in 0..parts {
-            tokio::spawn(fanout::run(
-                Arc::downgrade(&inner),
-                inner.broadcast.watch(),
-                inner.heartbeat.subscribe(),
-                part,
-                parts,
-            ));
-        }
+        fanout::start(&inner);
         Hub { inner }
     }
 
