@@ -41,6 +41,7 @@ use tower::Layer as _;
 
 use super::client::Peer;
 use super::respond::{Framing, head, respond};
+use super::serve::Slot;
 use super::sse;
 use super::tls::Tls;
 use super::wire::{self, Stop};
@@ -70,8 +71,9 @@ pub(super) fn service(shared: &Shared, peer: Peer) -> Service {
     TowerToHyperService::new(Extension(peer).layer(shared.router.clone()))
 }
 
-/// Serves one connection until the client closes it, a limit closes it, or shutdown does.
-pub async fn serve(mut tcp: TcpStream, shared: Arc<Shared>, mut stop: Stop) {
+/// Serves one connection until the client closes it, a limit closes it, or shutdown does; a
+/// tab's stream is handed, with `slot`, to a task of its own.
+pub(super) async fn serve(mut tcp: TcpStream, shared: Arc<Shared>, mut stop: Stop, slot: Slot) {
     // Gone already (a client that connected and reset at once).
     let Ok(addr) = tcp.peer_addr() else { return };
     let service = service(&shared, Peer { addr, tls: false });
@@ -104,9 +106,16 @@ pub async fn serve(mut tcp: TcpStream, shared: Arc<Shared>, mut stop: Stop) {
             drop(body);
             let head = head(&parts, Framing::Close, true);
             drop(parts);
-            // Nor do the router and the read buffer (the client has nothing more to send).
-            drop((service, read));
-            return sse::serve(tcp, head, live, limits, &mut stop).await;
+            // The stream gets a task sized for it alone: this one's size is set by the largest
+            // state of the request loop (2,304 bytes), and an open stream would keep it for
+            // its whole life (BENCHMARKS.md, idle memory). The router, the read buffer and this
+            // task go now (the client has nothing more to send).
+            let limits = *limits;
+            tokio::spawn(async move {
+                sse::serve(tcp, head, live, &limits, &mut stop).await;
+                drop(slot);
+            });
+            return;
         }
         let close = close || stop.borrow().is_some();
         let sent = Box::pin(respond(
