@@ -82,7 +82,7 @@ async fn caught_up(hub: &Hub, client: ClientId) -> LiveStream {
 }
 
 fn parked(live: LiveStream, sink: &Arc<impl Sink>) -> Parked {
-    match live.park(sink.clone()) {
+    match Box::new(live).park(sink.clone()) {
         Park::Parked(parked) => parked,
         Park::Behind(_) => panic!("a caught-up stream parks"),
     }
@@ -263,7 +263,7 @@ async fn a_stream_behind_the_log_does_not_park() {
     let hub = hub();
     let live = caught_up(&hub, client()).await;
     hub.change().await.publish(Audience::Everyone, "since");
-    let Park::Behind(mut live) = live.park(Wire::new(usize::MAX)) else {
+    let Park::Behind(mut live) = Box::new(live).park(Wire::new(usize::MAX)) else {
         panic!("parked behind the log");
     };
     let Due::Chunk(chunk) = live.due().await else {
@@ -422,7 +422,7 @@ async fn a_write_in_progress_holds_up_nobody_else_in_its_shard() {
     let (done_tx, done) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         drop(neighbour);
-        let parked = newcomer.park(Wire::new(usize::MAX));
+        let parked = Box::new(newcomer).park(Wire::new(usize::MAX));
         let _ = done_tx.send(matches!(parked, Park::Parked(_)));
     });
     let outcome = done.recv_timeout(Duration::from_secs(2));

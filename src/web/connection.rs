@@ -110,11 +110,14 @@ pub(super) async fn serve(mut tcp: TcpStream, shared: Arc<Shared>, mut stop: Sto
             // state of the request loop (2,304 bytes), and an open stream would keep it for
             // its whole life (BENCHMARKS.md, idle memory). The router, the read buffer and this
             // task go now (the client has nothing more to send).
-            let limits = *limits;
-            tokio::spawn(async move {
-                sse::serve(tcp, head, live, &limits, &mut stop).await;
-                drop(slot);
-            });
+            tokio::spawn(sse::serve(
+                tcp,
+                head,
+                Box::new(live),
+                limits.send_timeout,
+                stop,
+                slot,
+            ));
             return;
         }
         let close = close || stop.borrow().is_some();

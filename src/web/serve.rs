@@ -47,6 +47,18 @@ pub(super) struct Slot {
     _done: watch::Receiver<()>,
 }
 
+impl Slot {
+    /// A place among no others, for tests that serve a connection by hand.
+    #[cfg(test)]
+    pub(super) fn detached() -> Slot {
+        Slot {
+            open: Arc::new(AtomicUsize::new(1)),
+            ended: Arc::default(),
+            _done: watch::channel(()).1,
+        }
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
         self.open.fetch_sub(1, Ordering::Relaxed);
@@ -367,14 +379,8 @@ mod tests {
             tls: None,
         });
         let (_stop, stop) = watch::channel(None);
-        let (_done, done) = watch::channel(());
-        let slot = || Slot {
-            open: Arc::new(AtomicUsize::new(1)),
-            ended: Arc::default(),
-            _done: done.clone(),
-        };
-        let whole = serve_one(a, shared.clone(), stop.clone(), slot());
-        let plain = connection::serve(b, shared, stop, slot());
+        let whole = serve_one(a, shared.clone(), stop.clone(), Slot::detached());
+        let plain = connection::serve(b, shared, stop, Slot::detached());
         // The plain path's future and the arguments `serve_one` keeps, not TLS's state.
         assert!(
             std::mem::size_of_val(&whole) <= std::mem::size_of_val(&plain) + 128,
