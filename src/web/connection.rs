@@ -92,8 +92,7 @@ pub(super) async fn serve(mut tcp: TcpStream, shared: Arc<Shared>, mut stop: Sto
         };
         first = false;
         // Boxed, like `respond` below: a future awaited inline makes the connection's task as
-        // large as the largest, and an open stream would keep that size for its whole life
-        // (about 2.5 KB per stream instead of what `sse::serve` needs, heap profile).
+        // large as the largest, for as long as a kept-alive connection waits.
         let Ok(response) = Box::pin(service.call(request)).await;
         if let Some(live) = response
             .extensions()
@@ -106,10 +105,10 @@ pub(super) async fn serve(mut tcp: TcpStream, shared: Arc<Shared>, mut stop: Sto
             drop(body);
             let head = head(&parts, Framing::Close, true);
             drop(parts);
-            // The stream gets a task sized for it alone: this one's size is set by the largest
-            // state of the request loop (2,304 bytes), and an open stream would keep it for
-            // its whole life (BENCHMARKS.md, idle memory). The router, the read buffer and this
-            // task go now (the client has nothing more to send).
+            // The stream gets a task sized for it alone (about 1 KB): this one's size is set by
+            // the request loop's largest state, and an open stream would keep it for its whole
+            // life (2.3 KB more per idle tab, BENCHMARKS.md). The router, the read buffer and
+            // this task go now (the client has nothing more to send).
             tokio::spawn(sse::serve(
                 tcp,
                 head,
