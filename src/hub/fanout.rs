@@ -5,7 +5,14 @@
 //! wake-ups cost more CPU than the writes (BENCHMARKS.md). But almost every stream is caught up
 //! and waiting. Such a stream *parks*: its cursor and its socket go into a shard here and its
 //! task sleeps. On each broadcast, one pass per shard writes the new message to every parked
-//! socket with a non-blocking write, waking nobody; one fan-out task per CPU shares the shards.
+//! socket with a non-blocking write, waking nobody; one fan-out thread per CPU shares the shards.
+//!
+//! The passes run on threads of their own, not as tokio tasks: tokio has no priorities, so a
+//! task that yields during a long pass waits behind every ready connection task each time, and
+//! under a storm of page loads and reconnects a broadcast reached the last of 18,000 streams
+//! after 3.1 s (BENCHMARKS.md, the soak). As a thread, a pass gets its share of the CPU from
+//! the OS scheduler whatever the runtime's queue holds, and never holds up a request for longer
+//! than the scheduler's slice.
 //!
 //! A parked stream is handed back to its task for anything more than one write that succeeds
 //! at once: a socket that does not take the whole message (with the bytes it did not take), a
@@ -46,9 +53,6 @@ pub trait Sink: Send + Sync + 'static {
 const SHARDS: usize = 64;
 /// A parked stream further behind than this is handed back to its task to catch up.
 const MAX_BATCH: usize = 64;
-/// A fan-out task lets other tasks run after writing to this many streams (about a
-/// millisecond's work), not after every shard: a yield costs as much as a few writes.
-const YIELD_EVERY: usize = 128;
 /// A pass's output buffer is kept between broadcasts up to this size, so the usual message
 /// costs no allocation.
 const KEEP_OUT: usize = 64 << 10;
@@ -102,7 +106,7 @@ struct Job {
     sent: u64,
 }
 
-/// A fan-out task's buffers, reused from pass to pass.
+/// A fan-out thread's buffers, reused from pass to pass.
 #[derive(Default)]
 struct Scratch {
     jobs: Vec<Job>,
@@ -252,16 +256,35 @@ impl Fanout {
         drop(entry);
     }
 
+    /// Gives back the room of streams that have gone: a slab keeps its capacity, and after a
+    /// wave of tabs (the soak's 9,000 lagging readers) the shards held ~1.4 MB more than the
+    /// streams still open needed. Only trailing vacant entries can go (keys stay valid).
+    pub(super) fn shrink(&self) {
+        for shard in 0..SHARDS {
+            let mut entries = self.shard(shard);
+            if entries.capacity() > 64 && entries.len() * 2 < entries.capacity() {
+                entries.shrink_to_fit();
+            }
+        }
+    }
+
+    /// Every shard held: no pass runs until the guards go.
+    #[cfg(test)]
+    pub(super) fn hold(&self) -> impl Sized + '_ {
+        (0..SHARDS)
+            .map(|shard| self.shard(shard))
+            .collect::<Vec<_>>()
+    }
+
+    /// Room for this many parked streams over all shards.
+    #[cfg(test)]
+    pub(super) fn capacity(&self) -> usize {
+        (0..SHARDS).map(|shard| self.shard(shard).capacity()).sum()
+    }
+
     /// Writes what follows each parked cursor in shard `shard` (and `beat`, if a heartbeat is
     /// due) to its socket.
-    /// Returns how many streams it wrote to.
-    fn pass(
-        &self,
-        inner: &Inner,
-        shard: usize,
-        beat: Option<&Bytes>,
-        scratch: &mut Scratch,
-    ) -> usize {
+    fn pass(&self, inner: &Inner, shard: usize, beat: Option<&Bytes>, scratch: &mut Scratch) {
         let Scratch {
             jobs,
             out,
@@ -338,7 +361,6 @@ impl Fanout {
                 }
             };
         }
-        let written = jobs.len();
         let mut entries = self.shard(shard);
         for job in jobs.drain(..) {
             let entry = &mut entries[job.key];
@@ -365,16 +387,31 @@ impl Fanout {
         gone.clear();
         inner.counters.delivered(delivered);
         inner.counters.fell_behind(behind);
-        written
     }
 }
 
-/// One of the fan-out tasks: on each broadcast or heartbeat, a pass over its share of the
-/// shards, yielding after every [`YIELD_EVERY`] streams so that requests are served during a
-/// long fan-out.
+/// Starts the fan-out threads, one per CPU, each serving its share of the shards until the
+/// hub is dropped. Called within the runtime: the threads wait on its channels.
+pub(super) fn start(inner: &Arc<Inner>) {
+    let parts = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let runtime = tokio::runtime::Handle::current();
+    for part in 0..parts {
+        let hub = Arc::downgrade(inner);
+        let broadcast_rx = inner.broadcast.watch();
+        let heartbeat_rx = inner.heartbeat.subscribe();
+        let runtime = runtime.clone();
+        std::thread::Builder::new()
+            .name(format!("herald-fanout-{part}"))
+            .spawn(move || runtime.block_on(run(hub, broadcast_rx, heartbeat_rx, part, parts)))
+            .expect("a fan-out thread");
+    }
+}
+
+/// One fan-out thread's loop: on each broadcast or heartbeat, a pass over its share of the
+/// shards.
 ///
 /// The receivers are subscribed by the caller, before anything can be published.
-pub(super) async fn run(
+async fn run(
     hub: Weak<Inner>,
     mut broadcast_rx: watch::Receiver<u64>,
     mut heartbeat_rx: watch::Receiver<Bytes>,
@@ -393,17 +430,11 @@ pub(super) async fn run(
                 Err(_) => return,
             },
         };
-        let mut unyielded = 0;
         for shard in (part..SHARDS).step_by(parts) {
             let Some(inner) = hub.upgrade() else { return };
-            unyielded += inner
+            inner
                 .fanout
                 .pass(&inner, shard, beat.as_ref(), &mut scratch);
-            drop(inner);
-            if unyielded >= YIELD_EVERY {
-                unyielded = 0;
-                tokio::task::yield_now().await;
-            }
         }
         // A burst of large messages must not leave a large buffer behind.
         if scratch.out.capacity() > KEEP_OUT {

@@ -82,7 +82,7 @@ async fn caught_up(hub: &Hub, client: ClientId) -> LiveStream {
 }
 
 fn parked(live: LiveStream, sink: &Arc<impl Sink>) -> Parked {
-    match live.park(sink.clone()) {
+    match Box::new(live).park(sink.clone()) {
         Park::Parked(parked) => parked,
         Park::Behind(_) => panic!("a caught-up stream parks"),
     }
@@ -263,7 +263,7 @@ async fn a_stream_behind_the_log_does_not_park() {
     let hub = hub();
     let live = caught_up(&hub, client()).await;
     hub.change().await.publish(Audience::Everyone, "since");
-    let Park::Behind(mut live) = live.park(Wire::new(usize::MAX)) else {
+    let Park::Behind(mut live) = Box::new(live).park(Wire::new(usize::MAX)) else {
         panic!("parked behind the log");
     };
     let Due::Chunk(chunk) = live.due().await else {
@@ -278,11 +278,13 @@ async fn a_backlog_longer_than_a_batch_is_handed_back_whole() {
     let wire = Wire::new(usize::MAX);
     let mut parked = parked(caught_up(&hub, client()).await, &wire);
     {
-        // One change, no await in between: the fan-out cannot run before all are appended.
+        // Every shard held: the fan-out's thread cannot run a pass before all are appended.
+        let held = hub.inner.fanout.hold();
         let change = hub.change().await;
         for n in 0..100 {
             change.publish(Audience::Everyone, &format!("m{n}"));
         }
+        drop((change, held));
     }
     woken(&mut parked).await;
     let (mut live, unwritten) = parked.resume();
@@ -420,7 +422,7 @@ async fn a_write_in_progress_holds_up_nobody_else_in_its_shard() {
     let (done_tx, done) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         drop(neighbour);
-        let parked = newcomer.park(Wire::new(usize::MAX));
+        let parked = Box::new(newcomer).park(Wire::new(usize::MAX));
         let _ = done_tx.send(matches!(parked, Park::Parked(_)));
     });
     let outcome = done.recv_timeout(Duration::from_secs(2));
@@ -430,4 +432,20 @@ async fn a_write_in_progress_holds_up_nobody_else_in_its_shard() {
         Ok(true),
         "leaving and parking waited for another stream's write"
     );
+}
+
+#[tokio::test]
+async fn the_shards_give_back_the_room_of_streams_that_have_gone() {
+    let hub = hub();
+    let wire = Wire::new(usize::MAX);
+    let mut streams = Vec::new();
+    for _ in 0..64 * 130 {
+        streams.push(parked(caught_up(&hub, client()).await, &wire));
+    }
+    let full = hub.inner.fanout.capacity();
+    streams.truncate(64 * 10);
+    hub.inner.fanout.shrink();
+    let after = hub.inner.fanout.capacity();
+    assert!(after < full / 4, "{full} -> {after}");
+    assert!(after >= streams.len());
 }

@@ -84,7 +84,7 @@ async fn a_page_stream_skips_what_shows_on_no_page_and_keeps_its_place() {
     // Parked, the fan-out writes nothing for a JSON event alone but moves the cursor past it.
     assert!(matches!(live.due().await, Due::CaughtUp));
     let wire = Arc::new(Wire::default());
-    let Park::Parked(parked) = live.park(wire.clone()) else {
+    let Park::Parked(parked) = Box::new(live).park(wire.clone()) else {
         panic!("a caught-up stream parks");
     };
     publish(&hub, "", Some(event("t", 3))).await;

@@ -268,16 +268,7 @@ impl Hub {
             config,
         });
         tokio::spawn(heartbeat(Arc::downgrade(&inner)));
-        let parts = std::thread::available_parallelism().map_or(1, |n| n.get());
-        for part in 0..parts {
-            tokio::spawn(fanout::run(
-                Arc::downgrade(&inner),
-                inner.broadcast.watch(),
-                inner.heartbeat.subscribe(),
-                part,
-                parts,
-            ));
-        }
+        fanout::start(&inner);
         Hub { inner }
     }
 
@@ -537,6 +528,7 @@ async fn heartbeat(hub: Weak<Inner>) {
         let Some(inner) = hub.upgrade() else { return };
         beat(&inner);
         sweep_idle_clients(&inner);
+        inner.fanout.shrink();
     }
 }
 
@@ -555,8 +547,9 @@ fn sweep_idle_clients(inner: &Inner) {
     let idle = inner.config.client_idle;
     let mut clients = inner.clients.lock().expect("clients lock");
     clients.retain(|_, c| Arc::strong_count(&c.log) > 1 || c.last_used.elapsed() < idle);
-    // A map keeps its capacity when emptied: give it back after a wave of tabs has gone.
-    if clients.capacity() > 64 && clients.len() * 4 < clients.capacity() {
+    // A map keeps its capacity when emptied: give it back after a wave of tabs has gone (at
+    // half empty, not a quarter: 9,000 tabs left of 18,000 kept 0.7 MB more than they need).
+    if clients.capacity() > 64 && clients.len() * 2 < clients.capacity() {
         clients.shrink_to_fit();
     }
 }

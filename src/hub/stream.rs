@@ -153,8 +153,9 @@ impl LiveStream {
 
     /// Hands a caught-up stream to the fan-out, which writes broadcast messages and heartbeats
     /// to `sink` without waking the stream's task; gives it back if a message arrived since it
-    /// caught up.
-    pub fn park(mut self, sink: Arc<dyn Sink>) -> Park {
+    /// caught up. Boxed: a parked tab's task holds the stream through every layer of its
+    /// future, and by value each layer kept its own 160 bytes (BENCHMARKS.md, idle memory).
+    pub fn park(mut self: Box<Self>, sink: Arc<dyn Sink>) -> Park {
         let wake = self.wake.get_or_insert_with(Default::default).clone();
         let hub = self.hub.clone();
         match hub.inner.fanout.park(&hub.inner, sink, self.cursor, wake) {
@@ -297,12 +298,12 @@ impl LiveStream {
 pub enum Park {
     Parked(Parked),
     /// A message arrived since the stream caught up: write it first.
-    Behind(LiveStream),
+    Behind(Box<LiveStream>),
 }
 
 /// A stream the fan-out writes to; its task waits in [`Parked::woken`].
 pub struct Parked {
-    live: Option<LiveStream>,
+    live: Option<Box<LiveStream>>,
     ticket: Ticket,
 }
 
@@ -328,7 +329,7 @@ impl Parked {
 
     /// Takes the stream back from the fan-out, with what its socket has yet to take (write
     /// that first).
-    pub fn resume(mut self) -> (LiveStream, Vec<u8>) {
+    pub fn resume(mut self) -> (Box<LiveStream>, Vec<u8>) {
         let mut live = self.live.take().expect("parked stream");
         let (cursor, unwritten, sent) = loop {
             // Only without `woken` first can a pass be writing to it: that one non-blocking

@@ -41,6 +41,7 @@ use tower::Layer as _;
 
 use super::client::Peer;
 use super::respond::{Framing, head, respond};
+use super::serve::Slot;
 use super::sse;
 use super::tls::Tls;
 use super::wire::{self, Stop};
@@ -70,8 +71,9 @@ pub(super) fn service(shared: &Shared, peer: Peer) -> Service {
     TowerToHyperService::new(Extension(peer).layer(shared.router.clone()))
 }
 
-/// Serves one connection until the client closes it, a limit closes it, or shutdown does.
-pub async fn serve(mut tcp: TcpStream, shared: Arc<Shared>, mut stop: Stop) {
+/// Serves one connection until the client closes it, a limit closes it, or shutdown does; a
+/// tab's stream is handed, with `slot`, to a task of its own.
+pub(super) async fn serve(mut tcp: TcpStream, shared: Arc<Shared>, mut stop: Stop, slot: Slot) {
     // Gone already (a client that connected and reset at once).
     let Ok(addr) = tcp.peer_addr() else { return };
     let service = service(&shared, Peer { addr, tls: false });
@@ -90,8 +92,7 @@ pub async fn serve(mut tcp: TcpStream, shared: Arc<Shared>, mut stop: Stop) {
         };
         first = false;
         // Boxed, like `respond` below: a future awaited inline makes the connection's task as
-        // large as the largest, and an open stream would keep that size for its whole life
-        // (about 2.5 KB per stream instead of what `sse::serve` needs, heap profile).
+        // large as the largest, for as long as a kept-alive connection waits.
         let Ok(response) = Box::pin(service.call(request)).await;
         if let Some(live) = response
             .extensions()
@@ -104,9 +105,19 @@ pub async fn serve(mut tcp: TcpStream, shared: Arc<Shared>, mut stop: Stop) {
             drop(body);
             let head = head(&parts, Framing::Close, true);
             drop(parts);
-            // Nor do the router and the read buffer (the client has nothing more to send).
-            drop((service, read));
-            return sse::serve(tcp, head, live, limits, &mut stop).await;
+            // The stream gets a task sized for it alone (about 1 KB): this one's size is set by
+            // the request loop's largest state, and an open stream would keep it for its whole
+            // life (2.3 KB more per idle tab, BENCHMARKS.md). The router, the read buffer and
+            // this task go now (the client has nothing more to send).
+            tokio::spawn(sse::serve(
+                tcp,
+                head,
+                Box::new(live),
+                limits.send_timeout,
+                stop,
+                slot,
+            ));
+            return;
         }
         let close = close || stop.borrow().is_some();
         let sent = Box::pin(respond(

@@ -31,10 +31,38 @@ use crate::config::ConnectionLimits;
 /// One connection, plain or HTTPS. HTTPS is boxed: awaited inline, its handshake and HTTP/2
 /// state would size every connection's task, plain ones included, for as long as a stream
 /// lives (10,000 idle plain streams: 10.5 KB of RSS each inline, 3.9 KB boxed; BENCHMARKS.md).
-async fn serve_one(tcp: TcpStream, shared: Arc<Shared>, stop: Stop) {
+async fn serve_one(tcp: TcpStream, shared: Arc<Shared>, stop: Stop, slot: Slot) {
     match shared.tls.is_some() {
         true => Box::pin(tls::serve(tcp, shared, stop)).await,
-        false => connection::serve(tcp, shared, stop).await,
+        false => connection::serve(tcp, shared, stop, slot).await,
+    }
+}
+
+/// A connection's place among the open ones, given up when it is dropped: when the connection
+/// ends, whichever task serves it by then (a tab's stream moves to a task of its own).
+pub(super) struct Slot {
+    open: Arc<AtomicUsize>,
+    ended: Arc<AtomicU64>,
+    /// Shutdown waits until every connection has dropped this.
+    _done: watch::Receiver<()>,
+}
+
+impl Slot {
+    /// A place among no others, for tests that serve a connection by hand.
+    #[cfg(test)]
+    pub(super) fn detached() -> Slot {
+        Slot {
+            open: Arc::new(AtomicUsize::new(1)),
+            ended: Arc::default(),
+            _done: watch::channel(()).1,
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+        self.ended.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -95,16 +123,12 @@ pub async fn serve(
         open.fetch_add(1, Ordering::Relaxed);
         let mut stop = stop_rx.clone();
         stop.mark_unchanged();
-        let done = done_rx.clone();
-        let shared = shared.clone();
-        let open = open.clone();
-        let ended = ended.clone();
-        tokio::spawn(async move {
-            serve_one(tcp, shared, stop).await;
-            open.fetch_sub(1, Ordering::Relaxed);
-            ended.fetch_add(1, Ordering::Relaxed);
-            drop(done);
-        });
+        let slot = Slot {
+            open: open.clone(),
+            ended: ended.clone(),
+            _done: done_rx.clone(),
+        };
+        tokio::spawn(serve_one(tcp, shared.clone(), stop, slot));
     }
     drop(listener);
     trimmer.abort();
@@ -355,8 +379,8 @@ mod tests {
             tls: None,
         });
         let (_stop, stop) = watch::channel(None);
-        let whole = serve_one(a, shared.clone(), stop.clone());
-        let plain = connection::serve(b, shared, stop);
+        let whole = serve_one(a, shared.clone(), stop.clone(), Slot::detached());
+        let plain = connection::serve(b, shared, stop, Slot::detached());
         // The plain path's future and the arguments `serve_one` keeps, not TLS's state.
         assert!(
             std::mem::size_of_val(&whole) <= std::mem::size_of_val(&plain) + 128,

@@ -13,7 +13,7 @@ use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{HeaderMap, header};
@@ -24,8 +24,8 @@ use socket2::SockRef;
 use tokio::net::TcpStream;
 
 use super::respond::MAX_WRITE;
+use super::serve::Slot;
 use super::wire::{self, Stop};
-use crate::config::ConnectionLimits;
 use crate::hub::stats::{STATS, Writer};
 use crate::hub::{Due, LiveStream, Park, Sink};
 
@@ -189,34 +189,38 @@ impl Sink for Socket {
 /// `send_timeout`, or the hub closes; then writes the stream's line. `head` is the response
 /// head, written with the first message. A tab cut loose resumes by `Last-Event-ID` when it
 /// reconnects.
-pub async fn serve(
+///
+/// The task of its own it is spawned as holds `slot` (the connection's place) to the end.
+pub(super) async fn serve(
     tcp: TcpStream,
     head: Vec<u8>,
-    live: LiveStream,
-    limits: &ConnectionLimits,
-    stop: &mut Stop,
+    live: Box<LiveStream>,
+    send_timeout: Duration,
+    mut stop: Stop,
+    slot: Slot,
 ) {
     let started = Instant::now();
     let socket = Arc::new(Socket {
         tcp,
         written: AtomicU64::new(0),
     });
-    let (live, ended) = follow(&socket, head, live, limits, stop).await;
+    let (live, ended) = follow(&socket, head, live, send_timeout, &mut stop).await;
     closed(
         &live,
         started,
         socket.written.load(Ordering::Relaxed),
         &ended,
     );
+    drop(slot);
 }
 
 async fn follow(
     socket: &Arc<Socket>,
     mut pending: Vec<u8>,
-    mut live: LiveStream,
-    limits: &ConnectionLimits,
+    mut live: Box<LiveStream>,
+    send_timeout: Duration,
     stop: &mut Stop,
-) -> (LiveStream, Ended) {
+) -> (Box<LiveStream>, Ended) {
     // The head goes out with the first message, but is not the stream's.
     let mut head = pending.len();
     loop {
@@ -227,13 +231,7 @@ async fn follow(
                 continue;
             }
         }
-        let written = wire::write_all(
-            &socket.tcp,
-            &pending,
-            limits.send_timeout,
-            stop,
-            Writer::Task,
-        );
+        let written = wire::write_all(&socket.tcp, &pending, send_timeout, stop, Writer::Task);
         if let Err(e) = written.await {
             return (live, Ended::Write(e));
         }
@@ -283,3 +281,6 @@ async fn client_gone(tcp: &TcpStream) -> bool {
         Err(e) => e.kind() != io::ErrorKind::WouldBlock,
     }
 }
+
+#[cfg(test)]
+mod tests;
