@@ -26,12 +26,8 @@ pub async fn churn(
         streams: args.streams as u64,
         ..ctx.report(args, target.name(), "churn")
     };
-    let server = match Server::start(target, args).await {
-        Ok(s) => s,
-        Err(e) => {
-            report.error = Some(e.to_string());
-            return report;
-        }
+    let Some(server) = Server::start_or_report(target, args, &mut report).await else {
+        return report;
     };
     let endpoint = Arc::new(Endpoint::new(target, server.addr, args));
     // A first round warms the server up, so its start-up allocations do not count as growth.

@@ -30,12 +30,8 @@ pub async fn failover(args: &Args, victim: u32, ctx: &Context, deadline: Instant
         payload: args.payload.map(|p| p as u64),
         ..ctx.report(args, Target::Herald.name(), "failover")
     };
-    let server = match Server::start(Target::Herald, args).await {
-        Ok(s) => s,
-        Err(e) => {
-            report.error = Some(e.to_string());
-            return report;
-        }
+    let Some(server) = Server::start_or_report(Target::Herald, args, &mut report).await else {
+        return report;
     };
     if let Err(e) = drive(args, victim, &server, deadline, &mut report).await {
         report.error = Some(e.to_string());

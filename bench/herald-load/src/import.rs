@@ -31,12 +31,8 @@ pub async fn import(
         rows: Some(rows),
         ..ctx.report(args, "herald", "import")
     };
-    let server = match Server::start(Target::Herald, args).await {
-        Ok(s) => s,
-        Err(e) => {
-            report.error = Some(e.to_string());
-            return report;
-        }
+    let Some(server) = Server::start_or_report(Target::Herald, args, &mut report).await else {
+        return report;
     };
     if let Err(e) = upload(args, &server, rows, needle, deadline, &mut report).await {
         report.error = Some(format!("{e}\n{}", server.log_tail()));

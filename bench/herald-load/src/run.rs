@@ -52,12 +52,8 @@ pub async fn fanout(args: &Args, target: Target, ctx: &Context, deadline: Instan
         payload: args.payload.map(|p| p as u64),
         ..ctx.report(args, target.name(), "fanout")
     };
-    let server = match Server::start(target, args).await {
-        Ok(s) => s,
-        Err(e) => {
-            report.error = Some(e.to_string());
-            return report;
-        }
+    let Some(server) = Server::start_or_report(target, args, &mut report).await else {
+        return report;
     };
     let endpoint = Endpoint::new(target, server.addr, args);
     if let Err(e) = measure(args, endpoint, &server, deadline, &mut report).await {

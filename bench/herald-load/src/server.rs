@@ -11,6 +11,7 @@ use tokio::process::{Child, Command};
 
 use crate::args::{Args, Target};
 use crate::pin;
+use crate::report::Report;
 
 pub struct Server {
     pub addr: SocketAddr,
@@ -46,6 +47,21 @@ impl Server {
         match args.url {
             Some(addr) => Server::attach(addr, args),
             None => Server::spawn(target, args).await,
+        }
+    }
+
+    /// [`Server::start`], or `None` with the reason in `report`'s error.
+    pub async fn start_or_report(
+        target: Target,
+        args: &Args,
+        report: &mut Report,
+    ) -> Option<Server> {
+        match Server::start(target, args).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                report.error = Some(e.to_string());
+                None
+            }
         }
     }
 

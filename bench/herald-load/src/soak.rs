@@ -42,12 +42,8 @@ pub async fn soak(args: &Args, connects: u64, ctx: &Context, deadline: Instant) 
         payload: args.payload.map(|p| p as u64),
         ..ctx.report(args, Target::Herald.name(), "soak")
     };
-    let server = match Server::start(Target::Herald, args).await {
-        Ok(s) => s,
-        Err(e) => {
-            report.error = Some(e.to_string());
-            return report;
-        }
+    let Some(server) = Server::start_or_report(Target::Herald, args, &mut report).await else {
+        return report;
     };
     report.send_timeout = server.send_timeout;
     if let Err(e) = drive(args, connects, &server, deadline, &mut report).await {
