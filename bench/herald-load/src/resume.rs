@@ -96,9 +96,7 @@ pub async fn hold(
                     let now = now_us();
                     timeline.message(now);
                     if seen.record(m.seq) {
-                        tally.record_latency(m.seq, now.saturating_sub(m.sent_us));
-                        tally.unique.fetch_add(1, Relaxed);
-                        tally.last_us.fetch_max(now, Relaxed);
+                        tally.arrived(m.seq, m.sent_us, now);
                     }
                 });
                 true

@@ -221,6 +221,13 @@ impl Tally {
         self.failed.fetch_add(1, Relaxed);
     }
 
+    /// A stream's first copy of message `seq`, sent at `sent_us`, arrived at `now`.
+    pub fn arrived(&self, seq: u64, sent_us: u64, now: u64) {
+        self.record_latency(seq, now.saturating_sub(sent_us));
+        self.unique.fetch_add(1, Relaxed);
+        self.last_us.fetch_max(now, Relaxed);
+    }
+
     pub fn record_latency(&self, seq: u64, us: u64) {
         self.latency.lock().expect("tally lock").record(seq, us);
     }
@@ -336,10 +343,7 @@ async fn hold(
             body_bytes += piece.len() as u64;
             parser.feed(piece, &mut |m| {
                 if seen.record(m.seq) {
-                    let now = now_us();
-                    tally.record_latency(m.seq, now.saturating_sub(m.sent_us));
-                    tally.unique.fetch_add(1, Relaxed);
-                    tally.last_us.fetch_max(now, Relaxed);
+                    tally.arrived(m.seq, m.sent_us, now_us());
                 }
             });
             true
