@@ -76,23 +76,8 @@ mod tests {
     use uuid::Uuid;
 
     use super::*;
-    use crate::hub::{ClientId, HubConfig, Limits, NoRegions, Scope};
+    use crate::hub::{ClientId, NoRegions, Scope, test_hub};
     use crate::store::SqliteStore;
-
-    fn hub() -> Hub {
-        let limits = Limits {
-            messages: 8,
-            bytes: 1 << 16,
-        };
-        let config = HubConfig {
-            history: limits,
-            client_history: limits,
-            heartbeat: Duration::from_secs(3600),
-            retry: Duration::from_secs(1),
-            client_idle: Duration::from_secs(3600),
-        };
-        Hub::new(config, String::new)
-    }
 
     async fn published(hub: &Hub) -> u64 {
         let tab = ClientId(Uuid::new_v4());
@@ -108,7 +93,7 @@ mod tests {
         let store: SharedStore = Arc::new(store::Backend::Sqlite(
             SqliteStore::open(&dir.path().join("t.db")).unwrap(),
         ));
-        let hub = hub();
+        let hub = test_hub();
         let (go, wait) = std::sync::mpsc::channel::<()>();
         let change = apply(&store, &hub, move |_| {
             wait.recv().unwrap();

@@ -559,6 +559,24 @@ fn rand_epoch() -> u64 {
     (hi ^ lo) & 0xffff_ffff_ffff
 }
 
+/// A hub with short histories and no heartbeat to speak of, for tests outside the hub that
+/// need one.
+#[cfg(test)]
+pub(crate) fn test_hub() -> Hub {
+    let limits = Limits {
+        messages: 8,
+        bytes: 1 << 16,
+    };
+    let config = HubConfig {
+        history: limits,
+        client_history: limits,
+        heartbeat: Duration::from_secs(3600),
+        retry: Duration::from_secs(1),
+        client_idle: Duration::from_secs(3600),
+    };
+    Hub::new(config, String::new)
+}
+
 /// Regions that are always empty, for tests that need a stream but no page.
 #[cfg(test)]
 pub(crate) struct NoRegions;

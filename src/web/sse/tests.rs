@@ -1,11 +1,9 @@
-use std::time::Duration;
-
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::*;
-use crate::hub::{ClientId, Hub, HubConfig, Limits, NoRegions};
+use crate::hub::{ClientId, NoRegions, test_hub};
 use crate::web::connection::tests::limits;
 use crate::web::serve::Slot;
 
@@ -17,20 +15,7 @@ async fn a_streams_task_is_no_larger_than_a_parked_stream_needs() {
     let tcp = TcpStream::connect(listener.local_addr().unwrap())
         .await
         .unwrap();
-    let history = Limits {
-        messages: 8,
-        bytes: 1 << 16,
-    };
-    let hub = Hub::new(
-        HubConfig {
-            history,
-            client_history: history,
-            heartbeat: Duration::from_secs(3600),
-            retry: Duration::from_secs(1),
-            client_idle: Duration::from_secs(3600),
-        },
-        String::new,
-    );
+    let hub = test_hub();
     let live = hub.stream(ClientId(Uuid::new_v4()), None, Arc::new(NoRegions));
     let (_stop, stop) = watch::channel(None);
     let task = serve(
