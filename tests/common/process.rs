@@ -85,7 +85,11 @@ pub fn free_addr() -> SocketAddr {
 /// Waits up to [`WAIT`] until something accepts connections at `addr`.
 pub fn wait_listening(addr: SocketAddr) {
     let deadline = Instant::now() + WAIT;
-    while std::net::TcpStream::connect(addr).is_err() {
+    // A free port is an ephemeral one, so a connect before the server listens can pick that
+    // very port as its source and connect to itself (TCP simultaneous open): not a listener.
+    let listening =
+        || std::net::TcpStream::connect(addr).is_ok_and(|s| s.local_addr().ok() != Some(addr));
+    while !listening() {
         assert!(
             Instant::now() < deadline,
             "nothing listening on {addr} in time"
