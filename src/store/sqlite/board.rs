@@ -1,6 +1,6 @@
 use rusqlite::{OptionalExtension, params};
 
-use super::SqliteStore;
+use super::{Cached, SqliteStore};
 use crate::board::{BoardMessage, BoardStore};
 use crate::store::StoreResult;
 
@@ -14,7 +14,7 @@ CREATE TABLE IF NOT EXISTS board (
 
 impl BoardStore for SqliteStore {
     fn set_message(&self, m: &BoardMessage) -> StoreResult<()> {
-        self.conn().execute(
+        self.conn().run(
             "INSERT INTO board (id, message, set_at) VALUES (1, ?1, ?2)
              ON CONFLICT (id) DO UPDATE SET message = excluded.message, set_at = excluded.set_at",
             params![m.message, m.set_at],
@@ -25,7 +25,7 @@ impl BoardStore for SqliteStore {
     fn current_message(&self) -> StoreResult<Option<BoardMessage>> {
         Ok(self
             .conn()
-            .query_row(
+            .row(
                 "SELECT message, set_at FROM board WHERE id = 1",
                 [],
                 |row| {

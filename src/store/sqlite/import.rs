@@ -1,6 +1,6 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::SqliteStore;
+use super::{Cached, SqliteStore};
 use crate::hub::ClientId;
 use crate::import::{Batch, ImportRecord, ImportStore, Reject, Status};
 use crate::store::{StoreError, StoreResult};
@@ -57,14 +57,14 @@ impl ImportStore for SqliteStore {
             })?
             .collect::<Result<_, _>>()?;
         for id in old {
-            tx.execute("DELETE FROM import_rows WHERE import_id = ?1", params![id])?;
-            tx.execute(
+            tx.run("DELETE FROM import_rows WHERE import_id = ?1", params![id])?;
+            tx.run(
                 "DELETE FROM import_rejects WHERE import_id = ?1",
                 params![id],
             )?;
-            tx.execute("DELETE FROM imports WHERE id = ?1", params![id])?;
+            tx.run("DELETE FROM imports WHERE id = ?1", params![id])?;
         }
-        tx.execute(
+        tx.run(
             "INSERT INTO imports (client_id, file_name, header, status, live_rows, total_bytes,
                  bytes, rows, rejected, started_at, finished_at, message)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
@@ -92,7 +92,7 @@ impl ImportStore for SqliteStore {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let exists = tx
-            .query_row("SELECT 1 FROM imports WHERE id = ?1", params![id], |_| {
+            .row("SELECT 1 FROM imports WHERE id = ?1", params![id], |_| {
                 Ok(())
             })
             .optional()?;
@@ -114,7 +114,7 @@ impl ImportStore for SqliteStore {
             }
         }
         if let Some(p) = batch.progress {
-            tx.execute(
+            tx.run(
                 "UPDATE imports SET bytes = ?2, rows = ?3, rejected = ?4 WHERE id = ?1",
                 params![id, p.bytes as i64, p.rows as i64, p.rejected as i64],
             )?;
@@ -124,7 +124,7 @@ impl ImportStore for SqliteStore {
     }
 
     fn end_import(&self, r: &ImportRecord) -> StoreResult<()> {
-        self.conn().execute(
+        self.conn().run(
             "UPDATE imports SET status = ?2, bytes = ?3, rows = ?4, rejected = ?5,
                  finished_at = ?6, message = ?7 WHERE id = ?1",
             params![

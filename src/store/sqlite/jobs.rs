@@ -1,6 +1,6 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::SqliteStore;
+use super::{Cached, SqliteStore};
 use crate::jobs::{
     FINISHED_KEPT, Job, JobState, JobStore, MAX_UNFINISHED, NewJob, Update, Updated,
 };
@@ -30,7 +30,7 @@ impl JobStore for SqliteStore {
     fn insert_job(&self, new: &NewJob, runner: i64, now: i64) -> StoreResult<Option<Job>> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let waiting: i64 = tx.query_row(
+        let waiting: i64 = tx.row(
             &format!("SELECT count(*) FROM jobs WHERE state IN {UNFINISHED}"),
             [],
             |row| row.get(0),
@@ -38,7 +38,7 @@ impl JobStore for SqliteStore {
         if waiting >= MAX_UNFINISHED as i64 {
             return Ok(None);
         }
-        tx.execute(
+        tx.run(
             "INSERT INTO jobs (state, total, moved, interval_ms, fail_at, runner, created_at,
                                updated_at)
              VALUES ('queued', ?1, 0, ?2, ?3, ?4, ?5, ?5)",
@@ -46,7 +46,7 @@ impl JobStore for SqliteStore {
         )?;
         let id = tx.last_insert_rowid();
         // Only so many finished jobs are of interest; keeping every one would grow forever.
-        tx.execute(
+        tx.run(
             &format!(
                 "DELETE FROM jobs WHERE state NOT IN {UNFINISHED} AND id NOT IN
                      (SELECT id FROM jobs WHERE state NOT IN {UNFINISHED}
@@ -91,7 +91,7 @@ impl JobStore for SqliteStore {
     fn adopt_unfinished_jobs(&self, runner: i64, now: i64) -> StoreResult<Vec<Job>> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        tx.execute(
+        tx.run(
             &format!(
                 "UPDATE jobs SET state = 'queued', runner = ?1, updated_at = ?2
                  WHERE state IN {UNFINISHED}"
@@ -136,7 +136,7 @@ impl JobStore for SqliteStore {
 }
 
 fn store(conn: &Connection, job: &Job) -> StoreResult<()> {
-    conn.execute(
+    conn.run(
         "UPDATE jobs SET state = ?2, moved = ?3, fail_at = ?4, error = ?5, runner = ?6,
                          updated_at = ?7
          WHERE id = ?1",
@@ -154,7 +154,7 @@ fn store(conn: &Connection, job: &Job) -> StoreResult<()> {
 }
 
 fn get(conn: &Connection, id: i64) -> StoreResult<Option<Job>> {
-    conn.query_row(
+    conn.row(
         &format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1"),
         params![id],
         read,
@@ -274,7 +274,7 @@ mod tests {
         s.insert_job(&NEW, 1, 0).unwrap().unwrap();
         let finished: i64 = s
             .conn()
-            .query_row(
+            .row(
                 "SELECT count(*) FROM jobs WHERE state = 'cancelled'",
                 [],
                 |r| r.get(0),

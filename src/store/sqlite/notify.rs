@@ -1,6 +1,6 @@
 use rusqlite::{Connection, params};
 
-use super::SqliteStore;
+use super::{Cached, SqliteStore};
 use crate::notify::{Kind, Notification, NotifyStore};
 use crate::store::{StoreError, StoreResult};
 
@@ -18,12 +18,12 @@ impl NotifyStore for SqliteStore {
     fn add_notification(&self, n: &Notification, keep: usize) -> StoreResult<Vec<Notification>> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        tx.execute(
+        tx.run(
             "INSERT INTO notifications (kind, title, body, created_at) VALUES (?1, ?2, ?3, ?4)",
             params![n.kind.as_str(), n.title, n.body, n.created_at],
         )?;
         // Only the recent list is shown, so only it is kept.
-        tx.execute(
+        tx.run(
             "DELETE FROM notifications WHERE id NOT IN
                  (SELECT id FROM notifications ORDER BY id DESC LIMIT ?1)",
             params![keep as i64],

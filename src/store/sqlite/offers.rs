@@ -1,6 +1,6 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::SqliteStore;
+use super::{Cached, SqliteStore};
 use crate::offers::money::Money;
 use crate::offers::{Created, Deleted, Offer, OfferInput, OffersStore};
 use crate::store::{StoreError, StoreResult};
@@ -36,18 +36,18 @@ impl OffersStore for SqliteStore {
         }
         let id = match new.id {
             Some(id) => id,
-            None => tx.query_row(
+            None => tx.row(
                 "SELECT COALESCE((SELECT high FROM offer_ids WHERE only = 1), 0) + 1",
                 [],
                 |r| r.get(0),
             )?,
         };
-        tx.execute(
+        tx.run(
             "INSERT INTO offer_ids (only, high) VALUES (1, ?1)
              ON CONFLICT (only) DO UPDATE SET high = MAX(high, excluded.high)",
             params![id],
         )?;
-        tx.execute(
+        tx.run(
             "INSERT INTO offers (id, description, value_cents, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?4)",
             params![id, new.description, new.value.cents(), at],
@@ -62,7 +62,7 @@ impl OffersStore for SqliteStore {
     fn update_offer(&self, id: i64, with: &OfferInput, at: i64) -> StoreResult<Option<Offer>> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let changed = tx.execute(
+        let changed = tx.run(
             "UPDATE offers SET description = ?2, value_cents = ?3, updated_at = ?4 WHERE id = ?1",
             params![id, with.description, with.value.cents(), at],
         )?;
@@ -77,12 +77,12 @@ impl OffersStore for SqliteStore {
         let Some(offer) = by_id(&tx, id)? else {
             return Ok(None);
         };
-        let newer: i64 = tx.query_row(
+        let newer: i64 = tx.row(
             "SELECT COUNT(*) FROM offers WHERE seq > (SELECT seq FROM offers WHERE id = ?1)",
             params![id],
             |r| r.get(0),
         )?;
-        tx.execute("DELETE FROM offers WHERE id = ?1", params![id])?;
+        tx.run("DELETE FROM offers WHERE id = ?1", params![id])?;
         // If the offer was shown, the next older one moves up into the last place.
         let backfill = if (newer as usize) < window && window > 0 {
             nth_newest(&tx, window - 1)?
@@ -101,14 +101,14 @@ impl OffersStore for SqliteStore {
         let offers = stmt
             .query_map(params![limit as i64, offset as i64], offer)?
             .collect::<Result<Vec<_>, _>>()?;
-        let total: i64 = conn.query_row("SELECT COUNT(*) FROM offers", [], |r| r.get(0))?;
+        let total: i64 = conn.row("SELECT COUNT(*) FROM offers", [], |r| r.get(0))?;
         Ok((offers, total as u64))
     }
 }
 
 fn by_id(conn: &Connection, id: i64) -> StoreResult<Option<Offer>> {
     Ok(conn
-        .query_row(
+        .row(
             &format!("SELECT {COLUMNS} FROM offers WHERE id = ?1"),
             params![id],
             offer,
@@ -119,7 +119,7 @@ fn by_id(conn: &Connection, id: i64) -> StoreResult<Option<Offer>> {
 /// The offer at 0-based position `n` counting from the newest.
 fn nth_newest(conn: &Connection, n: usize) -> StoreResult<Option<Offer>> {
     Ok(conn
-        .query_row(
+        .row(
             &format!("SELECT {COLUMNS} FROM offers ORDER BY seq DESC LIMIT 1 OFFSET ?1"),
             params![n as i64],
             offer,

@@ -1,7 +1,7 @@
 use rusqlite::{OptionalExtension, params};
 use uuid::Uuid;
 
-use super::SqliteStore;
+use super::{Cached, SqliteStore};
 use crate::hub::ClientId;
 use crate::store::StoreResult;
 use crate::web::session::SessionStore;
@@ -26,12 +26,12 @@ impl SessionStore for SqliteStore {
     fn claim_client(&self, client: ClientId, session: Uuid, now: i64) -> StoreResult<Uuid> {
         let conn = self.conn();
         let id = client.to_string();
-        conn.execute(
+        conn.run(
             "INSERT OR IGNORE INTO clients (client_id, session_id, last_seen) VALUES (?1, ?2, ?3)",
             params![id, session.to_string(), now],
         )?;
         let (owner, last_seen): (String, i64) = conn
-            .query_row(
+            .row(
                 "SELECT session_id, last_seen FROM clients WHERE client_id = ?1",
                 params![id],
                 |row| Ok((row.get(0)?, row.get(1)?)),
@@ -41,7 +41,7 @@ impl SessionStore for SqliteStore {
         let owner = Uuid::parse_str(&owner)
             .map_err(|e| crate::store::StoreError::new(format!("bad session id stored: {e}")))?;
         if owner == session && now - last_seen > TOUCH_EVERY_SECS {
-            conn.execute(
+            conn.run(
                 "UPDATE clients SET last_seen = ?2 WHERE client_id = ?1",
                 params![id, now],
             )?;
@@ -51,11 +51,11 @@ impl SessionStore for SqliteStore {
 
     fn tab_key(&self, fresh: &[u8]) -> StoreResult<Vec<u8>> {
         let conn = self.conn();
-        conn.execute(
+        conn.run(
             "INSERT OR IGNORE INTO secrets (name, value) VALUES ('tab_key', ?1)",
             params![fresh],
         )?;
-        Ok(conn.query_row(
+        Ok(conn.row(
             "SELECT value FROM secrets WHERE name = 'tab_key'",
             [],
             |row| row.get(0),
@@ -65,6 +65,6 @@ impl SessionStore for SqliteStore {
     fn forget_clients_before(&self, cutoff: i64) -> StoreResult<usize> {
         Ok(self
             .conn()
-            .execute("DELETE FROM clients WHERE last_seen < ?1", params![cutoff])?)
+            .run("DELETE FROM clients WHERE last_seen < ?1", params![cutoff])?)
     }
 }
