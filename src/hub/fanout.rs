@@ -33,6 +33,7 @@ use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
 
 use bytes::Bytes;
 use slab::Slab;
@@ -407,8 +408,20 @@ pub(super) fn start(inner: &Arc<Inner>) {
     }
 }
 
+/// How long a due heartbeat waits for a broadcast to ride on: a quarter of the period, at most
+/// a second (the page marks the connection stale after two and a half periods).
+///
+/// A heartbeat of its own is one more write to every parked socket, and a message published
+/// meanwhile waits for that pass to end. While messages flow, riding on one costs a few hundred
+/// bytes in a write that happens anyway; during a storm of connects, when the presence count
+/// sends a heartbeat every two seconds, that is a third of the soak's passes.
+fn ride_window(heartbeat: Duration) -> Duration {
+    (heartbeat / 4).min(Duration::from_secs(1))
+}
+
 /// One fan-out thread's loop: on each broadcast or heartbeat, a pass over its share of the
-/// shards.
+/// shards. A heartbeat waits for the next broadcast, within [`ride_window`], to go out in the
+/// same pass.
 ///
 /// The receivers are subscribed by the caller, before anything can be published.
 async fn run(
@@ -419,14 +432,26 @@ async fn run(
     parts: usize,
 ) {
     let mut scratch = Scratch::default();
+    let ride = match hub.upgrade() {
+        Some(inner) => ride_window(inner.config.heartbeat),
+        None => return,
+    };
     loop {
+        // A heartbeat first when both are due: it then rides on that broadcast.
         let beat = tokio::select! {
-            r = broadcast_rx.changed() => match r {
-                Ok(()) => None,
+            biased;
+            r = heartbeat_rx.changed() => match r {
+                Ok(()) => {
+                    let beat = heartbeat_rx.borrow_and_update().clone();
+                    if let Ok(Err(_)) = tokio::time::timeout(ride, broadcast_rx.changed()).await {
+                        return;
+                    }
+                    Some(beat)
+                }
                 Err(_) => return,
             },
-            r = heartbeat_rx.changed() => match r {
-                Ok(()) => Some(heartbeat_rx.borrow_and_update().clone()),
+            r = broadcast_rx.changed() => match r {
+                Ok(()) => None,
                 Err(_) => return,
             },
         };

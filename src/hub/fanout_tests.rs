@@ -13,6 +13,7 @@ use super::*;
 struct Wire {
     taken: Mutex<Vec<u8>>,
     room: AtomicUsize,
+    writes: AtomicUsize,
 }
 
 impl Wire {
@@ -20,7 +21,13 @@ impl Wire {
         Arc::new(Wire {
             taken: Mutex::new(Vec::new()),
             room: AtomicUsize::new(room),
+            writes: AtomicUsize::new(0),
         })
+    }
+
+    /// Writes that took bytes.
+    fn writes(&self) -> usize {
+        self.writes.load(Ordering::SeqCst)
     }
 
     fn text(&self) -> String {
@@ -36,6 +43,7 @@ impl Sink for Wire {
         }
         let n = room.min(bytes.len());
         self.room.fetch_sub(n, Ordering::SeqCst);
+        self.writes.fetch_add(1, Ordering::SeqCst);
         self.taken.lock().unwrap().extend_from_slice(&bytes[..n]);
         Ok(n)
     }
@@ -166,6 +174,29 @@ async fn a_parked_stream_gets_broadcasts_written_to_its_socket_once_and_in_order
         3,
         "the fan-out no longer writes"
     );
+}
+
+#[tokio::test]
+async fn a_heartbeat_rides_on_the_next_broadcast_in_the_same_write() {
+    let hub = hub();
+    let wire = Wire::new(usize::MAX);
+    let _parked = parked(caught_up(&hub, client()).await, &wire);
+    hub.beat_now();
+    // Well within the window (a second), and long enough for a pass of its own to have run.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    hub.change().await.publish(Audience::Everyone, "m1");
+    eventually("the message and the heartbeat after it", || {
+        data_of(&wire.text()) == ["m1", "beat"]
+    })
+    .await;
+    assert_eq!(wire.writes(), 1, "one write for both");
+    // With no broadcast to ride on, the heartbeat goes out alone once the window has passed.
+    hub.beat_now();
+    eventually("a heartbeat alone", || {
+        data_of(&wire.text()) == ["m1", "beat", "beat"]
+    })
+    .await;
+    assert_eq!(wire.writes(), 2);
 }
 
 #[tokio::test]
