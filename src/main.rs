@@ -53,8 +53,8 @@ fn behind_the_fanout() {
 /// glibc raises this threshold (128 KiB at first) to the size of any mapped block that is freed,
 /// after which large transient buffers come from the arenas instead, and the small long-lived
 /// allocations made among them pin those pages. A soak of a million connects left RSS 9.6%
-/// above its start with the moving threshold, 6.7% with this one, glibc's bytes in use being
-/// the same at start and end (BENCHMARKS.md, soak).
+/// above its start with the moving threshold and 6.7% with this one, one run each, glibc's
+/// bytes in use being the same at start and end (BENCHMARKS.md, soak: longer runs vary more).
 fn large_blocks_mapped() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only tunes the allocator; called before any other thread exists.
