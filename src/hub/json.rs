@@ -6,11 +6,12 @@
 //! stream that wants it writes the same bytes behind its own `id:` line.
 
 use std::fmt;
-use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::future::BoxFuture;
 use serde::Serialize;
+
+use super::pack::Packer;
 
 const EVENT: &[u8] = b"event: ";
 const DATA: &[u8] = b"\ndata: ";
@@ -18,9 +19,10 @@ const DATA: &[u8] = b"\ndata: ";
 /// One change as a JSON stream sends it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct JsonEvent {
-    topic: Arc<str>,
-    /// `event: <name>\ndata: <json>\n\n`: the JSON is always one line.
-    frame: Bytes,
+    /// The topic, then the frame `event: <name>\ndata: <json>\n\n` (the JSON is always one
+    /// line): one buffer, so that the history packs an event whole (`pack.rs`).
+    bytes: Bytes,
+    topic_len: usize,
 }
 
 impl JsonEvent {
@@ -35,7 +37,10 @@ impl JsonEvent {
     /// hold one.
     pub fn from_json(topic: &str, name: &str, json: &str) -> JsonEvent {
         let name = name.replace(['\r', '\n'], "");
-        let mut frame = BytesMut::with_capacity(EVENT.len() + name.len() + DATA.len() + json.len());
+        let mut frame = BytesMut::with_capacity(
+            topic.len() + EVENT.len() + name.len() + DATA.len() + json.len() + 2,
+        );
+        frame.put_slice(topic.as_bytes());
         frame.put_slice(EVENT);
         frame.put_slice(name.as_bytes());
         frame.put_slice(DATA);
@@ -44,13 +49,21 @@ impl JsonEvent {
         }
         frame.put_slice(b"\n\n");
         JsonEvent {
-            topic: topic.into(),
-            frame: frame.freeze(),
+            bytes: frame.freeze(),
+            topic_len: topic.len(),
+        }
+    }
+
+    /// The same event, its bytes copied into the packer's chunk.
+    pub(super) fn packed(&self, packer: &mut Packer) -> JsonEvent {
+        JsonEvent {
+            bytes: packer.pack(&self.bytes),
+            topic_len: self.topic_len,
         }
     }
 
     pub fn topic(&self) -> &str {
-        &self.topic
+        std::str::from_utf8(&self.bytes[..self.topic_len]).expect("built from a string")
     }
 
     /// `offer.created`, as in the frame's `event:` line.
@@ -67,12 +80,12 @@ impl JsonEvent {
 
     /// The event as a stream writes it, after its `id:` line.
     pub fn frame(&self) -> &[u8] {
-        &self.frame
+        &self.bytes[self.topic_len..]
     }
 
     fn parts(&self) -> (&str, &str) {
         // Built by `from_json` from two strings around ASCII separators.
-        let text = std::str::from_utf8(&self.frame).expect("built from strings");
+        let text = std::str::from_utf8(self.frame()).expect("built from strings");
         let body = &text[EVENT.len()..text.len() - 2];
         let split = body.find('\n').expect("a data line follows the name");
         (&body[..split], &body[split + DATA.len()..])

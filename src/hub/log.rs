@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use super::frame;
 use super::json::JsonEvent;
+use super::pack::Packer;
 
 /// Bounds of one log's history; whichever is reached first evicts the oldest message.
 #[derive(Debug, Clone, Copy)]
@@ -63,6 +64,13 @@ impl Entry {
     fn len(&self) -> usize {
         self.html.len() + self.json.as_ref().map_or(0, |j| j.frame().len())
     }
+
+    fn packed(&self, packer: &mut Packer) -> Entry {
+        Entry {
+            html: packer.pack(&self.html),
+            json: self.json.as_ref().map(|j| j.packed(packer)),
+        }
+    }
 }
 
 /// Framed HTML alone is a message for pages only.
@@ -81,6 +89,8 @@ pub struct Log {
 
 struct History {
     entries: VecDeque<(u64, Entry)>,
+    /// Where a long-lived log keeps its entries' bytes.
+    packer: Option<Packer>,
     bytes: usize,
     /// Every message numbered above `floor` is still in `entries`.
     floor: u64,
@@ -97,6 +107,17 @@ pub enum After<T = Bytes> {
 
 impl Log {
     pub fn new(sequence: Sequence, limits: Limits) -> Self {
+        Log::build(sequence, limits, None)
+    }
+
+    /// A log whose entries are packed into shared chunks (`pack.rs`): for the broadcast log,
+    /// which keeps its history while everything else comes and goes. A private log holds a
+    /// few messages of one tab and would keep a whole chunk for them.
+    pub fn packed(sequence: Sequence, limits: Limits) -> Self {
+        Log::build(sequence, limits, Some(Packer::default()))
+    }
+
+    fn build(sequence: Sequence, limits: Limits, packer: Option<Packer>) -> Self {
         let start = match &sequence {
             Sequence::Own => 0,
             Sequence::Shared(counter) | Sequence::Global(counter) => {
@@ -106,6 +127,7 @@ impl Log {
         Log {
             history: RwLock::new(History {
                 entries: VecDeque::new(),
+                packer,
                 bytes: 0,
                 floor: start,
                 head: start,
@@ -136,6 +158,10 @@ impl Log {
                 (Sequence::Shared(counter) | Sequence::Global(counter), None) => {
                     counter.fetch_add(1, Ordering::Relaxed) + 1
                 }
+            };
+            let entry = match &mut h.packer {
+                Some(packer) => entry.packed(packer),
+                None => entry,
             };
             h.bytes += entry.len();
             h.entries.push_back((seq, entry));
@@ -333,6 +359,31 @@ mod tests {
         log.append(Entry::new("123456", Some(json)));
         assert_eq!(log.after(0, 10), After::Gap);
         assert_eq!(seqs(log.after(1, 10)), vec![2, 3]);
+    }
+
+    #[test]
+    fn a_packed_log_reads_as_a_plain_one() {
+        let limits = Limits {
+            messages: 3,
+            bytes: 1 << 20,
+        };
+        let (plain, packed) = (
+            Log::new(Sequence::Own, limits),
+            Log::packed(Sequence::Own, limits),
+        );
+        let json = JsonEvent::new("board", "board.message", &"hi");
+        for i in 0..5 {
+            let entry = Entry::new(&format!("<p>{i}</p>"), Some(json.clone()));
+            plain.append(entry.clone());
+            packed.append(entry);
+        }
+        assert_eq!(packed.after(2, 10), plain.after(2, 10));
+        assert_eq!(packed.json_after(2, 10), plain.json_after(2, 10));
+        assert_eq!(packed.after(1, 10), After::Gap);
+        let After::Messages(events) = packed.json_after(4, 10) else {
+            panic!("a gap");
+        };
+        assert_eq!(events[0].1.as_ref().map(|e| e.topic()), Some("board"));
     }
 
     #[test]

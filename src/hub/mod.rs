@@ -30,6 +30,7 @@ mod json;
 mod json_stream;
 mod list;
 mod log;
+mod pack;
 mod partial;
 pub mod periodic;
 mod publish;
@@ -252,7 +253,7 @@ impl Hub {
         };
         let inner = Arc::new(Inner {
             epoch,
-            broadcast: Log::new(sequence, config.history),
+            broadcast: Log::packed(sequence, config.history),
             clients: Mutex::new(HashMap::new()),
             private_seq,
             archive,
