@@ -1,6 +1,6 @@
 //! Several instances on one PostgreSQL database, as behind a load balancer: a write on any
 //! instance reaches the tabs on every other, a tab moving between instances resumes exactly
-//! where it was, an upload to one streams to the tab on another, a lost `LISTEN` connection is
+//! where it was (a JSON stream too, from the events table), an upload to one streams to the tab on another, a lost `LISTEN` connection is
 //! caught up, concurrent publishers on two instances are seen everywhere in one order, and two
 //! instances racing on one offer id or tab id get what one instance gives.
 
@@ -216,6 +216,58 @@ async fn a_tab_moving_to_another_instance_gets_exactly_what_it_missed() {
     a.client().get("/send?message=five").await;
     let mut from_page = on_b.stream(&fresh.stream_url).await;
     assert_eq!(board_texts(&mut from_page, 1).await, ["five"]);
+}
+
+/// The board messages of a JSON stream (`board.message` events), with their ids, until `n`.
+async fn json_board_messages(stream: &mut common::Sse, n: usize) -> Vec<(String, String)> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        let event = stream.next().await.expect("stream still open");
+        match event.event.as_deref() {
+            Some("board.message") => {
+                let data: serde_json::Value = serde_json::from_str(&event.data).unwrap();
+                let text = data["message"].as_str().unwrap().to_string();
+                got.push((event.id.expect("an id"), text));
+            }
+            Some(other) => panic!("{other} instead of the board messages: {}", event.data),
+            None => {}
+        }
+    }
+    got
+}
+
+#[tokio::test]
+async fn a_json_stream_moving_to_another_instance_replays_what_memory_no_longer_holds() {
+    let apps = cluster(2).await;
+    let (a, b) = (&apps[0], &apps[1]);
+    let on_a = a.client();
+    let mut stream = on_a.stream("/api/stream?topics=board").await;
+    // Without a cursor a stream starts with the state.
+    while stream.next().await.expect("open").event.as_deref() != Some("resync") {}
+    on_a.get("/send?message=before").await;
+    let (last_id, _) = json_board_messages(&mut stream, 1).await.remove(0);
+    drop(stream);
+    // More than the 64 messages each instance keeps in memory (the test configuration): only
+    // the events table still holds the first of them.
+    let missed: Vec<String> = (0..70).map(|n| format!("m{n}")).collect();
+    for (n, text) in missed.iter().enumerate() {
+        let writer = if n % 2 == 0 { a } else { b };
+        writer.client().get(&format!("/send?message={text}")).await;
+    }
+
+    let on_b = on_a.at(b.addr);
+    let mut moved = on_b
+        .stream_with("/api/stream?topics=board", &[("last-event-id", &last_id)])
+        .await;
+    let replayed = json_board_messages(&mut moved, missed.len()).await;
+    let texts: Vec<&str> = replayed.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(texts, missed, "replayed in order, no resync");
+    let ids: Vec<u64> = replayed.iter().map(|(id, _)| cursor(id)).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    moved.expect_quiet(Duration::from_millis(300)).await;
+    a.client().get("/send?message=live").await;
+    let live = json_board_messages(&mut moved, 1).await;
+    assert_eq!(live[0].1, "live");
 }
 
 #[tokio::test]

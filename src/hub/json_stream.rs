@@ -4,7 +4,8 @@
 //! topics (the JSON twin of a page's re-render); then it follows live.
 //!
 //! It reads the JSON events of the broadcast log, the same entries page streams read the HTML
-//! of, so both agree on order. JSON clients are few next to tabs: each stream is served by its
+//! of, so both agree on order; on a shared log, a cursor older than that log reaches is
+//! replayed from the archive, as a page's is. JSON clients are few next to tabs: each stream is served by its
 //! own task, woken by the log, and the fan-out of page streams is not involved.
 
 use std::io::Write as _;
@@ -15,7 +16,7 @@ use tokio::sync::watch;
 
 use super::json::{JsonEvent, JsonState};
 use super::log::After;
-use super::{Cursor, Hub, frame};
+use super::{Audience, Cursor, Hub, frame};
 
 /// Log entries read per wake-up at most, so one lagging stream never builds a huge chunk.
 const MAX_BATCH: usize = 256;
@@ -116,7 +117,15 @@ impl JsonStream {
     }
 
     /// The first message: `retry:` and, if needed, the resync.
-    async fn open(&mut self, resync: bool) -> Option<Bytes> {
+    async fn open(&mut self, mut resync: bool) -> Option<Bytes> {
+        if !resync && let Some(archive) = &self.hub.inner.archive {
+            // A cursor from an instance further along: wait until this one has caught up. One
+            // still ahead after that never came from this log.
+            if self.cursor > self.hub.position() {
+                archive.catch_up().await;
+                resync = self.cursor > self.hub.position();
+            }
+        }
         let mut out = BytesMut::new();
         let retry = self.hub.inner.config.retry.as_millis();
         let _ = writeln!((&mut out).writer(), "retry: {retry}");
@@ -138,15 +147,21 @@ impl JsonStream {
         out.freeze()
     }
 
-    /// The wanted events after the cursor, or a resync when history no longer covers it.
+    /// The wanted events after the cursor; from the archive what the log here no longer holds;
+    /// a resync when nothing covers the cursor.
     async fn drain(&mut self) -> Option<Bytes> {
         self.broadcast_rx.borrow_and_update();
         let mut out = BytesMut::new();
         loop {
-            let read = self.hub.inner.broadcast.json_after(self.cursor, MAX_BATCH);
-            let After::Messages(events) = read else {
-                self.put_resync(&mut out).await?;
-                break;
+            let (events, end) = match self.hub.inner.broadcast.json_after(self.cursor, MAX_BATCH) {
+                After::Messages(events) => (events, None),
+                After::Gap => match self.replay().await {
+                    Some(read) => read,
+                    None => {
+                        self.put_resync(&mut out).await?;
+                        break;
+                    }
+                },
             };
             let full = events.len() == MAX_BATCH;
             for (seq, event) in events {
@@ -156,6 +171,9 @@ impl JsonStream {
                     out.put_slice(event.frame());
                 }
             }
+            if let Some(end) = end {
+                self.cursor = self.cursor.max(end);
+            }
             // A full batch of events nobody here wants: read on rather than wait for a wake-up
             // that already came.
             if !full || !out.is_empty() {
@@ -163,6 +181,24 @@ impl JsonStream {
             }
         }
         Some(out.freeze())
+    }
+
+    /// The JSON events the archive holds after the cursor, up to where the log in memory takes
+    /// over, and that position when they reach it; `None` when there is no archive or it does
+    /// not reach back.
+    async fn replay(&self) -> Option<(Vec<(u64, Option<JsonEvent>)>, Option<u64>)> {
+        let archive = self.hub.inner.archive.as_ref()?;
+        let upto = self.hub.inner.broadcast.head();
+        let entries = archive
+            .replay(Audience::Everyone, self.cursor, upto, MAX_BATCH)
+            .await?;
+        // Read to the end: the position is `upto` even where private messages were numbered.
+        let end = (entries.len() < MAX_BATCH).then_some(upto);
+        let events = entries
+            .into_iter()
+            .map(|(seq, entry)| (seq, entry.json))
+            .collect();
+        Some((events, end))
     }
 
     fn wants(&self, event: &JsonEvent) -> bool {

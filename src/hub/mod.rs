@@ -131,15 +131,16 @@ pub struct Positioned {
 /// The shared log's durable copy (PostgreSQL's events table), for cursors older than what the
 /// hub holds in memory.
 pub trait Archive: Send + Sync + 'static {
-    /// The messages for `audience` numbered in `(after, upto]`, oldest first, at most `max`;
-    /// `None` when the archive no longer reaches back to `after` (or cannot be read).
+    /// The messages for `audience` numbered in `(after, upto]`, oldest first, at most `max`, as
+    /// log entries (both renderings: page and JSON streams replay from it); `None` when the
+    /// archive no longer reaches back to `after` (or cannot be read).
     fn replay(
         &self,
         audience: Audience,
         after: u64,
         upto: u64,
         max: usize,
-    ) -> BoxFuture<'static, Option<Vec<(u64, String)>>>;
+    ) -> BoxFuture<'static, Option<Vec<(u64, Entry)>>>;
     /// Resolves once what the database held when called has been applied here, or after a
     /// bounded wait.
     fn catch_up(&self) -> BoxFuture<'static, ()>;

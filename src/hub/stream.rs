@@ -274,9 +274,9 @@ impl LiveStream {
         };
         // Read to the end: the position is `upto` even where other logs' messages were numbered.
         let end = (messages.len() < MAX_BATCH).then_some(upto);
-        for (seq, html) in messages {
+        for (seq, entry) in messages {
             self.set(private, seq);
-            let sent = put_message(out, self.cursor, &frame::data_lines(&html));
+            let sent = put_message(out, self.cursor, &entry.html);
             self.messages += u64::from(sent);
         }
         if let Some(end) = end {

@@ -15,10 +15,10 @@ use futures_util::future::BoxFuture;
 use tokio::sync::{Notify, watch};
 use tokio_postgres::{AsyncMessage, NoTls};
 
-use super::outbox::CHANNEL;
+use super::outbox::{CHANNEL, json_event};
 use crate::clock;
 use crate::config::EventLog;
-use crate::hub::{Archive, Audience, ClientId, Hub, JsonEvent, Outgoing};
+use crate::hub::{Archive, Audience, ClientId, Entry, Hub, Outgoing};
 use crate::store::{Backend, SharedStore, StoreError, blocking};
 
 /// How the follower's connection shows in `pg_stat_activity`.
@@ -141,14 +141,10 @@ fn message(row: &tokio_postgres::Row) -> (u64, Outgoing) {
         None => Audience::Everyone,
         Some(id) => Audience::Client(ClientId(id)),
     };
-    let json = match (row.get(3), row.get(4), row.get(5)) {
-        (Some(topic), Some(event), Some(json)) => Some(JsonEvent::from_json(topic, event, json)),
-        _ => None,
-    };
     let message = Outgoing {
         audience,
         html: row.get::<_, Option<String>>(2).unwrap_or_default(),
-        json,
+        json: json_event(row.get(3), row.get(4), row.get(5)),
     };
     (row.get::<_, i64>(0) as u64, message)
 }
@@ -205,7 +201,7 @@ impl Archive for EventArchive {
         after: u64,
         upto: u64,
         max: usize,
-    ) -> BoxFuture<'static, Option<Vec<(u64, String)>>> {
+    ) -> BoxFuture<'static, Option<Vec<(u64, Entry)>>> {
         let store = self.store.clone();
         Box::pin(async move {
             let read = blocking(move || {

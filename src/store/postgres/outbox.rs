@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::Tx;
 use crate::clock;
-use crate::hub::{Audience, Publish};
+use crate::hub::{Audience, Entry, JsonEvent, Publish};
 use crate::store::{ListStore, StoreResult};
 
 /// The advisory lock that orders the event log ("events" in ASCII).
@@ -126,26 +126,27 @@ impl Tx<'_> {
         Ok(max as u64)
     }
 
-    /// The messages for `audience` in `(after, upto]`, oldest first, at most `max`; `None` when
-    /// some of them have been pruned. Read before the check, so a prune in between is seen.
+    /// The messages for `audience` in `(after, upto]`, oldest first, at most `max`, as the log
+    /// entries they were; `None` when some of them have been pruned. Read before the check, so a
+    /// prune in between is seen.
     pub(super) fn events_for(
         &self,
         audience: Audience,
         after: u64,
         upto: u64,
         max: usize,
-    ) -> StoreResult<Option<Vec<(u64, String)>>> {
+    ) -> StoreResult<Option<Vec<(u64, Entry)>>> {
         let (after, upto, max) = (after as i64, upto as i64, max as i64);
         let rows = match audience {
             Audience::Everyone => self.query(
-                "SELECT seq, html FROM events WHERE seq > $1 AND seq <= $2
-                     AND audience IS NULL AND html IS NOT NULL
+                "SELECT seq, html, topic, event, json FROM events
+                     WHERE seq > $1 AND seq <= $2 AND audience IS NULL
                  ORDER BY seq LIMIT $3",
                 &[&after, &upto, &max],
             )?,
             Audience::Client(client) => self.query(
-                "SELECT seq, html FROM events WHERE audience = $4 AND seq > $1 AND seq <= $2
-                     AND html IS NOT NULL
+                "SELECT seq, html, topic, event, json FROM events
+                     WHERE audience = $4 AND seq > $1 AND seq <= $2
                  ORDER BY seq LIMIT $3",
                 &[&after, &upto, &max, &client.0],
             )?,
@@ -156,8 +157,21 @@ impl Tx<'_> {
         }
         Ok(Some(
             rows.iter()
-                .map(|row| (row.get::<_, i64>(0) as u64, row.get(1)))
+                .map(|row| {
+                    let html = row.get::<_, Option<&str>>(1).unwrap_or_default();
+                    let json = json_event(row.get(2), row.get(3), row.get(4));
+                    (row.get::<_, i64>(0) as u64, Entry::new(html, json))
+                })
                 .collect(),
         ))
     }
+}
+
+/// A stored event's JSON rendering, when it has one.
+pub(super) fn json_event(
+    topic: Option<&str>,
+    event: Option<&str>,
+    json: Option<&str>,
+) -> Option<JsonEvent> {
+    Some(JsonEvent::from_json(topic?, event?, json?))
 }
