@@ -5,8 +5,8 @@
 //!
 //! It reads the JSON events of the broadcast log, the same entries page streams read the HTML
 //! of, so both agree on order; on a shared log, a cursor older than that log reaches is
-//! replayed from the archive, as a page's is. JSON clients are few next to tabs: each stream is served by its
-//! own task, woken by the log, and the fan-out of page streams is not involved.
+//! replayed from the archive, as a page's is. JSON clients are few next to tabs: each stream
+//! is served by its own task, woken by the log, and the fan-out of page streams is not involved.
 
 use std::io::Write as _;
 use std::sync::Arc;
