@@ -8,7 +8,8 @@
 //! history's bytes fill chunks one after another, and each chunk (mapped on its own, being at
 //! glibc's fixed mmap threshold, `main.rs`) goes back to the system as a whole once its last
 //! message has been evicted. The history is first in, first out, so at most the chunk being
-//! filled is partly empty.
+//! filled is partly empty. Packed, the soak grew +2.8%, and +5.2% with every lagging reader cut
+//! loose (300-second phases; +9.8% to +15.3% before).
 
 use bytes::{Bytes, BytesMut};
 
