@@ -1,8 +1,9 @@
 //! Several instances on one PostgreSQL database, as behind a load balancer: a write on any
 //! instance reaches the tabs on every other, a tab moving between instances resumes exactly
-//! where it was (a JSON stream too, from the events table), an upload to one streams to the tab on another, a lost `LISTEN` connection is
-//! caught up, concurrent publishers on two instances are seen everywhere in one order, and two
-//! instances racing on one offer id or tab id get what one instance gives.
+//! where it was (a JSON stream too, from the events table), an upload to one streams to the
+//! tab on another, a lost `LISTEN` connection is caught up, concurrent publishers on two
+//! instances are seen everywhere in one order, and two instances racing on one offer id or tab
+//! id get what one instance gives.
 
 mod common;
 

@@ -117,15 +117,8 @@ impl JsonStream {
     }
 
     /// The first message: `retry:` and, if needed, the resync.
-    async fn open(&mut self, mut resync: bool) -> Option<Bytes> {
-        if !resync && let Some(archive) = &self.hub.inner.archive {
-            // A cursor from an instance further along: wait until this one has caught up. One
-            // still ahead after that never came from this log.
-            if self.cursor > self.hub.position() {
-                archive.catch_up().await;
-                resync = self.cursor > self.hub.position();
-            }
-        }
+    async fn open(&mut self, resync: bool) -> Option<Bytes> {
+        let resync = resync || !self.hub.resumes_at(self.cursor).await;
         let mut out = BytesMut::new();
         let retry = self.hub.inner.config.retry.as_millis();
         let _ = writeln!((&mut out).writer(), "retry: {retry}");

@@ -370,6 +370,19 @@ impl Hub {
         *self.inner.applied.borrow()
     }
 
+    /// Whether a cursor at `position` can resume here. On a shared log a cursor from an
+    /// instance further along waits until this one has caught up; one still ahead after that
+    /// never came from this log. A hub of one process checks its cursors as it reads them.
+    async fn resumes_at(&self, position: u64) -> bool {
+        let Some(archive) = &self.inner.archive else {
+            return true;
+        };
+        if position > self.position() {
+            archive.catch_up().await;
+        }
+        position <= self.position()
+    }
+
     /// Applies messages of the shared log, numbered in its order, and moves the position to
     /// `upto`. A private message goes only to a tab whose log is held here: one made later
     /// starts after `upto` (under the same lock), and the archive has the rest.

@@ -168,17 +168,10 @@ impl LiveStream {
     }
 
     /// The first message: `retry:`, the connection status and, if needed, a full resync.
-    async fn open(&mut self, mut resync_all: bool) -> Bytes {
+    async fn open(&mut self, resync_all: bool) -> Bytes {
         self.messages += 1;
-        if !resync_all && let Some(archive) = &self.hub.inner.archive {
-            // A cursor from an instance further along: wait until this one has caught up. One
-            // still ahead after that never came from this log.
-            let ahead = |hub: &Hub, c: Cursor| c.broadcast.max(c.private) > hub.position();
-            if ahead(&self.hub, self.cursor) {
-                archive.catch_up().await;
-                resync_all = ahead(&self.hub, self.cursor);
-            }
-        }
+        let furthest = self.cursor.broadcast.max(self.cursor.private);
+        let resync_all = resync_all || !self.hub.resumes_at(furthest).await;
         let mut html = (self.hub.inner.beat)();
         if resync_all {
             self.hub.inner.counters.resynced();
