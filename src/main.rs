@@ -1,3 +1,4 @@
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -165,10 +166,12 @@ async fn reload_on_hangup(tls: Tls) {
 }
 
 /// Logs go to stderr (stdout stays free for `--help`), filtered by `RUST_LOG`.
+/// Colours only on a terminal: journald, a file or a log shipper would keep the escape codes.
 fn init_logs(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => logs.init(),

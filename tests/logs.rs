@@ -137,6 +137,26 @@ async fn json_logs_on_stderr_have_access_and_stream_lines_and_never_the_token() 
     assert!(fields["duration_ms"].as_f64().unwrap() > 0.0, "{fields}");
 }
 
+/// Text logs written to a pipe (journald, a file, a shipper) are plain lines: no colour codes.
+#[tokio::test]
+async fn text_logs_off_a_terminal_carry_no_escape_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, addr) = serve(dir.path(), &["--drain-secs", "0"], &[]);
+    let page = Client::new(addr).get("/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    server.terminate();
+    let out = server.exited();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("herald::access") && stderr.contains("route=/"),
+        "an access line in text: {stderr}"
+    );
+    assert!(
+        !stderr.contains('\x1b'),
+        "escape codes in the log: {stderr:?}"
+    );
+}
+
 /// SSE messages in everything a stream received, heartbeats aside (each is a comment first).
 fn messages_in(raw: &str) -> u64 {
     raw.split_terminator("\n\n")
