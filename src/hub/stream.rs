@@ -24,8 +24,10 @@ pub struct LiveStream {
     opening: Option<bool>,
     /// Set until the first catch-up: the stream resumed from a cursor behind the logs' heads.
     replaying: bool,
-    /// Messages sent so far (heartbeats aside), by its task or by the fan-out.
+    /// Messages sent so far (heartbeats aside), and body bytes that reached its socket, by
+    /// its task or by the fan-out.
     messages: u64,
+    bytes: u64,
     broadcast_rx: watch::Receiver<u64>,
     private_rx: watch::Receiver<u64>,
     heartbeat_rx: watch::Receiver<Bytes>,
@@ -81,6 +83,7 @@ impl Hub {
             opening: Some(resync_all),
             replaying,
             messages: 0,
+            bytes: 0,
             wake: None,
         }
     }
@@ -135,7 +138,8 @@ impl LiveStream {
 
     /// `bytes` of what this stream's task had due reached its socket (or the HTTP/2
     /// connection); what the fan-out writes it counts itself.
-    pub fn delivered(&self, bytes: usize) {
+    pub fn delivered(&mut self, bytes: usize) {
+        self.bytes += bytes as u64;
         self.hub.inner.counters.delivered(bytes);
     }
 
@@ -149,6 +153,11 @@ impl LiveStream {
     /// fan-out: [`Parked::resume`] adds what that wrote).
     pub fn messages(&self) -> u64 {
         self.messages
+    }
+
+    /// Body bytes that reached the socket so far, counted as [`LiveStream::messages`] are.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
     }
 
     /// Hands a caught-up stream to the fan-out, which writes broadcast messages and heartbeats
@@ -324,7 +333,7 @@ impl Parked {
     /// that first).
     pub fn resume(mut self) -> (Box<LiveStream>, Vec<u8>) {
         let mut live = self.live.take().expect("parked stream");
-        let (cursor, unwritten, sent) = loop {
+        let taken = loop {
             // Only without `woken` first can a pass be writing to it: that one non-blocking
             // write is all there is to wait for.
             match live.hub.inner.fanout.unpark(&self.ticket) {
@@ -332,11 +341,12 @@ impl Parked {
                 None => std::thread::yield_now(),
             }
         };
-        live.cursor = cursor;
-        live.messages += sent;
+        live.cursor = taken.cursor;
+        live.messages += taken.sent;
+        live.bytes += taken.bytes;
         // The fan-out wrote the heartbeats while it was parked.
         live.heartbeat_rx.mark_unchanged();
-        (live, unwritten)
+        (live, taken.unwritten)
     }
 }
 

@@ -11,7 +11,7 @@
 use std::convert::Infallible;
 use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -70,14 +70,12 @@ pub fn live_response(live: LiveStream) -> Response {
                 None => Polled {
                     live: Some(slot.take()?),
                     started,
-                    bytes: 0,
                 },
             };
             let live = polled.live.as_mut()?;
             match live.next_chunk().await {
                 Some(chunk) => {
                     live.delivered(chunk.len());
-                    polled.bytes += chunk.len() as u64;
                     Some((Ok(chunk), Some(polled)))
                 }
                 None => {
@@ -97,13 +95,12 @@ pub fn live_response(live: LiveStream) -> Response {
 struct Polled {
     live: Option<LiveStream>,
     started: Instant,
-    bytes: u64,
 }
 
 impl Polled {
     fn end(&mut self, ended: Ended) {
         if let Some(live) = self.live.take() {
-            closed(&live, self.started, self.bytes, &ended);
+            closed(&live, self.started, &ended);
         }
     }
 }
@@ -141,13 +138,13 @@ impl fmt::Display for Ended {
 }
 
 /// A stream's line on close (target `herald::stream`), beside its request's access line.
-fn closed(live: &LiveStream, started: Instant, bytes: u64, ended: &Ended) {
+fn closed(live: &LiveStream, started: Instant, ended: &Ended) {
     tracing::info!(
         target: "herald::stream",
         client = %live.client(),
         duration_ms = started.elapsed().as_secs_f64() * 1000.0,
         messages = live.messages(),
-        bytes,
+        bytes = live.bytes(),
         ended = %ended,
         "stream closed",
     );
@@ -164,11 +161,8 @@ impl Takeover {
     }
 }
 
-/// A stream's socket, counting what is written to it by its task and by the fan-out.
-struct Socket {
-    tcp: TcpStream,
-    written: AtomicU64,
-}
+/// A stream's socket, as the fan-out writes to it.
+struct Socket(TcpStream);
 
 /// The fan-out's write is a plain non-blocking `send` on the descriptor, not tokio's
 /// `try_write`: that one first reads the socket's readiness from tokio's registration, a cache
@@ -177,11 +171,11 @@ struct Socket {
 /// writes go through tokio and find any stale readiness out at their first `WouldBlock`.
 impl Sink for Socket {
     fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
-        let written = SockRef::from(&self.tcp).send_with_flags(bytes, libc::MSG_NOSIGNAL);
-        STATS.write(Writer::Fanout, bytes.len(), &written);
-        let n = written?;
-        self.written.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
+        SockRef::from(&self.0).send_with_flags(bytes, libc::MSG_NOSIGNAL)
+    }
+
+    fn fd(&self) -> Option<RawFd> {
+        Some(self.0.as_raw_fd())
     }
 }
 
@@ -200,17 +194,9 @@ pub(super) async fn serve(
     slot: Slot,
 ) {
     let started = Instant::now();
-    let socket = Arc::new(Socket {
-        tcp,
-        written: AtomicU64::new(0),
-    });
+    let socket = Arc::new(Socket(tcp));
     let (live, ended) = follow(&socket, head, live, send_timeout, &mut stop).await;
-    closed(
-        &live,
-        started,
-        socket.written.load(Ordering::Relaxed),
-        &ended,
-    );
+    closed(&live, started, &ended);
     drop(slot);
 }
 
@@ -231,13 +217,11 @@ async fn follow(
                 continue;
             }
         }
-        let written = wire::write_all(&socket.tcp, &pending, send_timeout, stop, Writer::Task);
+        let written = wire::write_all(&socket.0, &pending, send_timeout, stop, Writer::Task);
         if let Err(e) = written.await {
             return (live, Ended::Write(e));
         }
-        let body = pending.len().saturating_sub(head);
-        socket.written.fetch_add(body as u64, Ordering::Relaxed);
-        live.delivered(body);
+        live.delivered(pending.len().saturating_sub(head));
         head = 0;
         pending = Vec::new();
         match due {
@@ -251,7 +235,7 @@ async fn follow(
                 let gone = loop {
                     tokio::select! {
                         () = parked.woken() => break false,
-                        gone = client_gone(&socket.tcp) => if gone {
+                        gone = client_gone(&socket.0) => if gone {
                             break true;
                         },
                     }
