@@ -50,16 +50,17 @@ use super::{Cursor, Inner};
 
 /// Something a stream's bytes can be written to without waiting: the stream's socket.
 pub trait Sink: Send + Sync + 'static {
-    /// Writes as much of `bytes` as fits now; `WouldBlock` when nothing does.
-    fn try_write(&self, bytes: &[u8]) -> io::Result<usize>;
+    /// The descriptor of the non-blocking socket this is, if it is one: a pass then sends on it
+    /// directly and never touches the sink itself. The sink's cache line, cold by the time a
+    /// pass reaches it, was read three times per delivery (the `Arc` cloned and dropped, the
+    /// descriptor read): 4.7% of the fan-out thread's CPU at 10,000 streams (BENCHMARKS.md,
+    /// "What bought which number").
+    fn fd(&self) -> Option<RawFd>;
 
-    /// The descriptor of a non-blocking socket that [`Sink::try_write`] writes to, if it is
-    /// one: a pass then sends on it directly and never touches the sink itself. The sink's
-    /// cache line, cold by the time a pass reaches it, was read three times per delivery (the
-    /// `Arc` cloned and dropped, the descriptor read): 4.7% of the fan-out thread's CPU at
-    /// 10,000 streams (BENCHMARKS.md, "Where the CPU goes").
-    fn fd(&self) -> Option<RawFd> {
-        None
+    /// For a sink that is no socket ([`Sink::fd`] is `None`): writes as much of `bytes` as
+    /// fits now; `WouldBlock` when nothing does.
+    fn try_write(&self, _bytes: &[u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::Unsupported.into())
     }
 }
 

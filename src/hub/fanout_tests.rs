@@ -36,6 +36,10 @@ impl Wire {
 }
 
 impl Sink for Wire {
+    fn fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
+
     fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
         let room = self.room.load(Ordering::SeqCst);
         if room == 0 {
@@ -367,6 +371,10 @@ async fn a_dropped_parked_stream_leaves_the_fan_out() {
 struct Broken;
 
 impl Sink for Broken {
+    fn fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
+
     fn try_write(&self, _: &[u8]) -> io::Result<usize> {
         panic!("a socket that panics in write");
     }
@@ -410,6 +418,10 @@ struct Gate {
 }
 
 impl Sink for Gate {
+    fn fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
+
     fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
         let _ = self.entered.try_send(());
         let _ = self.open.lock().unwrap().recv();

@@ -15,6 +15,10 @@ use super::*;
 struct Wire(Mutex<Vec<u8>>);
 
 impl Sink for Wire {
+    fn fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
+
     fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
         self.0.lock().unwrap().extend_from_slice(bytes);
         Ok(bytes.len())

@@ -20,7 +20,6 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::Stream;
-use socket2::SockRef;
 use tokio::net::TcpStream;
 
 use super::respond::MAX_WRITE;
@@ -170,10 +169,6 @@ struct Socket(TcpStream);
 /// 10,000 streams, BENCHMARKS.md). The registration only matters to the stream's task, whose
 /// writes go through tokio and find any stale readiness out at their first `WouldBlock`.
 impl Sink for Socket {
-    fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
-        SockRef::from(&self.0).send_with_flags(bytes, libc::MSG_NOSIGNAL)
-    }
-
     fn fd(&self) -> Option<RawFd> {
         Some(self.0.as_raw_fd())
     }
