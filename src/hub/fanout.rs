@@ -85,8 +85,9 @@ struct Entry {
     cursor: Cursor,
     wake: Arc<Notify>,
     state: State,
-    /// Messages and bytes written to it while parked (for its line on close).
+    /// Messages written to it while parked (for its line on close).
     sent: u64,
+    /// Bytes its socket took from the fan-out while parked (for the same line).
     bytes: u64,
 }
 
@@ -163,9 +164,9 @@ struct Job {
     cursor: Cursor,
     /// `Some` to hand the stream back, with the bytes its socket did not take.
     hand_back: Option<Vec<u8>>,
-    /// Messages in this write (what the socket did not take, its task writes next), and the
-    /// bytes the socket took.
+    /// Messages in this write (what the socket did not take, its task writes next).
     sent: u64,
+    /// Bytes the socket took of this write.
     bytes: u64,
 }
 

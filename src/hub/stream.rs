@@ -24,9 +24,9 @@ pub struct LiveStream {
     opening: Option<bool>,
     /// Set until the first catch-up: the stream resumed from a cursor behind the logs' heads.
     replaying: bool,
-    /// Messages sent so far (heartbeats aside), and body bytes that reached its socket, by
-    /// its task or by the fan-out.
+    /// Messages sent so far (heartbeats aside), by its task or by the fan-out.
     messages: u64,
+    /// Body bytes that reached its socket so far, by its task or by the fan-out.
     bytes: u64,
     broadcast_rx: watch::Receiver<u64>,
     private_rx: watch::Receiver<u64>,
