@@ -1010,11 +1010,15 @@ async fn over_http2_ten_windows_stay_live_and_the_tenth_posts_at_once() {
         .await;
     assert_eq!(protocol, json!("h2"));
     assert_eq!(app.state.hub.open_streams(), 10);
-    assert_eq!(
-        app.state.connections.open(),
-        1,
-        "ten pages and ten streams on one connection"
-    );
+    // Chrome sometimes has a second connection open just then (seen once in many runs: 2);
+    // it is given time to go, and the ten streams must be left on the one.
+    dashboard::wait_for(
+        "ten pages and ten streams on one connection",
+        Duration::from_secs(15),
+        async || (app.state.connections.open() == 1).then_some(()),
+    )
+    .await;
+    assert_eq!(app.state.hub.open_streams(), 10);
 
     // The tenth window is the current one: its form goes out beside nine open streams.
     submit_board(&browser, "from the tenth window").await;
