@@ -110,6 +110,11 @@ impl To {
     /// One non-blocking write of `bytes`; `Err` if the sink panicked.
     fn try_write(&self, bytes: &[u8]) -> std::thread::Result<io::Result<usize>> {
         let written = match self {
+            // A plain non-blocking `send`, not tokio's `try_write`: that one first reads the
+            // socket's readiness from tokio's registration, a cache line of its own per socket
+            // and cold by the time a pass reaches it (~6% of Herald's CPU at 10,000 streams,
+            // BENCHMARKS.md). The registration only matters to the stream's task, whose writes
+            // go through tokio and find any stale readiness out at their first `WouldBlock`.
             To::Fd(fd) => {
                 // SAFETY: the descriptor is the entry's socket's, which stays open while the
                 // entry lives, and the entry outlives this write (see `To::Fd`).

@@ -160,17 +160,10 @@ impl Takeover {
     }
 }
 
-/// A stream's socket, as the fan-out writes to it.
-struct Socket(TcpStream);
-
-/// The fan-out's write is a plain non-blocking `send` on the descriptor, not tokio's
-/// `try_write`: that one first reads the socket's readiness from tokio's registration, a cache
-/// line of its own per socket and cold by the time a pass reaches it (~6% of Herald's CPU at
-/// 10,000 streams, BENCHMARKS.md). The registration only matters to the stream's task, whose
-/// writes go through tokio and find any stale readiness out at their first `WouldBlock`.
-impl Sink for Socket {
+/// A stream's socket, which the fan-out writes to by its descriptor.
+impl Sink for TcpStream {
     fn fd(&self) -> Option<RawFd> {
-        Some(self.0.as_raw_fd())
+        Some(self.as_raw_fd())
     }
 }
 
@@ -189,14 +182,14 @@ pub(super) async fn serve(
     slot: Slot,
 ) {
     let started = Instant::now();
-    let socket = Arc::new(Socket(tcp));
+    let socket = Arc::new(tcp);
     let (live, ended) = follow(&socket, head, live, send_timeout, &mut stop).await;
     closed(&live, started, &ended);
     drop(slot);
 }
 
 async fn follow(
-    socket: &Arc<Socket>,
+    socket: &Arc<TcpStream>,
     mut pending: Vec<u8>,
     mut live: Box<LiveStream>,
     send_timeout: Duration,
@@ -212,7 +205,7 @@ async fn follow(
                 continue;
             }
         }
-        let written = wire::write_all(&socket.0, &pending, send_timeout, stop, Writer::Task);
+        let written = wire::write_all(socket, &pending, send_timeout, stop, Writer::Task);
         if let Err(e) = written.await {
             return (live, Ended::Write(e));
         }
@@ -230,7 +223,7 @@ async fn follow(
                 let gone = loop {
                     tokio::select! {
                         () = parked.woken() => break false,
-                        gone = client_gone(&socket.0) => if gone {
+                        gone = client_gone(socket) => if gone {
                             break true;
                         },
                     }
